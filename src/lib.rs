@@ -1,0 +1,8 @@
+//! `rtmp-server`: a small, dependable RTMP live-streaming server.
+//!
+//! [`protocol`] is the sans-IO core (handshake, chunks, AMF0, messages,
+//! commands, media tags); [`server`] drives it with one thread per
+//! connection; [`client`] is a blocking RTMP client used by the tests and
+//! tools; [`cli`] parses the Go-style command line.
+
+pub mod protocol;

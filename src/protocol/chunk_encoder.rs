@@ -1,0 +1,283 @@
+//! Splits outgoing messages into chunks with header compression.
+//!
+//! Header choice per chunk stream: format 0 for the first message, a new
+//! message stream id, a timestamp that goes backwards, or any timestamp at
+//! or past 0xFFFFFF (so the extended field is always absolute and the same
+//! on every continuation chunk); otherwise format 1 when length or type
+//! change, format 3 when the delta repeats that of the previous format 1/2
+//! header, and format 2 else.
+//!
+//! Because continuation chunks depend only on the chunk stream id, chunk
+//! size and timestamp, [`chunk_body`] can build a message's chunked body
+//! once and share it between every connection; each connection then writes
+//! only its own first-chunk header ([`ChunkEncoder::write_header`]).
+
+use std::collections::HashMap;
+
+use super::message::RawMessage;
+
+const EXTENDED: u32 = 0xff_ffff;
+
+/// The header fields of one outgoing message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageHeader {
+    pub csid: u32,
+    pub timestamp: u32,
+    pub length: u32,
+    pub type_id: u8,
+    pub stream_id: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct LastHeader {
+    timestamp: u32,
+    length: u32,
+    type_id: u8,
+    stream_id: u32,
+    /// The delta of the last format 1/2 header; `None` after format 0,
+    /// whose field a receiver would take as the delta (it is absolute).
+    delta: Option<u32>,
+}
+
+/// The sans-IO chunk encoder of one connection.
+#[derive(Debug)]
+pub struct ChunkEncoder {
+    chunk_size: usize,
+    streams: HashMap<u32, LastHeader>,
+}
+
+fn put_basic_header(fmt: u8, csid: u32, out: &mut Vec<u8>) {
+    let fmt = fmt << 6;
+    match csid {
+        0..=63 => out.push(fmt | csid as u8),
+        64..=319 => out.extend_from_slice(&[fmt, (csid - 64) as u8]),
+        _ => {
+            let id = csid.min(65599) - 64;
+            out.extend_from_slice(&[fmt | 1, id as u8, (id >> 8) as u8]);
+        }
+    }
+}
+
+fn put_u24(value: u32, out: &mut Vec<u8>) {
+    out.extend_from_slice(&value.to_be_bytes()[1..]);
+}
+
+/// The payload split into chunks of `chunk_size` with a type-3 header
+/// (carrying the extended timestamp when `timestamp` needs it) before each
+/// continuation. The first chunk's header is not included.
+pub fn chunk_body(payload: &[u8], chunk_size: usize, csid: u32, timestamp: u32) -> Vec<u8> {
+    let chunk_size = chunk_size.max(1);
+    let pieces = payload.len().div_ceil(chunk_size).max(1);
+    let mut out = Vec::with_capacity(payload.len() + (pieces - 1) * 8);
+    for (i, piece) in payload.chunks(chunk_size).enumerate() {
+        if i > 0 {
+            put_basic_header(3, csid, &mut out);
+            if timestamp >= EXTENDED {
+                out.extend_from_slice(&timestamp.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(piece);
+    }
+    out
+}
+
+impl ChunkEncoder {
+    pub fn new(chunk_size: usize) -> Self {
+        ChunkEncoder {
+            chunk_size: chunk_size.max(1),
+            streams: HashMap::new(),
+        }
+    }
+
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// Changes the chunk size for the following messages. The caller must
+    /// have written a Set Chunk Size message with the same value first.
+    pub fn set_chunk_size(&mut self, chunk_size: usize) {
+        self.chunk_size = chunk_size.max(1);
+    }
+
+    /// Writes the header of a message's first chunk, choosing the most
+    /// compact format that the receiver can decode unambiguously.
+    pub fn write_header(&mut self, header: &MessageHeader, out: &mut Vec<u8>) {
+        let previous = self.streams.get(&header.csid).copied();
+        let mut delta = None;
+        let fmt = match previous {
+            Some(p)
+                if p.stream_id == header.stream_id
+                    && header.timestamp < EXTENDED
+                    && header.timestamp >= p.timestamp =>
+            {
+                let d = header.timestamp - p.timestamp;
+                delta = Some(d);
+                if p.length != header.length || p.type_id != header.type_id {
+                    1
+                } else if p.delta == Some(d) {
+                    3
+                } else {
+                    2
+                }
+            }
+            _ => 0,
+        };
+        put_basic_header(fmt, header.csid, out);
+        match fmt {
+            0 => {
+                put_u24(header.timestamp.min(EXTENDED), out);
+                put_u24(header.length, out);
+                out.push(header.type_id);
+                out.extend_from_slice(&header.stream_id.to_le_bytes());
+                if header.timestamp >= EXTENDED {
+                    out.extend_from_slice(&header.timestamp.to_be_bytes());
+                }
+            }
+            1 => {
+                put_u24(delta.unwrap_or(0), out);
+                put_u24(header.length, out);
+                out.push(header.type_id);
+            }
+            2 => put_u24(delta.unwrap_or(0), out),
+            _ => {}
+        }
+        self.streams.insert(
+            header.csid,
+            LastHeader {
+                timestamp: header.timestamp,
+                length: header.length,
+                type_id: header.type_id,
+                stream_id: header.stream_id,
+                delta,
+            },
+        );
+    }
+
+    /// Writes a whole message (header and chunked payload) on `csid`.
+    pub fn write_message(&mut self, csid: u32, message: &RawMessage, out: &mut Vec<u8>) {
+        let header = MessageHeader {
+            csid,
+            timestamp: message.timestamp,
+            length: message.payload.len() as u32,
+            type_id: message.type_id,
+            stream_id: message.stream_id,
+        };
+        self.write_header(&header, out);
+        out.extend_from_slice(&chunk_body(
+            &message.payload,
+            self.chunk_size,
+            csid,
+            message.timestamp,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::chunk_decoder::ChunkDecoder;
+    use bytes::Bytes;
+
+    fn msg(timestamp: u32, len: usize, type_id: u8) -> RawMessage {
+        RawMessage {
+            type_id,
+            timestamp,
+            stream_id: 1,
+            payload: Bytes::from(vec![0x5a; len]),
+        }
+    }
+
+    fn header_formats(messages: &[RawMessage], chunk_size: usize) -> (Vec<u8>, Vec<u8>) {
+        let mut enc = ChunkEncoder::new(chunk_size);
+        let mut all = Vec::new();
+        let mut formats = Vec::new();
+        for m in messages {
+            let mut out = Vec::new();
+            enc.write_message(6, m, &mut out);
+            formats.push(out[0] >> 6);
+            all.extend(out);
+        }
+        (formats, all)
+    }
+
+    #[test]
+    fn compresses_headers_fmt0_to_fmt3() {
+        let messages = [
+            msg(0, 10, 9),
+            msg(40, 10, 9),  // delta 40: fmt 2
+            msg(80, 10, 9),  // delta 40 again: fmt 3
+            msg(120, 12, 9), // new length: fmt 1
+            msg(160, 12, 9), // delta repeats the fmt 1 delta: fmt 3
+            msg(150, 12, 9), // backwards: fmt 0
+        ];
+        let (formats, wire) = header_formats(&messages, 128);
+        assert_eq!(formats, vec![0, 2, 3, 1, 3, 0]);
+        let mut d = ChunkDecoder::new(1 << 20);
+        d.feed(&wire);
+        for m in &messages {
+            assert_eq!(d.decode().unwrap().as_ref(), Some(m));
+        }
+    }
+
+    #[test]
+    fn no_fmt3_new_message_directly_after_fmt0() {
+        let (formats, _) = header_formats(&[msg(0, 10, 9), msg(0, 10, 9)], 128);
+        assert_eq!(formats, vec![0, 2]);
+    }
+
+    #[test]
+    fn extended_timestamps_use_fmt0_and_repeat_on_continuations() {
+        let messages = [
+            msg(0xff_fffe, 300, 9),
+            msg(0xff_ffff, 300, 9),
+            msg(0x1_0000_0000u64 as u32 + 5, 300, 9),
+        ];
+        let (formats, wire) = header_formats(&messages, 128);
+        assert_eq!(formats, vec![0, 0, 0]);
+        // Second message: fmt0 header 12 bytes + 4 extended, 128 payload,
+        // then 0xC6 and the same 4-byte extended field.
+        let second = 12 + 300 + 2;
+        assert_eq!(&wire[second + 12..second + 16], &[0, 0xff, 0xff, 0xff]);
+        let cont = second + 16 + 128;
+        assert_eq!(&wire[cont..cont + 5], &[0xc6, 0, 0xff, 0xff, 0xff]);
+        let mut d = ChunkDecoder::new(1 << 20);
+        d.feed(&wire);
+        for m in &messages {
+            assert_eq!(d.decode().unwrap().as_ref(), Some(m));
+        }
+    }
+
+    #[test]
+    fn round_trips_across_the_32_bit_wrap() {
+        let stamps = [0xffff_ff00u32, 0xffff_ffd8, 0x10, 0x38, 0x60];
+        let messages: Vec<_> = stamps.iter().map(|&t| msg(t, 200, 9)).collect();
+        let (formats, wire) = header_formats(&messages, 128);
+        assert_eq!(formats, vec![0, 0, 0, 2, 3]);
+        let mut d = ChunkDecoder::new(1 << 20);
+        d.feed(&wire);
+        for m in &messages {
+            assert_eq!(d.decode().unwrap().as_ref(), Some(m));
+        }
+    }
+
+    #[test]
+    fn chunk_body_splits_with_type3_separators() {
+        let body = chunk_body(&[1; 10], 4, 6, 0);
+        assert_eq!(body, vec![1, 1, 1, 1, 0xc6, 1, 1, 1, 1, 0xc6, 1, 1]);
+        let body = chunk_body(&[1; 5], 4, 70, 0x0100_0000);
+        assert_eq!(body, vec![1, 1, 1, 1, 0xc0, 6, 1, 0, 0, 0, 1]);
+        assert!(chunk_body(&[], 4, 6, 0).is_empty());
+    }
+
+    #[test]
+    fn a_new_stream_id_forces_fmt0() {
+        let mut enc = ChunkEncoder::new(128);
+        let mut out = Vec::new();
+        enc.write_message(6, &msg(0, 3, 9), &mut out);
+        let mut other = msg(10, 3, 9);
+        other.stream_id = 2;
+        let start = out.len();
+        enc.write_message(6, &other, &mut out);
+        assert_eq!(out[start] >> 6, 0);
+    }
+}
