@@ -5,4 +5,8 @@
 //! connection; [`client`] is a blocking RTMP client used by the tests and
 //! tools; [`cli`] parses the Go-style command line.
 
+pub mod cli;
+pub mod client;
+pub mod config;
 pub mod protocol;
+pub mod server;

@@ -1,0 +1,343 @@
+//! The Go-style command line: `-listen :1935`, `--listen :1935` and
+//! `-listen=:1935` all work; `-h` lists every flag with its default.
+//! Arguments are rewritten into argh's `--flag value` form, parsed, then
+//! validated into a [`Config`] with one clear error line per bad value.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use argh::FromArgs;
+
+use crate::config::{Config, SlowSubscriberPolicy};
+
+/// rtmp-server: a small RTMP live-streaming server. Publish to
+/// rtmp://HOST/APP/NAME from OBS or ffmpeg, play the same URL.
+#[derive(FromArgs, Debug)]
+struct Flags {
+    /// address for RTMP, host:port or :port (default ":1935")
+    #[argh(option, default = "String::from(\":1935\")")]
+    listen: String,
+
+    /// outbound chunk size in bytes, 128..65536 (default 4096)
+    #[argh(option, default = "String::from(\"4096\")")]
+    chunk_size: String,
+
+    /// error|warn|info|debug|trace (default info; RUST_LOG also works)
+    #[argh(option)]
+    log_level: Option<String>,
+
+    /// keep the last GOP so players start instantly, true|false (default true)
+    #[argh(option, default = "String::from(\"true\")")]
+    gop_cache: String,
+
+    /// what to do with a player that cannot keep up: skip (drop to the next keyframe) or disconnect (default skip)
+    #[argh(option, default = "String::from(\"skip\")")]
+    slow_subscriber: String,
+
+    /// drop a publisher that sends nothing for this long (default 10s)
+    #[argh(option, default = "String::from(\"10s\")")]
+    publisher_timeout: String,
+
+    /// close a player whose socket accepts nothing for this long (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    write_timeout: String,
+
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+}
+
+/// Flags that take no value.
+const SWITCHES: &[&str] = &["help", "version"];
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    Run {
+        config: Config,
+        log_level: Option<log::LevelFilter>,
+    },
+    /// Print this text to stdout and exit 0 (help, version).
+    Print(String),
+}
+
+/// A command line that cannot be run; print it and exit with status 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Rewrites Go-style arguments into the `--flag value` form argh parses.
+fn normalize(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--" {
+            out.push(arg.clone());
+            out.extend(iter.by_ref().cloned());
+            break;
+        }
+        let name = match arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) {
+            Some(name) if name.starts_with(|c: char| c.is_ascii_alphabetic()) => name,
+            _ => {
+                out.push(arg.clone());
+                continue;
+            }
+        };
+        let (name, inline_value) = match name.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (name, None),
+        };
+        let name = if name == "h" { "help" } else { name };
+        out.push(format!("--{name}"));
+        match inline_value {
+            Some(value) => out.push(value.to_owned()),
+            // The next argument is this flag's value, even if it starts
+            // with a dash.
+            None if !SWITCHES.contains(&name) => out.extend(iter.next().cloned()),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
+    let normalized = normalize(args);
+    let refs: Vec<&str> = normalized.iter().map(String::as_str).collect();
+    let flags = match Flags::from_args(&[program], &refs) {
+        Ok(flags) => flags,
+        Err(exit) if exit.status.is_ok() => {
+            return Ok(Invocation::Print(go_style_help(&exit.output)));
+        }
+        Err(exit) => {
+            let line = exit.output.lines().next().unwrap_or("invalid arguments");
+            return Err(UsageError(format!(
+                "{program}: {} (see -h)",
+                go_style_help(line)
+            )));
+        }
+    };
+    if flags.version {
+        return Ok(Invocation::Print(format!(
+            "rtmp-server {}\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let log_level = flags
+        .log_level
+        .as_deref()
+        .map(|v| {
+            v.parse::<log::LevelFilter>()
+                .map_err(|_| invalid("log-level", v, "want error, warn, info, debug or trace"))
+        })
+        .transpose()?;
+    let config = Config {
+        listen: parse_listen(&flags.listen)?,
+        chunk_size: parse_chunk_size(&flags.chunk_size)?,
+        gop_cache: parse_bool("gop-cache", &flags.gop_cache)?,
+        slow_subscriber: match flags.slow_subscriber.as_str() {
+            "skip" => SlowSubscriberPolicy::Skip,
+            "disconnect" => SlowSubscriberPolicy::Disconnect,
+            other => return Err(invalid("slow-subscriber", other, "want skip or disconnect")),
+        },
+        publisher_timeout: parse_duration("publisher-timeout", &flags.publisher_timeout)?,
+        write_timeout: parse_duration("write-timeout", &flags.write_timeout)?,
+        ..Config::default()
+    };
+    Ok(Invocation::Run { config, log_level })
+}
+
+fn go_style_help(text: &str) -> String {
+    text.replace("--", "-")
+}
+
+fn invalid(flag: &str, value: &str, why: &str) -> UsageError {
+    UsageError(format!(
+        "rtmp-server: invalid value {value:?} for flag -{flag}: {why}"
+    ))
+}
+
+/// `:1935` listens on every IPv4 interface, as Go's `net.Listen` does;
+/// `host:port` and `[v6]:port` are resolved.
+fn parse_listen(value: &str) -> Result<SocketAddr, UsageError> {
+    let full = if value.starts_with(':') {
+        format!("0.0.0.0{value}")
+    } else {
+        value.to_owned()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| invalid("listen", value, "want host:port or :port"))
+}
+
+fn parse_chunk_size(value: &str) -> Result<usize, UsageError> {
+    match value.parse::<usize>() {
+        Ok(n) if (128..=65536).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            "chunk-size",
+            value,
+            "want a number from 128 to 65536",
+        )),
+    }
+}
+
+fn parse_bool(flag: &str, value: &str) -> Result<bool, UsageError> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(invalid(flag, other, "want true or false")),
+    }
+}
+
+/// Go durations (`10s`, `500ms`, `1m30s`); a bare number means seconds.
+fn parse_duration(flag: &str, value: &str) -> Result<Duration, UsageError> {
+    let parsed = match value.parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(value),
+    };
+    match parsed {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(invalid(
+            flag,
+            value,
+            "want a positive duration such as 10s, 500ms or 1m30s",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn config(list: &[&str]) -> Config {
+        match parse("rtmp-server", &args(list)).unwrap() {
+            Invocation::Run { config, .. } => config,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn go_style_single_dash_double_dash_and_equals() {
+        for form in [
+            vec!["-listen", "127.0.0.1:1936"],
+            vec!["--listen", "127.0.0.1:1936"],
+            vec!["-listen=127.0.0.1:1936"],
+            vec!["--listen=127.0.0.1:1936"],
+        ] {
+            assert_eq!(
+                config(&form).listen,
+                "127.0.0.1:1936".parse().unwrap(),
+                "{form:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]);
+        assert_eq!(c.listen, "0.0.0.0:1935".parse().unwrap());
+        assert_eq!(c.chunk_size, 4096);
+        assert!(c.gop_cache);
+        assert_eq!(c.slow_subscriber, SlowSubscriberPolicy::Skip);
+        assert_eq!(c.publisher_timeout, Duration::from_secs(10));
+        assert_eq!(c.write_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn every_flag_parses() {
+        let c = config(&[
+            "-listen",
+            ":1940",
+            "-chunk-size",
+            "60000",
+            "-gop-cache=false",
+            "-slow-subscriber",
+            "disconnect",
+            "-publisher-timeout",
+            "1m30s",
+            "-write-timeout",
+            "500ms",
+            "-log-level",
+            "debug",
+        ]);
+        assert_eq!(c.listen.port(), 1940);
+        assert_eq!(c.chunk_size, 60000);
+        assert!(!c.gop_cache);
+        assert_eq!(c.slow_subscriber, SlowSubscriberPolicy::Disconnect);
+        assert_eq!(c.publisher_timeout, Duration::from_secs(90));
+        assert_eq!(c.write_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn invalid_values_name_the_flag() {
+        for (list, flag) in [
+            (vec!["-chunk-size", "127"], "-chunk-size"),
+            (vec!["-chunk-size", "65537"], "-chunk-size"),
+            (vec!["-chunk-size", "big"], "-chunk-size"),
+            (vec!["-gop-cache", "maybe"], "-gop-cache"),
+            (vec!["-slow-subscriber", "wait"], "-slow-subscriber"),
+            (vec!["-publisher-timeout", "0s"], "-publisher-timeout"),
+            (vec!["-write-timeout", "soon"], "-write-timeout"),
+            (vec!["-listen", "nonsense"], "-listen"),
+            (vec!["-log-level", "loud"], "-log-level"),
+            (vec!["-bogus", "1"], "-bogus"),
+            (vec!["-listen"], "-listen"),
+        ] {
+            let err = parse("rtmp-server", &args(&list)).unwrap_err();
+            assert!(err.0.contains(flag), "{list:?}: {err}");
+            assert_eq!(err.0.lines().count(), 1, "{err}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_flag_with_its_default_in_go_style() {
+        for h in ["-h", "--help", "-help"] {
+            let Invocation::Print(text) = parse("rtmp-server", &args(&[h])).unwrap() else {
+                panic!("no help for {h}");
+            };
+            for flag in [
+                "-listen",
+                "-chunk-size",
+                "-log-level",
+                "-gop-cache",
+                "-slow-subscriber",
+                "-publisher-timeout",
+                "-write-timeout",
+                "-version",
+            ] {
+                assert!(text.contains(flag), "{flag} missing from help");
+            }
+            assert!(!text.contains("--"), "help should show Go-style flags");
+            assert!(text.contains("default \":1935\""));
+        }
+    }
+
+    #[test]
+    fn version() {
+        let Invocation::Print(text) = parse("rtmp-server", &args(&["-version"])).unwrap() else {
+            panic!();
+        };
+        assert!(text.starts_with("rtmp-server "));
+    }
+
+    #[test]
+    fn values_starting_with_a_dash_stay_values() {
+        assert_eq!(
+            normalize(&args(&["-log-level", "-x", "-version"])),
+            args(&["--log-level", "-x", "--version"])
+        );
+    }
+}

@@ -1,0 +1,61 @@
+//! The server's validated settings. Built from the command line by
+//! [`crate::cli`], or directly by tests and embedders.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// What to do with a player whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowSubscriberPolicy {
+    /// Drop its media until the next keyframe, so its decoder never gets
+    /// a frame whose reference was dropped.
+    Skip,
+    /// Close its connection.
+    Disconnect,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the RTMP listener binds.
+    pub listen: SocketAddr,
+    /// Outbound chunk size, announced with Set Chunk Size at connect.
+    pub chunk_size: usize,
+    /// Keep the last GOP so players start at once.
+    pub gop_cache: bool,
+    pub slow_subscriber: SlowSubscriberPolicy,
+    /// A publisher that sends nothing for this long is dropped.
+    pub publisher_timeout: Duration,
+    /// A player whose socket accepts nothing for this long is closed.
+    pub write_timeout: Duration,
+    /// Time allowed for the handshake, and for a connection to say what
+    /// it wants (connect, publish or play) after it.
+    pub handshake_timeout: Duration,
+    /// Longest message accepted from a peer.
+    pub max_message_size: usize,
+    /// Per-player queue bounds.
+    pub queue_max_messages: usize,
+    pub queue_max_bytes: usize,
+    /// GOP cache bounds; past either the cache is dropped until the next
+    /// keyframe.
+    pub gop_max_messages: usize,
+    pub gop_max_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            chunk_size: 4096,
+            gop_cache: true,
+            slow_subscriber: SlowSubscriberPolicy::Skip,
+            publisher_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_message_size: 4 * 1024 * 1024,
+            queue_max_messages: 1024,
+            queue_max_bytes: 8 * 1024 * 1024,
+            gop_max_messages: 2500,
+            gop_max_bytes: 32 * 1024 * 1024,
+        }
+    }
+}

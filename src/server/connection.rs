@@ -1,0 +1,665 @@
+//! One RTMP connection, on its own thread: the blocking handshake, then the
+//! chunk read loop that dispatches control messages, commands, metadata and
+//! media. A publisher's media goes straight to its stream from this thread;
+//! a player gets a writer thread (see `subscriber`) for its media, while
+//! this thread keeps reading its commands and acknowledgements.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::Shared;
+use super::conn_writer::{ConnWriter, Frame};
+use super::packet::{Packet, PacketKind, csid};
+use super::stream::Stream;
+use super::stream_key::StreamKey;
+use super::subscriber::{self, SubscriberShared};
+use crate::protocol::aggregate::{self, AggregateError};
+use crate::protocol::amf0::{self, Value};
+use crate::protocol::chunk_decoder::{ChunkDecoder, ChunkError};
+use crate::protocol::command::{self, Command, CommandError, Level, status};
+use crate::protocol::data;
+use crate::protocol::handshake::{HandshakeError, ServerHandshake};
+use crate::protocol::message::{
+    BandwidthLimit, Message, MessageError, RawMessage, UserControl, type_id,
+};
+
+/// Window Acknowledgement Size and peer bandwidth the server announces.
+const WINDOW_ACK_SIZE: u32 = 5_000_000;
+const READ_BUFFER_SIZE: usize = 16 * 1024;
+/// Longest command name repeated in a log line.
+const MAX_LOGGED_NAME: usize = 64;
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum SessionError {
+    Io(io::Error),
+    /// The peer closed the connection.
+    Closed,
+    HandshakeTimeout,
+    Handshake(HandshakeError),
+    /// Connected but asked for nothing in time.
+    Idle,
+    /// A publisher that sent nothing for `-publisher-timeout`.
+    PublisherTimeout,
+    Chunk(ChunkError),
+    Message(MessageError),
+    Command(CommandError),
+    Aggregate(AggregateError),
+    /// A request out of order, e.g. `publish` before `connect`.
+    Protocol(&'static str),
+    /// A request the server refused (and told the client why).
+    Rejected(String),
+    ShuttingDown,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Io(e) => write!(f, "socket error: {e}"),
+            SessionError::Closed => write!(f, "closed by peer"),
+            SessionError::HandshakeTimeout => write!(f, "handshake timed out"),
+            SessionError::Handshake(e) => write!(f, "handshake failed: {e}"),
+            SessionError::Idle => write!(f, "no connect, publish or play in time"),
+            SessionError::PublisherTimeout => write!(f, "publisher sent nothing in time"),
+            SessionError::Chunk(e) => write!(f, "bad chunk stream: {e}"),
+            SessionError::Message(e) => write!(f, "bad message: {e}"),
+            SessionError::Command(e) => write!(f, "bad command: {e}"),
+            SessionError::Aggregate(e) => write!(f, "bad aggregate: {e}"),
+            SessionError::Protocol(what) => write!(f, "protocol violation: {what}"),
+            SessionError::Rejected(why) => write!(f, "rejected: {why}"),
+            SessionError::ShuttingDown => write!(f, "server shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+macro_rules! from_error {
+    ($($source:ty => $variant:ident),*) => {
+        $(impl From<$source> for SessionError {
+            fn from(e: $source) -> Self {
+                SessionError::$variant(e)
+            }
+        })*
+    };
+}
+
+impl From<io::Error> for SessionError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::UnexpectedEof => SessionError::Closed,
+            _ => SessionError::Io(e),
+        }
+    }
+}
+
+from_error!(HandshakeError => Handshake, ChunkError => Chunk,
+    MessageError => Message, CommandError => Command, AggregateError => Aggregate);
+
+enum Role {
+    /// Connected (or not yet): neither publishing nor playing.
+    Idle,
+    Publisher {
+        stream: Arc<Stream>,
+        key: StreamKey,
+        stream_id: u32,
+    },
+    Player {
+        stream: Arc<Stream>,
+        key: StreamKey,
+        subscriber: Arc<SubscriberShared>,
+        stream_id: u32,
+    },
+}
+
+struct Session {
+    id: u64,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    writer: Arc<ConnWriter>,
+    decoder: ChunkDecoder,
+    app: Option<String>,
+    next_stream_id: u32,
+    role: Role,
+    bytes_received: u64,
+    bytes_acknowledged: u64,
+    peer_window: u32,
+    warned_stray_media: bool,
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Serves one accepted connection until it ends, then logs why.
+pub fn serve(shared: Arc<Shared>, socket: TcpStream, id: u64, peer: SocketAddr) {
+    // Dropping the session closes the socket and leaves its stream.
+    let result =
+        Session::new(Arc::clone(&shared), socket, id, peer).and_then(|mut session| session.run());
+    match result {
+        Err(SessionError::Closed) => log::info!("conn#{id} {peer} closed by peer"),
+        Err(SessionError::ShuttingDown) => log::debug!("conn#{id} {peer} closed for shutdown"),
+        Err(
+            e @ (SessionError::Io(_)
+            | SessionError::Rejected(_)
+            | SessionError::PublisherTimeout
+            | SessionError::Idle),
+        ) => {
+            log::info!("conn#{id} {peer} closed: {e}")
+        }
+        Err(e) => log::warn!("conn#{id} {peer} closed: {e}"),
+        Ok(()) => log::info!("conn#{id} {peer} closed"),
+    }
+}
+
+impl Session {
+    fn new(
+        shared: Arc<Shared>,
+        socket: TcpStream,
+        id: u64,
+        peer: SocketAddr,
+    ) -> Result<Session, SessionError> {
+        socket.set_write_timeout(Some(shared.config.write_timeout))?;
+        let writer = Arc::new(ConnWriter::new(socket.try_clone()?)?);
+        Ok(Session {
+            id,
+            peer,
+            decoder: ChunkDecoder::new(shared.config.max_message_size),
+            shared,
+            socket,
+            writer,
+            app: None,
+            next_stream_id: 1,
+            role: Role::Idle,
+            bytes_received: 0,
+            bytes_acknowledged: 0,
+            peer_window: 0,
+            warned_stray_media: false,
+        })
+    }
+
+    fn run(&mut self) -> Result<(), SessionError> {
+        self.handshake()?;
+        self.socket
+            .set_read_timeout(Some(self.shared.config.handshake_timeout))?;
+        let mut buffer = vec![0u8; READ_BUFFER_SIZE];
+        loop {
+            while let Some(message) = self.decoder.decode()? {
+                self.handle(message, true)?;
+            }
+            if self.shared.shutting_down.load(Ordering::Relaxed) {
+                return Err(SessionError::ShuttingDown);
+            }
+            let n = match self.socket.read(&mut buffer) {
+                Ok(0) => return Err(SessionError::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => {
+                    return Err(match self.role {
+                        Role::Publisher { .. } => SessionError::PublisherTimeout,
+                        _ => SessionError::Idle,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.count_received(n)?;
+            self.decoder.feed(&buffer[..n]);
+        }
+    }
+
+    fn handshake(&mut self) -> Result<(), SessionError> {
+        let deadline = Instant::now() + self.shared.config.handshake_timeout;
+        let uptime_ms = self.shared.started.elapsed().as_millis() as u32;
+        let mut handshake = ServerHandshake::new(uptime_ms);
+        let mut buffer = [0u8; 4096];
+        while !handshake.is_done() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SessionError::HandshakeTimeout);
+            }
+            self.socket.set_read_timeout(Some(left))?;
+            let n = match self.socket.read(&mut buffer) {
+                Ok(0) => return Err(SessionError::Closed),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_timeout(&e) => return Err(SessionError::HandshakeTimeout),
+                Err(e) => return Err(e.into()),
+            };
+            let mut input = &buffer[..n];
+            while !input.is_empty() && !handshake.is_done() {
+                let used = handshake.feed(input)?;
+                input = &input[used..];
+                let output = handshake.take_output();
+                if !output.is_empty() {
+                    (&self.socket).write_all(&output)?;
+                }
+            }
+            if handshake.is_done() {
+                self.count_received(input.len())?;
+                self.decoder.feed(input);
+            }
+        }
+        log::debug!(
+            "conn#{} {} handshake done ({:?})",
+            self.id,
+            self.peer,
+            handshake.kind()
+        );
+        Ok(())
+    }
+
+    /// Counts received chunk bytes and acknowledges each window's worth
+    /// with the total so far, mod 2^32.
+    fn count_received(&mut self, n: usize) -> Result<(), SessionError> {
+        self.bytes_received += n as u64;
+        if self.peer_window > 0
+            && self.bytes_received - self.bytes_acknowledged >= self.peer_window as u64
+        {
+            self.bytes_acknowledged = self.bytes_received;
+            let ack = Message::Acknowledgement {
+                sequence: self.bytes_received as u32,
+            };
+            self.send_control(ack)?;
+        }
+        Ok(())
+    }
+
+    fn send_control(&self, message: Message) -> io::Result<()> {
+        self.writer.send(csid::CONTROL, message.encode(0, 0))
+    }
+
+    fn send_command(&self, stream_id: u32, values: Vec<Value>) -> io::Result<()> {
+        let chunk_stream = if stream_id == 0 {
+            csid::COMMAND
+        } else {
+            csid::STREAM
+        };
+        self.writer
+            .send(chunk_stream, Message::Command(values).encode(0, stream_id))
+    }
+
+    fn send_status(
+        &self,
+        stream_id: u32,
+        level: Level,
+        code: &str,
+        description: &str,
+    ) -> io::Result<()> {
+        self.send_command(stream_id, command::on_status(level, code, description))
+    }
+
+    fn handle(&mut self, raw: RawMessage, top_level: bool) -> Result<(), SessionError> {
+        match Message::decode(&raw)? {
+            Message::SetChunkSize(size) => {
+                log::debug!("conn#{} peer chunk size {size}", self.id)
+            }
+            Message::WindowAckSize(size) => self.peer_window = size,
+            Message::UserControl(UserControl::PingRequest(timestamp)) => {
+                self.send_control(Message::UserControl(UserControl::PingResponse(timestamp)))?
+            }
+            Message::Audio(payload) => self.on_media(PacketKind::Audio, raw.timestamp, payload),
+            Message::Video(payload) => self.on_media(PacketKind::Video, raw.timestamp, payload),
+            Message::Data(values) => self.on_data(raw.timestamp, values),
+            Message::Command(values) => self.on_command(raw.stream_id, &values)?,
+            Message::Aggregate(_) if top_level => {
+                for sub in aggregate::split(&raw)? {
+                    if matches!(
+                        sub.type_id,
+                        type_id::AUDIO | type_id::VIDEO | type_id::DATA_AMF0
+                    ) {
+                        self.handle(sub, false)?;
+                    }
+                }
+            }
+            // Acknowledgements, bandwidth, abort (applied by the decoder),
+            // other user control events, shared objects, nested aggregates.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_media(&mut self, kind: PacketKind, timestamp: u32, payload: bytes::Bytes) {
+        match &self.role {
+            Role::Publisher { stream, .. } => {
+                if !payload.is_empty() {
+                    stream.publish(Packet::new(kind, timestamp, payload));
+                }
+            }
+            _ => {
+                if !self.warned_stray_media {
+                    self.warned_stray_media = true;
+                    log::warn!(
+                        "conn#{} {} sent media without publishing; dropped",
+                        self.id,
+                        self.peer
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_data(&mut self, timestamp: u32, values: Vec<Value>) {
+        let Role::Publisher { stream, .. } = &self.role else {
+            return;
+        };
+        let (player_form, is_metadata) = match data::metadata_for_players(&values) {
+            Some(metadata) => (metadata, true),
+            None => (values, false),
+        };
+        let packet = Packet::new(
+            PacketKind::Data,
+            timestamp,
+            amf0::encode_all(&player_form).into(),
+        );
+        if is_metadata {
+            stream.set_metadata(packet);
+        } else {
+            stream.publish(packet);
+        }
+    }
+
+    fn on_command(&mut self, stream_id: u32, values: &[Value]) -> Result<(), SessionError> {
+        match Command::parse(values)? {
+            Command::Connect {
+                transaction_id,
+                app,
+                object_encoding,
+                ..
+            } => self.on_connect(transaction_id, app, object_encoding)?,
+            Command::CreateStream { transaction_id } => {
+                self.require_connected("createStream before connect")?;
+                let id = self.next_stream_id;
+                self.next_stream_id = self.next_stream_id.saturating_add(1);
+                self.send_command(0, command::result(transaction_id, Value::Number(id as f64)))?;
+            }
+            Command::ReleaseStream { transaction_id, .. }
+            | Command::FcUnpublish { transaction_id, .. } => {
+                self.send_command(0, command::result(transaction_id, Value::Undefined))?;
+            }
+            Command::FcPublish {
+                transaction_id,
+                name,
+            } => {
+                self.send_command(0, command::result(transaction_id, Value::Undefined))?;
+                self.send_command(0, command::on_fc_publish(&name))?;
+            }
+            Command::Publish { name, .. } => {
+                self.on_publish(stream_id, name.unwrap_or_default())?
+            }
+            Command::Play { name, .. } => self.on_play(stream_id, name.unwrap_or_default())?,
+            Command::DeleteStream { stream_id: id, .. } => self.on_close_stream(id)?,
+            Command::CloseStream { .. } => self.on_close_stream(stream_id)?,
+            Command::GetStreamLength { transaction_id, .. } => {
+                self.send_command(0, command::result(transaction_id, Value::Number(0.0)))?;
+            }
+            Command::ReceiveAudio(on) => self.set_player_flag(|s| &s.receive_audio, on),
+            Command::ReceiveVideo(on) => self.set_player_flag(|s| &s.receive_video, on),
+            Command::Pause { paused, .. } => self.on_pause(stream_id, paused)?,
+            Command::Response { name, .. } => log::debug!("conn#{} peer sent {name}", self.id),
+            Command::Unknown {
+                name,
+                transaction_id,
+            } => {
+                let shown: String = name.chars().take(MAX_LOGGED_NAME).collect();
+                log::info!("conn#{} {} unknown command {shown:?}", self.id, self.peer);
+                if transaction_id != 0.0 {
+                    let reply = command::error(
+                        transaction_id,
+                        "NetConnection.Call.Failed",
+                        "Unknown command.",
+                    );
+                    self.send_command(stream_id, reply)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn require_connected(&self, what: &'static str) -> Result<&str, SessionError> {
+        self.app.as_deref().ok_or(SessionError::Protocol(what))
+    }
+
+    fn on_connect(
+        &mut self,
+        transaction_id: f64,
+        app: Option<String>,
+        object_encoding: Option<f64>,
+    ) -> Result<(), SessionError> {
+        if self.app.is_some() {
+            return Err(SessionError::Protocol("second connect"));
+        }
+        let Some(app) = app.filter(|a| !a.trim_matches('/').is_empty()) else {
+            self.send_command(
+                0,
+                command::connect_rejected(transaction_id, "No application name given."),
+            )?;
+            return Err(SessionError::Rejected("connect without an app".into()));
+        };
+        self.send_control(Message::WindowAckSize(WINDOW_ACK_SIZE))?;
+        self.send_control(Message::SetPeerBandwidth {
+            size: WINDOW_ACK_SIZE,
+            limit: BandwidthLimit::Dynamic,
+        })?;
+        self.writer.set_chunk_size(self.shared.config.chunk_size)?;
+        self.send_command(
+            0,
+            command::connect_result(transaction_id, object_encoding.unwrap_or(0.0)),
+        )?;
+        self.app = Some(app);
+        Ok(())
+    }
+
+    fn stream_key(
+        &self,
+        name: &str,
+        stream_id: u32,
+        code: &str,
+        what: &'static str,
+    ) -> Result<StreamKey, SessionError> {
+        let app = self.require_connected(what)?;
+        if !matches!(self.role, Role::Idle) {
+            self.send_status(
+                stream_id,
+                Level::Error,
+                code,
+                "This connection already publishes or plays.",
+            )?;
+            return Err(SessionError::Rejected(
+                "second publish or play on one connection".into(),
+            ));
+        }
+        StreamKey::new(app, name).map_err(|e| {
+            let _ = self.send_status(stream_id, Level::Error, code, "Invalid stream name.");
+            SessionError::Rejected(e.to_string())
+        })
+    }
+
+    fn on_publish(&mut self, stream_id: u32, name: String) -> Result<(), SessionError> {
+        let key = self.stream_key(
+            &name,
+            stream_id,
+            status::PUBLISH_BAD_NAME,
+            "publish before connect",
+        )?;
+        let Ok(stream) = self.shared.registry.publish(&key, self.id) else {
+            self.send_status(
+                stream_id,
+                Level::Error,
+                status::PUBLISH_BAD_NAME,
+                "Stream already publishing.",
+            )?;
+            return Err(SessionError::Rejected(format!(
+                "{key} already has a publisher"
+            )));
+        };
+        self.role = Role::Publisher {
+            stream,
+            key,
+            stream_id,
+        };
+        self.socket
+            .set_read_timeout(Some(self.shared.config.publisher_timeout))?;
+        self.send_control(Message::UserControl(UserControl::StreamBegin(stream_id)))?;
+        self.send_status(
+            stream_id,
+            Level::Status,
+            status::PUBLISH_START,
+            "Publishing.",
+        )?;
+        if let Role::Publisher { key, .. } = &self.role {
+            log::info!("conn#{} {} publishing {key}", self.id, self.peer);
+        }
+        Ok(())
+    }
+
+    fn on_play(&mut self, stream_id: u32, name: String) -> Result<(), SessionError> {
+        let key = self.stream_key(&name, stream_id, status::PLAY_FAILED, "play before connect")?;
+        let subscriber = Arc::new(SubscriberShared::new(self.id));
+        let (stream, subscription) =
+            self.shared
+                .registry
+                .subscribe(&key, Arc::clone(&subscriber), Arc::clone(&self.writer));
+        // Recorded before anything can fail, so leaving always unsubscribes.
+        self.role = Role::Player {
+            stream: Arc::clone(&stream),
+            key,
+            subscriber: Arc::clone(&subscriber),
+            stream_id,
+        };
+        self.socket.set_read_timeout(None)?;
+        let announce = [
+            Frame::Message {
+                csid: csid::CONTROL,
+                message: Message::UserControl(UserControl::StreamBegin(stream_id)).encode(0, 0),
+            },
+            subscriber::status_message(
+                Level::Status,
+                status::PLAY_RESET,
+                "Playing and resetting.",
+                stream_id,
+            ),
+            subscriber::status_message(
+                Level::Status,
+                status::PLAY_START,
+                "Started playing.",
+                stream_id,
+            ),
+            subscriber::data_message(data::sample_access(), stream_id),
+        ];
+        self.writer.write_frames(announce, stream_id)?;
+        // The writer thread runs on its own; it ends when the queue is
+        // released (the player leaves) or its socket fails.
+        subscriber::spawn_writer(
+            format!("play-{}", self.id),
+            subscriber,
+            subscription.rx,
+            subscription.catch_up,
+            Arc::clone(&self.writer),
+            stream_id,
+        )?;
+        if let Role::Player { key, .. } = &self.role {
+            let waiting = if stream.has_publisher() {
+                ""
+            } else {
+                " (waiting for a publisher)"
+            };
+            log::info!("conn#{} {} playing {key}{waiting}", self.id, self.peer);
+        }
+        Ok(())
+    }
+
+    fn on_close_stream(&mut self, stream_id: u32) -> Result<(), SessionError> {
+        let (ours, was_publishing) = match self.role {
+            Role::Idle => (false, false),
+            Role::Publisher { stream_id: id, .. } => (id == stream_id, true),
+            Role::Player { stream_id: id, .. } => (id == stream_id, false),
+        };
+        if !ours {
+            return Ok(());
+        }
+        self.leave_role();
+        if was_publishing {
+            self.send_status(
+                stream_id,
+                Level::Status,
+                status::UNPUBLISH_SUCCESS,
+                "Stopped publishing.",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn set_player_flag(
+        &self,
+        flag: impl Fn(&SubscriberShared) -> &std::sync::atomic::AtomicBool,
+        on: bool,
+    ) {
+        if let Role::Player { subscriber, .. } = &self.role {
+            let was = flag(subscriber).swap(on, Ordering::Relaxed);
+            if on && !was {
+                subscriber.wants_keyframe.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn on_pause(&mut self, stream_id: u32, paused: bool) -> Result<(), SessionError> {
+        let Role::Player { subscriber, .. } = &self.role else {
+            return Ok(());
+        };
+        subscriber.paused.store(paused, Ordering::Relaxed);
+        let code = if paused {
+            status::PAUSE_NOTIFY
+        } else {
+            subscriber.wants_keyframe.store(true, Ordering::Relaxed);
+            status::UNPAUSE_NOTIFY
+        };
+        self.send_status(
+            stream_id,
+            Level::Status,
+            code,
+            if paused { "Paused." } else { "Unpaused." },
+        )?;
+        Ok(())
+    }
+
+    /// Stops publishing or playing: players are told a publisher left, a
+    /// player's writer thread ends once its queue is released.
+    fn leave_role(&mut self) {
+        match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Idle => {}
+            Role::Publisher { stream, key, .. } => {
+                self.shared.registry.unpublish(&stream, self.id);
+                log::info!("conn#{} {} stopped publishing {key}", self.id, self.peer);
+            }
+            Role::Player {
+                stream,
+                key,
+                subscriber,
+                ..
+            } => {
+                // Releasing the queue ends the writer thread once it has
+                // written what is queued (or at once, if the socket is shut).
+                self.shared.registry.unsubscribe(&stream, subscriber.id);
+                log::debug!("conn#{} {} stopped playing {key}", self.id, self.peer);
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Also runs while unwinding from a panic: nothing is left claimed.
+        self.writer.shutdown();
+        self.leave_role();
+    }
+}

@@ -1,0 +1,153 @@
+//! Stream keys: `app/name` with any `?query` split off and kept (for later
+//! authentication), and a redacted form that is safe to log.
+
+use std::fmt;
+
+/// Longest stream name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamKey {
+    app: String,
+    name: String,
+    query: Option<String>,
+}
+
+/// Why a stream name cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    Empty,
+    TooLong(usize),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Empty => write!(f, "empty stream name"),
+            KeyError::TooLong(n) => write!(f, "stream name of {n} bytes (limit {MAX_NAME_LEN})"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+fn split_query(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (s, None),
+    }
+}
+
+impl StreamKey {
+    /// Builds a key from the `connect` app and the `publish`/`play` name.
+    /// Queries on either are split off; the name's wins if both have one.
+    pub fn new(app: &str, name: &str) -> Result<StreamKey, KeyError> {
+        if name.len() > MAX_NAME_LEN {
+            return Err(KeyError::TooLong(name.len()));
+        }
+        let (app, app_query) = split_query(app);
+        let (name, name_query) = split_query(name);
+        let app = app.trim_matches('/');
+        let name = name.trim_matches('/');
+        if name.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(StreamKey {
+            app: app.to_owned(),
+            name: name.to_owned(),
+            query: name_query.or(app_query).map(str::to_owned),
+        })
+    }
+
+    /// `app/name`, the registry key. May contain a secret stream key: log
+    /// [`StreamKey::redacted`] instead.
+    pub fn as_path(&self) -> String {
+        format!("{}/{}", self.app, self.name)
+    }
+
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The query string given with the name, if any (never logged).
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
+    }
+
+    /// `app/abc***`: enough to tell streams apart in a log, not enough to
+    /// hijack one.
+    pub fn redacted(&self) -> String {
+        redact_path(&self.as_path())
+    }
+}
+
+/// Redacts the name part of an `app/name` path for logging.
+pub fn redact_path(path: &str) -> String {
+    let (app, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let shown: String = name.chars().take(3).collect();
+    let hidden = name.chars().count() > 3;
+    match (app.is_empty(), hidden) {
+        (true, true) => format!("{shown}***"),
+        (true, false) => "***".to_owned(),
+        (false, true) => format!("{app}/{shown}***"),
+        (false, false) => format!("{app}/***"),
+    }
+}
+
+impl fmt::Display for StreamKey {
+    /// Always the redacted form, so a key cannot be logged in full by
+    /// accident.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_split_off_and_kept() {
+        let key = StreamKey::new("live", "mystream?token=s3cret").unwrap();
+        assert_eq!(key.as_path(), "live/mystream");
+        assert_eq!(key.query(), Some("token=s3cret"));
+        let key = StreamKey::new("live?token=a", "cam").unwrap();
+        assert_eq!(key.as_path(), "live/cam");
+        assert_eq!(key.query(), Some("token=a"));
+    }
+
+    #[test]
+    fn display_never_shows_the_whole_name_or_query() {
+        let key = StreamKey::new("live", "live_1234567890abcdef?token=s3cret").unwrap();
+        let shown = key.to_string();
+        assert_eq!(shown, "live/liv***");
+        assert!(!shown.contains("1234") && !shown.contains("s3cret"));
+        assert_eq!(
+            StreamKey::new("live", "ab").unwrap().to_string(),
+            "live/***"
+        );
+    }
+
+    #[test]
+    fn bad_names() {
+        assert_eq!(StreamKey::new("live", ""), Err(KeyError::Empty));
+        assert_eq!(StreamKey::new("live", "?x=1"), Err(KeyError::Empty));
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        assert_eq!(
+            StreamKey::new("live", &long),
+            Err(KeyError::TooLong(MAX_NAME_LEN + 1))
+        );
+        assert!(StreamKey::new("live", &"a".repeat(MAX_NAME_LEN)).is_ok());
+    }
+
+    #[test]
+    fn redacts_paths() {
+        assert_eq!(redact_path("live/abcdef"), "live/abc***");
+        assert_eq!(redact_path("abcdef"), "abc***");
+        assert_eq!(redact_path("ab"), "***");
+    }
+}

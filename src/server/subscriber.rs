@@ -1,0 +1,336 @@
+//! A player's subscription: the bounded queue the publisher pushes into
+//! without ever blocking, the slow-subscriber policy applied when it is
+//! full, and the writer thread that drains it to the player's socket.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use super::conn_writer::{ConnWriter, Frame};
+use super::packet::{Packet, PacketKind, csid};
+use crate::config::SlowSubscriberPolicy;
+use crate::protocol::amf0::Value;
+use crate::protocol::command::{self, Level, status};
+use crate::protocol::message::{Message, UserControl};
+
+/// Queue slots kept free of media for stream events, so that a full queue
+/// can still be told the publisher left.
+const EVENT_RESERVE: usize = 8;
+/// Most queued items written in one batch (one vectored write).
+const MAX_BATCH: usize = 128;
+const WRITER_STACK_SIZE: usize = 128 * 1024;
+
+/// What a player's queue carries.
+pub enum Outbound {
+    Media(Arc<Packet>),
+    /// A publisher started on the stream the player waits on.
+    PublishStarted,
+    /// The publisher left.
+    PublishEnded,
+}
+
+/// Counters and switches shared by the player's threads and the stream.
+#[derive(Debug)]
+pub struct SubscriberShared {
+    pub id: u64,
+    queued_bytes: AtomicUsize,
+    pub receive_audio: AtomicBool,
+    pub receive_video: AtomicBool,
+    pub paused: AtomicBool,
+    /// Set on unpause: skip to the next keyframe.
+    pub wants_keyframe: AtomicBool,
+    pub dropped_messages: AtomicU64,
+    pub skip_events: AtomicU64,
+    pub bytes_sent: AtomicU64,
+}
+
+impl SubscriberShared {
+    pub fn new(id: u64) -> Self {
+        SubscriberShared {
+            id,
+            queued_bytes: AtomicUsize::new(0),
+            receive_audio: AtomicBool::new(true),
+            receive_video: AtomicBool::new(true),
+            paused: AtomicBool::new(false),
+            wants_keyframe: AtomicBool::new(false),
+            dropped_messages: AtomicU64::new(0),
+            skip_events: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The publisher's side of one player: owned by the stream, touched only
+/// under the stream's lock.
+pub struct SubscriberSlot {
+    pub shared: Arc<SubscriberShared>,
+    tx: Sender<Outbound>,
+    conn: Arc<ConnWriter>,
+    max_messages: usize,
+    max_bytes: usize,
+    /// Dropping media until the next point a decoder can resume from.
+    skipping: bool,
+    /// A sequence header or metadata was dropped while skipping: resend
+    /// the current ones before resuming.
+    missed_headers: bool,
+}
+
+/// What became of a packet offered to a player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// Not wanted (paused, receiveAudio/receiveVideo false).
+    Filtered,
+    Dropped,
+    /// The slow-subscriber policy says close this player.
+    Disconnect,
+}
+
+/// The stream state a slot needs to decide where a player may resume.
+pub struct ResumeContext<'a> {
+    /// Audio frames are sync points when the stream has no video.
+    pub audio_only: bool,
+    /// Current metadata and sequence headers, resent after a skip.
+    pub headers: &'a [Arc<Packet>],
+    pub policy: SlowSubscriberPolicy,
+}
+
+impl SubscriberSlot {
+    /// Creates a player's queue; `wait_for_keyframe` makes it start at the
+    /// next keyframe (when no GOP cache let it start earlier).
+    pub fn new(
+        shared: Arc<SubscriberShared>,
+        conn: Arc<ConnWriter>,
+        max_messages: usize,
+        max_bytes: usize,
+        wait_for_keyframe: bool,
+    ) -> (SubscriberSlot, Receiver<Outbound>) {
+        let (tx, rx) = crossbeam_channel::bounded(max_messages + EVENT_RESERVE);
+        let slot = SubscriberSlot {
+            shared,
+            tx,
+            conn,
+            max_messages,
+            max_bytes,
+            skipping: wait_for_keyframe,
+            missed_headers: false,
+        };
+        (slot, rx)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    fn has_room(&self, bytes: usize) -> bool {
+        let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
+        self.tx.len() < self.max_messages && (queued == 0 || queued + bytes <= self.max_bytes)
+    }
+
+    fn enqueue(&self, packet: &Arc<Packet>) {
+        self.shared
+            .queued_bytes
+            .fetch_add(packet.payload.len(), Ordering::Relaxed);
+        // Room was checked: the queue cannot be full of media here, and the
+        // only other sender is the publisher thread holding the same lock.
+        let _ = self.tx.try_send(Outbound::Media(Arc::clone(packet)));
+    }
+
+    fn drop_packet(&mut self, packet: &Packet) -> Offer {
+        if packet.sequence_header || packet.kind == PacketKind::Data {
+            self.missed_headers = true;
+        }
+        self.shared.dropped_messages.fetch_add(1, Ordering::Relaxed);
+        Offer::Dropped
+    }
+
+    /// Offers a live packet without ever blocking.
+    pub fn offer(&mut self, packet: &Arc<Packet>, ctx: &ResumeContext<'_>) -> Offer {
+        let shared = &self.shared;
+        let wanted = match packet.kind {
+            PacketKind::Audio => shared.receive_audio.load(Ordering::Relaxed),
+            PacketKind::Video => shared.receive_video.load(Ordering::Relaxed),
+            PacketKind::Data => true,
+        };
+        if !wanted || shared.paused.load(Ordering::Relaxed) {
+            return Offer::Filtered;
+        }
+        if shared.wants_keyframe.swap(false, Ordering::Relaxed) {
+            self.skipping = true;
+        }
+        if self.skipping {
+            let sync_point = packet.keyframe
+                || (ctx.audio_only && packet.kind == PacketKind::Audio && !packet.sequence_header);
+            if !sync_point {
+                return self.drop_packet(packet);
+            }
+            let resend: &[Arc<Packet>] = if self.missed_headers {
+                ctx.headers
+            } else {
+                &[]
+            };
+            let needed: usize =
+                resend.iter().map(|p| p.payload.len()).sum::<usize>() + packet.payload.len();
+            if !self.has_room(needed) || self.tx.len() + resend.len() >= self.max_messages {
+                return self.drop_packet(packet);
+            }
+            for header in resend {
+                self.enqueue(header);
+            }
+            self.skipping = false;
+            self.missed_headers = false;
+            self.enqueue(packet);
+            return Offer::Queued;
+        }
+        if !self.has_room(packet.payload.len()) {
+            return match ctx.policy {
+                SlowSubscriberPolicy::Disconnect => Offer::Disconnect,
+                SlowSubscriberPolicy::Skip => {
+                    self.skipping = true;
+                    self.shared.skip_events.fetch_add(1, Ordering::Relaxed);
+                    self.drop_packet(packet)
+                }
+            };
+        }
+        self.enqueue(packet);
+        Offer::Queued
+    }
+
+    /// Queues a stream event; false if even the reserve is full.
+    pub fn notify(&mut self, event: Outbound) -> bool {
+        if matches!(event, Outbound::PublishEnded | Outbound::PublishStarted) {
+            // A new publisher's stream starts with its own headers and
+            // keyframe: nothing from the old one needs resending.
+            self.missed_headers = false;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Closes the player's connection (slow-subscriber `disconnect`).
+    pub fn disconnect(&self) {
+        self.conn.shutdown();
+    }
+}
+
+/// Starts the thread that writes a player's catch-up packets, then its
+/// queue, to its socket. It ends when the queue's sender is dropped (the
+/// player left the stream) or the socket fails.
+pub fn spawn_writer(
+    name: String,
+    shared: Arc<SubscriberShared>,
+    rx: Receiver<Outbound>,
+    catch_up: Vec<Arc<Packet>>,
+    conn: Arc<ConnWriter>,
+    stream_id: u32,
+) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name(name)
+        .stack_size(WRITER_STACK_SIZE)
+        .spawn(move || {
+            if let Err(e) = run_writer(&shared, &rx, catch_up, &conn, stream_id) {
+                log::debug!("player writer {} stopped: {e}", shared.id);
+                conn.shutdown();
+            }
+        })
+}
+
+fn event_frames(event: &Outbound, stream_id: u32) -> Vec<Frame<'static>> {
+    let status_frame = |code: &str, description: &str| Frame::Message {
+        csid: csid::STREAM,
+        message: Message::Command(command::on_status(Level::Status, code, description))
+            .encode(0, stream_id),
+    };
+    let control = |event: UserControl| Frame::Message {
+        csid: csid::CONTROL,
+        message: Message::UserControl(event).encode(0, 0),
+    };
+    match event {
+        Outbound::PublishStarted => vec![
+            control(UserControl::StreamBegin(stream_id)),
+            status_frame(status::PLAY_PUBLISH_NOTIFY, "Stream is now published."),
+        ],
+        Outbound::PublishEnded => vec![
+            status_frame(status::PLAY_UNPUBLISH_NOTIFY, "Stream was unpublished."),
+            control(UserControl::StreamEof(stream_id)),
+        ],
+        Outbound::Media(_) => Vec::new(),
+    }
+}
+
+fn run_writer(
+    shared: &SubscriberShared,
+    rx: &Receiver<Outbound>,
+    catch_up: Vec<Arc<Packet>>,
+    conn: &ConnWriter,
+    stream_id: u32,
+) -> io::Result<()> {
+    let catch_up_bytes: usize = catch_up.iter().map(|p| p.payload.len()).sum();
+    conn.write_frames(catch_up.iter().map(|p| Frame::Packet(p)), stream_id)?;
+    shared
+        .bytes_sent
+        .fetch_add(catch_up_bytes as u64, Ordering::Relaxed);
+    drop(catch_up);
+    let mut batch: Vec<Outbound> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let media_bytes: usize = batch
+            .iter()
+            .map(|item| match item {
+                Outbound::Media(p) => p.payload.len(),
+                _ => 0,
+            })
+            .sum();
+        let frames = batch.iter().flat_map(|item| {
+            // Vec::new() does not allocate: media costs no allocation here.
+            let (packet, events) = match item {
+                Outbound::Media(packet) => (Some(Frame::Packet(packet)), Vec::new()),
+                event => (None, event_frames(event, stream_id)),
+            };
+            packet.into_iter().chain(events)
+        });
+        let result = conn.write_frames(frames, stream_id);
+        shared
+            .queued_bytes
+            .fetch_sub(media_bytes, Ordering::Relaxed);
+        result?;
+        shared
+            .bytes_sent
+            .fetch_add(media_bytes as u64, Ordering::Relaxed);
+        batch.clear();
+    }
+    Ok(())
+}
+
+/// `onStatus` for a player, on its message stream id.
+pub fn status_message(
+    level: Level,
+    code: &str,
+    description: &str,
+    stream_id: u32,
+) -> Frame<'static> {
+    Frame::Message {
+        csid: csid::STREAM,
+        message: Message::Command(command::on_status(level, code, description))
+            .encode(0, stream_id),
+    }
+}
+
+/// A data message (e.g. `|RtmpSampleAccess`) on a player's stream.
+pub fn data_message(values: Vec<Value>, stream_id: u32) -> Frame<'static> {
+    Frame::Message {
+        csid: csid::STREAM,
+        message: Message::Data(values).encode(0, stream_id),
+    }
+}
