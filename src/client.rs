@@ -193,7 +193,7 @@ impl Client {
         let transaction_id = values.get(1).and_then(Value::as_number).unwrap_or(0.0);
         self.command(0, values)?;
         loop {
-            let message = self.read_message()?;
+            let message = self.read_wire()?;
             if let Ok(Message::Command(values)) = Message::decode(&message)
                 && let Ok(Command::Response {
                     name,
@@ -216,7 +216,7 @@ impl Client {
     /// Waits for an `onStatus` on the current stream; error level fails.
     fn wait_status(&mut self) -> Result<String, ClientError> {
         loop {
-            let message = self.read_message()?;
+            let message = self.read_wire()?;
             if let Ok(Message::Command(values)) = Message::decode(&message)
                 && values.first().and_then(Value::as_str) == Some("onStatus")
             {
@@ -311,9 +311,15 @@ impl Client {
 
     /// Reads the next message; answers pings along the way.
     pub fn read_message(&mut self) -> Result<RawMessage, ClientError> {
-        if let Some(message) = self.pending.pop_front() {
-            return Ok(message);
+        match self.pending.pop_front() {
+            Some(message) => Ok(message),
+            None => self.read_wire(),
         }
+    }
+
+    /// Reads the next message from the connection, bypassing the messages
+    /// set aside while waiting for a response.
+    fn read_wire(&mut self) -> Result<RawMessage, ClientError> {
         loop {
             if let Some(message) = self.decoder.decode()? {
                 if let Ok(Message::UserControl(UserControl::PingRequest(ts))) =

@@ -9,7 +9,7 @@ pub mod packet;
 pub mod registry;
 pub mod stream;
 pub mod stream_key;
-mod subscriber;
+pub mod subscriber;
 
 use std::collections::HashMap;
 use std::io;
@@ -49,14 +49,14 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
-/// Stops a running server from another thread.
+/// Observes and stops a running server from other threads.
 #[derive(Clone)]
-pub struct ShutdownHandle {
+pub struct ServerHandle {
     shared: Arc<Shared>,
     wake_addr: SocketAddr,
 }
 
-impl ShutdownHandle {
+impl ServerHandle {
     /// Stops accepting, tells players their streams ended, closes every
     /// connection; [`Server::run`] then returns.
     pub fn shutdown(&self) {
@@ -64,6 +64,11 @@ impl ShutdownHandle {
             // Wake the accept loop.
             let _ = TcpStream::connect_timeout(&self.wake_addr, Duration::from_secs(1));
         }
+    }
+
+    /// The live streams.
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
     }
 }
 
@@ -90,7 +95,7 @@ impl Server {
         self.local_addr
     }
 
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
+    pub fn handle(&self) -> ServerHandle {
         let mut wake_addr = self.local_addr;
         if wake_addr.ip().is_unspecified() {
             wake_addr.set_ip(match wake_addr {
@@ -98,15 +103,10 @@ impl Server {
                 SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
             });
         }
-        ShutdownHandle {
+        ServerHandle {
             shared: Arc::clone(&self.shared),
             wake_addr,
         }
-    }
-
-    /// Streams currently known (for tests and status).
-    pub fn registry(&self) -> &Registry {
-        &self.shared.registry
     }
 
     /// Accepts connections until shut down, then closes them all.

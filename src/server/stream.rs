@@ -13,7 +13,9 @@ use super::conn_writer::ConnWriter;
 use super::gop_cache::GopCache;
 use super::packet::{Packet, PacketKind};
 use super::stream_key::redact_path;
-use super::subscriber::{Offer, Outbound, ResumeContext, SubscriberShared, SubscriberSlot};
+use super::subscriber::{
+    Offer, Outbound, ResumeContext, SubscriberShared, SubscriberSlot, SubscriberStats,
+};
 use crate::config::{Config, SlowSubscriberPolicy};
 
 struct StreamState {
@@ -145,6 +147,16 @@ impl Stream {
 
     pub fn subscriber_count(&self) -> usize {
         self.state.lock().subscribers.len()
+    }
+
+    /// Delivery figures of each player.
+    pub fn subscriber_stats(&self) -> Vec<SubscriberStats> {
+        self.state
+            .lock()
+            .subscribers
+            .iter()
+            .map(|slot| slot.shared.stats())
+            .collect()
     }
 
     /// Records a packet from the publisher and offers it to every player.

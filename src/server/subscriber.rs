@@ -63,6 +63,30 @@ impl SubscriberShared {
     }
 }
 
+/// A snapshot of one player's delivery figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberStats {
+    pub id: u64,
+    /// Media bytes waiting in its queue.
+    pub queued_bytes: usize,
+    pub dropped_messages: u64,
+    pub skip_events: u64,
+    /// Media payload bytes written to its socket.
+    pub bytes_sent: u64,
+}
+
+impl SubscriberShared {
+    pub fn stats(&self) -> SubscriberStats {
+        SubscriberStats {
+            id: self.id,
+            queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
+            dropped_messages: self.dropped_messages.load(Ordering::Relaxed),
+            skip_events: self.skip_events.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// The publisher's side of one player: owned by the stream, touched only
 /// under the stream's lock.
 pub struct SubscriberSlot {
