@@ -19,27 +19,27 @@ struct Flags {
     #[argh(option, default = "String::from(\":1935\")")]
     listen: String,
 
-    /// outbound chunk size in bytes, 128..65536 (default 4096)
+    /// outbound chunk size, 128..65536 (default 4096)
     #[argh(option, default = "String::from(\"4096\")")]
     chunk_size: String,
 
-    /// error|warn|info|debug|trace (default info; RUST_LOG also works)
+    /// error|warn|info|debug|trace, or RUST_LOG (default info)
     #[argh(option)]
     log_level: Option<String>,
 
-    /// keep the last GOP so players start instantly, true|false (default true)
+    /// cache the last GOP for instant start (default true)
     #[argh(option, default = "String::from(\"true\")")]
     gop_cache: String,
 
-    /// what to do with a player that cannot keep up: skip (drop to the next keyframe) or disconnect (default skip)
+    /// lagging player: skip to keyframe|disconnect (default skip)
     #[argh(option, default = "String::from(\"skip\")")]
     slow_subscriber: String,
 
-    /// drop a publisher that sends nothing for this long (default 10s)
+    /// drop a publisher silent this long (default 10s)
     #[argh(option, default = "String::from(\"10s\")")]
     publisher_timeout: String,
 
-    /// close a player whose socket accepts nothing for this long (default 30s)
+    /// close a player that accepts nothing this long (default 30s)
     #[argh(option, default = "String::from(\"30s\")")]
     write_timeout: String,
 

@@ -228,25 +228,38 @@ fn a_player_that_never_reads_does_not_hold_back_others() {
     });
     let mut publisher = publisher(server.addr, "stuck");
     publisher.send_video(0, &avc_sequence_header()).unwrap();
-    let stuck = Client::connect(server.addr, "live").unwrap();
-    let mut stuck = stuck;
-    stuck.play("stuck").unwrap();
-    let stuck_socket = stuck.socket().try_clone().unwrap();
+    // Plays, then never reads again.
+    let _stuck = player(server.addr, "stuck");
     let mut reader = player(server.addr, "stuck");
     let frames = 600u32;
-    let reading = thread::spawn(move || read_media(&mut reader, frames as usize + 1).unwrap());
+    let (progress_tx, progress) = std::sync::mpsc::channel();
+    let reading = thread::spawn(move || {
+        let mut numbers = Vec::new();
+        while numbers.len() < frames as usize {
+            let m = reader.read_message().unwrap();
+            if m.type_id == type_id::VIDEO && m.payload[1] == 1 {
+                numbers.push(frame_number(&m.payload).unwrap());
+                let _ = progress_tx.send(numbers.len());
+            }
+        }
+        numbers
+    });
     let started = Instant::now();
     // 600 x 50 KB = 30 MB: far more than the stuck player's socket buffers
-    // and queue can hold.
+    // and queue can hold. The publisher moves on as soon as the reading
+    // player has each GOP (so a slow test machine cannot make that player
+    // fall behind); it never waits for the stuck one.
     for gop in 0..frames / 30 {
         send_gop(&mut publisher, gop * 30, 30, 50_000);
+        let want = (gop as usize + 1) * 30;
+        while progress
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reader stalled")
+            < want
+        {}
     }
     let publish_time = started.elapsed();
-    let got = reading.join().unwrap();
-    let numbers: Vec<_> = got[1..]
-        .iter()
-        .filter_map(|m| frame_number(&m.payload))
-        .collect();
+    let numbers = reading.join().unwrap();
     assert_eq!(
         numbers,
         (0..frames).collect::<Vec<_>>(),
@@ -258,8 +271,7 @@ fn a_player_that_never_reads_does_not_hold_back_others() {
     assert!(stuck_stats.dropped_messages > 0, "{stats:?}");
     assert!(stuck_stats.skip_events > 0);
     assert!(stuck_stats.queued_bytes <= (1 << 20) + 50_100, "{stats:?}");
-    assert!(publish_time < Duration::from_secs(30), "{publish_time:?}");
-    drop(stuck_socket);
+    assert!(publish_time < Duration::from_secs(60), "{publish_time:?}");
 }
 
 #[test]
@@ -683,4 +695,22 @@ fn random_bytes_instead_of_a_handshake_close_the_connection_only() {
     let n = std::io::Read::read(&mut garbage, &mut buf).unwrap_or(0);
     assert_eq!(n, 0, "server closed the connection");
     let _still_serving = publisher(server.addr, "after-garbage");
+}
+
+#[test]
+fn a_player_whose_socket_accepts_nothing_is_closed_after_the_write_timeout() {
+    let server = TestServer::with(|c| c.write_timeout = Duration::from_millis(500));
+    let mut publisher = publisher(server.addr, "deaf");
+    let _deaf = player(server.addr, "deaf");
+    let stream = server.registry().get("live/deaf").unwrap();
+    // Keep sending until the server gives up on the player: its socket
+    // buffers fill, then a write makes no progress for 500 ms.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut n = 0;
+    while stream.subscriber_count() > 0 && Instant::now() < deadline {
+        send_gop(&mut publisher, n * 30, 30, 20_000);
+        n += 1;
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stream.subscriber_count(), 0, "deaf player still subscribed");
 }

@@ -142,7 +142,8 @@ mod tests {
         let b = packet.chunked_body(128);
         assert_eq!(a.as_ptr(), b.as_ptr());
         assert_eq!(a.len(), 302);
-        assert_eq!(packet.chunked_body(100).len(), 303);
+        assert_eq!(packet.chunked_body(100).len(), 302);
+        assert_eq!(packet.chunked_body(99).len(), 303);
     }
 
     #[test]

@@ -1,0 +1,222 @@
+//! The real binary: flags as users type them, startup line, signals, logs.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::{read_media, video_frame};
+use rtmp_server::client::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rtmp-server");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(BIN).args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle`.
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("no log line with {needle:?}; saw {:?}", self.log);
+    }
+
+    fn listen_addr(&mut self) -> SocketAddr {
+        let line = self.wait_line("RTMP server listening on ");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// Sends SIGTERM; returns the exit code and how long exiting took.
+    fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                return (None, started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn help_lists_every_flag_with_defaults() {
+    for flag in ["-h", "--help"] {
+        let (code, stdout, _) = run(&[flag]);
+        assert_eq!(code, 0);
+        for expected in [
+            "-listen",
+            "(default \":1935\")",
+            "-chunk-size",
+            "(default 4096)",
+            "-log-level",
+            "-gop-cache",
+            "(default true)",
+            "-slow-subscriber",
+            "(default skip)",
+            "-publisher-timeout",
+            "(default 10s)",
+            "-write-timeout",
+            "(default 30s)",
+            "-version",
+        ] {
+            assert!(
+                stdout.contains(expected),
+                "{expected} missing from:\n{stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn version_prints_and_exits() {
+    let (code, stdout, _) = run(&["-version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout.trim(),
+        format!("rtmp-server {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn invalid_values_exit_2_with_one_line_naming_the_flag() {
+    for (args, flag) in [
+        (vec!["-chunk-size", "5"], "-chunk-size"),
+        (vec!["-gop-cache", "maybe"], "-gop-cache"),
+        (vec!["-slow-subscriber=wait"], "-slow-subscriber"),
+        (vec!["-publisher-timeout", "forever"], "-publisher-timeout"),
+        (vec!["-write-timeout", "-1s"], "-write-timeout"),
+        (vec!["-log-level", "chatty"], "-log-level"),
+        (vec!["-listen", "not an address"], "-listen"),
+        (vec!["-no-such-flag"], "-no-such-flag"),
+    ] {
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_busy_listen_address_is_a_startup_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = run(&["-listen", &addr]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("-listen"), "{stderr}");
+}
+
+#[test]
+fn serves_with_go_style_flags_and_exits_0_on_sigterm() {
+    for listen in [
+        vec!["-listen", "127.0.0.1:0"],
+        vec!["--listen", "127.0.0.1:0"],
+        vec!["-listen=127.0.0.1:0"],
+    ] {
+        let mut args = listen.clone();
+        args.extend(["-chunk-size", "8192", "-gop-cache=true"]);
+        let mut server = Running::start(&args);
+        let addr = server.listen_addr();
+        let mut publisher = Client::connect(addr, "live").unwrap();
+        publisher.publish("mysecretkey42?token=hunter2").unwrap();
+        let mut player = Client::connect(addr, "live").unwrap();
+        player.play("mysecretkey42").unwrap();
+        publisher
+            .send_video(0, &video_frame(1, true, 20_000))
+            .unwrap();
+        let got = read_media(&mut player, 1).unwrap();
+        assert_eq!(got[0].payload.len(), 20_000);
+        server.wait_line("playing live/mys***");
+
+        let (code, took) = server.terminate();
+        assert_eq!(code, Some(0), "{listen:?}: {:?}", server.log);
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        let log = server.log.join("\n");
+        assert!(
+            !log.contains("mysecretkey42"),
+            "stream key logged in full:\n{log}"
+        );
+        assert!(!log.contains("hunter2"), "token logged:\n{log}");
+    }
+}
+
+#[test]
+fn log_level_flag_controls_verbosity() {
+    let mut quiet = Running::start(&["-listen", "127.0.0.1:0", "-log-level", "warn"]);
+    // Nothing at info level: the listening line does not appear.
+    assert!(
+        quiet
+            .lines
+            .recv_timeout(Duration::from_millis(500))
+            .is_err()
+    );
+    let mut verbose = Running::start(&["-listen", "127.0.0.1:0", "-log-level", "debug"]);
+    let addr = verbose.listen_addr();
+    let _client = Client::connect(addr, "live").unwrap();
+    verbose.wait_line("handshake done");
+    let _ = quiet.terminate();
+}

@@ -1,0 +1,290 @@
+//! End-to-end tests with real clients: ffmpeg publishes a synthetic
+//! H.264 + AAC `lavfi` stream (and records what it sent), ffmpeg and
+//! rtmpdump play it, and ffprobe compares what came out with what went in.
+//!
+//! `scripts/test.sh` installs the tools and sets `RTMP_SERVER_E2E=require`,
+//! so a missing tool fails the run there; plain `cargo test` skips instead.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{TestServer, wait_for};
+
+fn tool_available(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("RTMP_SERVER_E2E").as_deref() != Ok("require"),
+            "{tool} is required but not installed"
+        );
+        eprintln!("skipping: {tool} not installed");
+    }
+    found
+}
+
+fn work_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{test}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// ffmpeg publishing `seconds` of 25 fps test video and 44.1 kHz sine
+/// audio to `url`, also recording exactly what it sent to `record`.
+fn spawn_publisher(url: &str, record: &Path, seconds: u32, gop: u32) -> Child {
+    let tee = format!("[f=flv]{url}|[f=flv]{}", record.display());
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-g", &gop.to_string(), "-c:a", "aac", "-b:a", "64k"])
+        .args(["-f", "tee", &tee])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg publisher")
+}
+
+fn spawn_ffmpeg_player(url: &str, out: &Path) -> Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            url,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+        ])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg player")
+}
+
+fn spawn_rtmpdump(url: &str, out: &Path) -> Child {
+    Command::new("rtmpdump")
+        .args(["-q", "--live", "-m", "3", "-r", url, "-o"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rtmpdump")
+}
+
+/// Waits for a child for at most `limit`; kills it past that.
+fn finish(mut child: Child, limit: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    panic!(
+        "{what} did not finish within {limit:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Probe {
+    codecs: Vec<String>,
+    video_frames: u64,
+    audio_frames: u64,
+}
+
+fn probe(file: &Path) -> Probe {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,codec_name,nb_read_frames",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ffprobe {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut probe = Probe {
+        codecs: Vec::new(),
+        video_frames: 0,
+        audio_frames: 0,
+    };
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let [name, kind, frames] = fields[..] else {
+            continue;
+        };
+        let frames: u64 = frames.parse().unwrap_or(0);
+        probe.codecs.push(name.to_owned());
+        match kind {
+            "video" => probe.video_frames = frames,
+            "audio" => probe.audio_frames = frames,
+            _ => {}
+        }
+    }
+    probe.codecs.sort();
+    probe
+}
+
+fn first_video_frame_is_key(file: &Path) -> bool {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    first.split(',').next().map(str::trim) == Some("1")
+}
+
+/// `ffmpeg -v error -i FILE -f null -` must print nothing.
+fn decode_errors(file: &Path) -> String {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_clean_copy(file: &Path) {
+    assert!(
+        first_video_frame_is_key(file),
+        "{}: first video frame is not a keyframe",
+        file.display()
+    );
+    let errors = decode_errors(file);
+    assert!(
+        errors.is_empty(),
+        "{} decodes with errors: {errors}",
+        file.display()
+    );
+}
+
+#[test]
+fn ffmpeg_and_rtmpdump_players_receive_exactly_what_ffmpeg_published() {
+    if !tool_available("ffmpeg") || !tool_available("ffprobe") || !tool_available("rtmpdump") {
+        return;
+    }
+    let dir = work_dir("exact");
+    let server = TestServer::start();
+    let url = format!("rtmp://{}/live/e2e", server.addr);
+    // Both players wait for the publisher: they must get every frame.
+    let ffmpeg_player = spawn_ffmpeg_player(&url, &dir.join("ffmpeg.flv"));
+    let rtmpdump = spawn_rtmpdump(&url, &dir.join("rtmpdump.flv"));
+    assert!(wait_for(Duration::from_secs(10), || {
+        server
+            .registry()
+            .get("live/e2e")
+            .is_some_and(|s| s.subscriber_count() == 2)
+    }));
+    let publisher = spawn_publisher(&url, &dir.join("sent.flv"), 4, 25);
+    let published = finish(publisher, Duration::from_secs(30), "publisher");
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    // UnpublishNotify ends the ffmpeg player on its own.
+    let played = finish(ffmpeg_player, Duration::from_secs(10), "ffmpeg player");
+    assert!(
+        played.status.success(),
+        "{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    finish(rtmpdump, Duration::from_secs(15), "rtmpdump");
+
+    let sent = probe(&dir.join("sent.flv"));
+    assert_eq!(sent.codecs, vec!["aac", "h264"]);
+    assert_eq!(sent.video_frames, 100);
+    for name in ["ffmpeg.flv", "rtmpdump.flv"] {
+        let file = dir.join(name);
+        assert_eq!(probe(&file), sent, "{name} differs from what was published");
+        assert_clean_copy(&file);
+    }
+}
+
+#[test]
+fn late_ffmpeg_player_starts_on_the_cached_keyframe() {
+    if !tool_available("ffmpeg") || !tool_available("ffprobe") {
+        return;
+    }
+    let dir = work_dir("late");
+    let server = TestServer::start();
+    let url = format!("rtmp://{}/live/late", server.addr);
+    // 6 s at 25 fps with a keyframe every 2 s.
+    let publisher = spawn_publisher(&url, &dir.join("sent.flv"), 6, 50);
+    assert!(wait_for(Duration::from_secs(10), || {
+        server
+            .registry()
+            .get("live/late")
+            .is_some_and(|s| s.has_publisher())
+    }));
+    thread::sleep(Duration::from_millis(2500));
+    let player = spawn_ffmpeg_player(&url, &dir.join("late.flv"));
+    finish(publisher, Duration::from_secs(30), "publisher");
+    let played = finish(player, Duration::from_secs(10), "late player");
+    assert!(
+        played.status.success(),
+        "{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+
+    let sent = probe(&dir.join("sent.flv"));
+    let got = probe(&dir.join("late.flv"));
+    assert_eq!(got.codecs, vec!["aac", "h264"]);
+    // Joined mid-GOP 2.5 s into 6 s: the GOP cache starts it at the
+    // keyframe of 2 s (4 s on a very slow machine) and it then gets every
+    // frame to the end, so it holds whole GOPs of 50 frames.
+    assert_eq!(sent.video_frames, 150);
+    assert!(
+        got.video_frames == 100 || got.video_frames == 50,
+        "{got:?} of {sent:?}"
+    );
+    assert_clean_copy(&dir.join("late.flv"));
+}
