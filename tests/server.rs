@@ -714,3 +714,131 @@ fn a_player_whose_socket_accepts_nothing_is_closed_after_the_write_timeout() {
     }
     assert_eq!(stream.subscriber_count(), 0, "deaf player still subscribed");
 }
+
+#[test]
+fn pause_stops_media_and_unpause_resumes_at_a_keyframe() {
+    let server = TestServer::start();
+    let mut publisher = publisher(server.addr, "pause");
+    let mut player = player(server.addr, "pause");
+    let stream_id = player.stream_id();
+    let pause = |player: &mut Client, on: bool| {
+        let args = vec![Value::Boolean(on), Value::Number(0.0)];
+        player
+            .command(stream_id, request::call("pause", 0.0, args))
+            .unwrap();
+    };
+    pause(&mut player, true);
+    let got = read_until(&mut player, |m| status_code(m).is_some()).unwrap();
+    assert_eq!(
+        status_code(got.last().unwrap()).as_deref(),
+        Some("NetStream.Pause.Notify")
+    );
+    send_gop(&mut publisher, 0, 5, 100); // not delivered: paused
+    thread::sleep(Duration::from_millis(200));
+    pause(&mut player, false);
+    let got = read_until(&mut player, |m| status_code(m).is_some()).unwrap();
+    assert_eq!(
+        status_code(got.last().unwrap()).as_deref(),
+        Some("NetStream.Unpause.Notify")
+    );
+    thread::sleep(Duration::from_millis(100));
+    publisher
+        .send_video(200, &video_frame(5, false, 100))
+        .unwrap(); // skipped
+    send_gop(&mut publisher, 6, 2, 100); // keyframe 6, then 7
+    let media = read_media(&mut player, 2).unwrap();
+    let numbers: Vec<_> = media
+        .iter()
+        .filter_map(|m| frame_number(&m.payload))
+        .collect();
+    assert_eq!(numbers, vec![6, 7]);
+}
+
+#[test]
+fn delete_stream_answers_unpublish_success_and_frees_the_key() {
+    let server = TestServer::start();
+    let mut publisher = publisher(server.addr, "del");
+    let stream_id = publisher.stream_id();
+    publisher
+        .command(
+            0,
+            request::call("deleteStream", 0.0, vec![Value::Number(stream_id as f64)]),
+        )
+        .unwrap();
+    let got = read_until(&mut publisher, |m| status_code(m).is_some()).unwrap();
+    let last = got.last().unwrap();
+    assert_eq!(
+        status_code(last).as_deref(),
+        Some("NetStream.Unpublish.Success")
+    );
+    assert_eq!(last.stream_id, stream_id, "onStatus on the NetStream's id");
+    assert!(wait_for(Duration::from_secs(2), || server
+        .registry()
+        .is_empty()));
+    // The same connection may publish again.
+    publisher.publish("del").unwrap();
+}
+
+#[test]
+fn get_stream_length_and_release_stream_are_answered() {
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr, "live").unwrap();
+    client
+        .command(
+            0,
+            request::call("getStreamLength", 7.0, vec![Value::string("x")]),
+        )
+        .unwrap();
+    let got = read_until(&mut client, |m| m.type_id == type_id::COMMAND_AMF0).unwrap();
+    let Ok(Message::Command(values)) = Message::decode(got.last().unwrap()) else {
+        panic!()
+    };
+    assert_eq!(values[0].as_str(), Some("_result"));
+    assert_eq!(values[1].as_number(), Some(7.0));
+}
+
+#[test]
+fn an_incomplete_handshake_is_closed_after_the_timeout() {
+    let server = TestServer::with(|c| c.handshake_timeout = Duration::from_millis(300));
+    let mut slow = TcpStream::connect(server.addr).unwrap();
+    slow.write_all(&[3, 0, 0]).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut slow, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn onstatus_for_play_uses_the_players_stream_id_and_status_level() {
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr, "live").unwrap();
+    client
+        .command(0, request::call("createStream", 2.0, vec![]))
+        .unwrap();
+    read_until(&mut client, |m| m.type_id == type_id::COMMAND_AMF0).unwrap();
+    client
+        .command(1, request::call("play", 0.0, vec![Value::string("ids")]))
+        .unwrap();
+    let got = read_until(&mut client, |m| {
+        status_code(m).as_deref() == Some("NetStream.Play.Start")
+    })
+    .unwrap();
+    let statuses: Vec<_> = got.iter().filter(|m| status_code(m).is_some()).collect();
+    assert_eq!(
+        status_code(statuses[0]).as_deref(),
+        Some("NetStream.Play.Reset")
+    );
+    for m in &statuses {
+        assert_eq!(m.stream_id, 1);
+        assert_eq!(status_level(m).as_deref(), Some("status"));
+    }
+    let begin = got.iter().find(|m| {
+        matches!(
+            Message::decode(m),
+            Ok(Message::UserControl(UserControl::StreamBegin(1)))
+        )
+    });
+    assert!(begin.is_some(), "StreamBegin(1) before Play.Start");
+}
