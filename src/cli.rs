@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::config::{Config, SlowSubscriberPolicy};
+use crate::config::{ApiToken, Config, SlowSubscriberPolicy};
 
 /// rtmp-server: a small RTMP live-streaming server. Publish to
 /// rtmp://HOST/APP/NAME from OBS or ffmpeg, play the same URL.
@@ -43,10 +43,25 @@ struct Flags {
     #[argh(option, default = "String::from(\"30s\")")]
     write_timeout: String,
 
+    /// metrics and status HTTP address, e.g. :8080 (default off)
+    #[argh(option)]
+    metrics_addr: Option<String>,
+
+    /// bearer token allowing API writes (default none)
+    #[argh(option)]
+    api_token: Option<String>,
+
+    /// ended publish sessions kept for /api/history (default 100)
+    #[argh(option, default = "String::from(\"100\")")]
+    history_limit: String,
+
     /// print the version and exit
     #[argh(switch)]
     version: bool,
 }
+
+/// Most ended sessions `-history-limit` may keep.
+const MAX_HISTORY: usize = 100_000;
 
 /// Flags that take no value.
 const SWITCHES: &[&str] = &["help", "version"];
@@ -140,7 +155,7 @@ pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
         })
         .transpose()?;
     let config = Config {
-        listen: parse_listen(&flags.listen)?,
+        listen: parse_addr("listen", &flags.listen)?,
         chunk_size: parse_chunk_size(&flags.chunk_size)?,
         gop_cache: parse_bool("gop-cache", &flags.gop_cache)?,
         slow_subscriber: match flags.slow_subscriber.as_str() {
@@ -150,6 +165,30 @@ pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
         },
         publisher_timeout: parse_duration("publisher-timeout", &flags.publisher_timeout)?,
         write_timeout: parse_duration("write-timeout", &flags.write_timeout)?,
+        metrics_addr: flags
+            .metrics_addr
+            .as_deref()
+            .map(|addr| parse_addr("metrics-addr", addr))
+            .transpose()?,
+        api_token: flags
+            .api_token
+            .map(|token| match token.trim() {
+                "" => Err(UsageError(
+                    "rtmp-server: invalid value for flag -api-token: must not be empty".into(),
+                )),
+                token => Ok(ApiToken::new(token)),
+            })
+            .transpose()?,
+        history_limit: match flags.history_limit.parse::<usize>() {
+            Ok(n) if n <= MAX_HISTORY => n,
+            _ => {
+                return Err(invalid(
+                    "history-limit",
+                    &flags.history_limit,
+                    "want a number from 0 to 100000",
+                ));
+            }
+        },
         ..Config::default()
     };
     Ok(Invocation::Run { config, log_level })
@@ -167,7 +206,7 @@ fn invalid(flag: &str, value: &str, why: &str) -> UsageError {
 
 /// `:1935` listens on every IPv4 interface, as Go's `net.Listen` does;
 /// `host:port` and `[v6]:port` are resolved.
-fn parse_listen(value: &str) -> Result<SocketAddr, UsageError> {
+fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, UsageError> {
     let full = if value.starts_with(':') {
         format!("0.0.0.0{value}")
     } else {
@@ -176,7 +215,7 @@ fn parse_listen(value: &str) -> Result<SocketAddr, UsageError> {
     full.to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| invalid("listen", value, "want host:port or :port"))
+        .ok_or_else(|| invalid(flag, value, "want host:port or :port"))
 }
 
 fn parse_chunk_size(value: &str) -> Result<usize, UsageError> {
@@ -295,6 +334,9 @@ mod tests {
             (vec!["-log-level", "loud"], "-log-level"),
             (vec!["-bogus", "1"], "-bogus"),
             (vec!["-listen"], "-listen"),
+            (vec!["-metrics-addr", "8080"], "-metrics-addr"),
+            (vec!["-api-token", ""], "-api-token"),
+            (vec!["-history-limit", "many"], "-history-limit"),
         ] {
             let err = parse("rtmp-server", &args(&list)).unwrap_err();
             assert!(err.0.contains(flag), "{list:?}: {err}");
@@ -316,6 +358,9 @@ mod tests {
                 "-slow-subscriber",
                 "-publisher-timeout",
                 "-write-timeout",
+                "-metrics-addr",
+                "-api-token",
+                "-history-limit",
                 "-version",
             ] {
                 assert!(text.contains(flag), "{flag} missing from help");

@@ -1,8 +1,33 @@
 //! The server's validated settings. Built from the command line by
 //! [`crate::cli`], or directly by tests and embedders.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+
+/// The API's bearer token. Never printed, compared in constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(String);
+
+impl ApiToken {
+    pub fn new(token: impl Into<String>) -> ApiToken {
+        ApiToken(token.into())
+    }
+
+    /// Whether `presented` is this token, in time independent of where
+    /// they differ.
+    pub fn matches(&self, presented: &str) -> bool {
+        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(***)")
+    }
+}
 
 /// What to do with a player whose queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +64,12 @@ pub struct Config {
     /// keyframe.
     pub gop_max_messages: usize,
     pub gop_max_bytes: usize,
+    /// Address of the HTTP metrics and status endpoint; none if `None`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Bearer token that allows the API's write endpoints.
+    pub api_token: Option<ApiToken>,
+    /// Ended publish sessions kept for `/api/history`.
+    pub history_limit: usize,
 }
 
 impl Default for Config {
@@ -56,6 +87,9 @@ impl Default for Config {
             queue_max_bytes: 8 * 1024 * 1024,
             gop_max_messages: 2500,
             gop_max_bytes: 32 * 1024 * 1024,
+            metrics_addr: None,
+            api_token: None,
+            history_limit: 100,
         }
     }
 }

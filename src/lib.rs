@@ -3,10 +3,12 @@
 //! [`protocol`] is the sans-IO core (handshake, chunks, AMF0, messages,
 //! commands, media tags); [`server`] drives it with one thread per
 //! connection; [`client`] is a blocking RTMP client used by the tests and
-//! tools; [`cli`] parses the Go-style command line.
+//! tools; [`http`] serves metrics and status; [`cli`] parses the Go-style
+//! command line.
 
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod http;
 pub mod protocol;
 pub mod server;

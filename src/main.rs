@@ -34,6 +34,8 @@ fn main() -> ExitCode {
     };
     init_logging(log_level);
     let listen = config.listen;
+    let config_metrics_addr = config.metrics_addr;
+    let api_token = config.api_token.clone();
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => {
@@ -42,6 +44,12 @@ fn main() -> ExitCode {
         }
     };
     let handle = server.handle();
+    if let Some(addr) = config_metrics_addr
+        && let Err(e) = rtmp_server::http::spawn(addr, handle.clone(), api_token)
+    {
+        eprintln!("rtmp-server: cannot serve metrics on {addr} (flag -metrics-addr): {e}");
+        return ExitCode::from(2);
+    }
     let mut signals = match Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(e) => {

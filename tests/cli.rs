@@ -220,3 +220,34 @@ fn log_level_flag_controls_verbosity() {
     verbose.wait_line("handshake done");
     let _ = quiet.terminate();
 }
+
+#[test]
+fn metrics_endpoint_starts_with_the_flag_and_a_busy_address_exits_2() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, stderr) = run(&["-listen", "127.0.0.1:0", "-metrics-addr", &addr]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("-metrics-addr"), "{stderr}");
+
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_addr = free.local_addr().unwrap();
+    drop(free);
+    let mut server = Running::start(&[
+        "-listen",
+        "127.0.0.1:0",
+        "-metrics-addr",
+        &metrics_addr.to_string(),
+    ]);
+    server.wait_line(&format!("metrics and status on http://{metrics_addr}"));
+    let mut health = std::net::TcpStream::connect(metrics_addr).unwrap();
+    std::io::Write::write_all(&mut health, b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut health, &mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
+        "{reply}"
+    );
+    assert!(reply.ends_with("ok"));
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}

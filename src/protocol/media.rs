@@ -6,22 +6,73 @@
 /// A codec as named on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
-    /// Legacy FLV codec id (video: 7 = AVC, 12 = HEVC by convention;
-    /// audio: sound format, 10 = AAC, 2 = MP3).
-    Legacy(u8),
+    /// Legacy FLV video codec id (7 = AVC, 12 = HEVC by convention).
+    LegacyVideo(u8),
+    /// Legacy FLV sound format (10 = AAC, 2 = MP3).
+    LegacyAudio(u8),
     /// Enhanced RTMP FourCC such as `hvc1`, `av01`, `vp09`, `Opus`.
     FourCc([u8; 4]),
 }
 
+/// FourCCs and names of the codecs this server can tell apart.
+const KNOWN_FOURCCS: &[(&[u8; 4], &str)] = &[
+    (b"avc1", "H264"),
+    (b"hvc1", "H265"),
+    (b"av01", "AV1"),
+    (b"vp09", "VP9"),
+    (b"vp08", "VP8"),
+    (b"vvc1", "H266"),
+    (b"mp4a", "AAC"),
+    (b"Opus", "Opus"),
+    (b"fLaC", "FLAC"),
+    (b"ac-3", "AC3"),
+    (b"ec-3", "EAC3"),
+    (b".mp3", "MP3"),
+];
+
 impl Codec {
+    /// The Enhanced RTMP FourCC of this codec, when it has one.
+    pub fn fourcc(&self) -> Option<[u8; 4]> {
+        match *self {
+            Codec::FourCc(cc) => Some(cc),
+            Codec::LegacyVideo(VIDEO_CODEC_AVC) => Some(*b"avc1"),
+            Codec::LegacyVideo(VIDEO_CODEC_HEVC) => Some(*b"hvc1"),
+            Codec::LegacyVideo(VIDEO_CODEC_AV1_LEGACY) => Some(*b"av01"),
+            Codec::LegacyAudio(AUDIO_FORMAT_AAC) => Some(*b"mp4a"),
+            Codec::LegacyAudio(2) | Codec::LegacyAudio(14) => Some(*b".mp3"),
+            _ => None,
+        }
+    }
+
     /// A short human-readable name.
     pub fn name(&self) -> String {
-        match self {
-            Codec::Legacy(7) => "H264".into(),
-            Codec::Legacy(12) => "H265".into(),
-            Codec::Legacy(2) => "H263".into(),
-            Codec::Legacy(id) => format!("codec-{id}"),
-            Codec::FourCc(cc) => String::from_utf8_lossy(cc).into_owned(),
+        let legacy = match *self {
+            Codec::LegacyVideo(2) => Some("H263"),
+            Codec::LegacyVideo(3) => Some("ScreenVideo"),
+            Codec::LegacyVideo(4) | Codec::LegacyVideo(5) => Some("VP6"),
+            Codec::LegacyAudio(0) | Codec::LegacyAudio(3) => Some("PCM"),
+            Codec::LegacyAudio(1) => Some("ADPCM"),
+            Codec::LegacyAudio(4..=6) => Some("Nellymoser"),
+            Codec::LegacyAudio(7) => Some("G711A"),
+            Codec::LegacyAudio(8) => Some("G711U"),
+            Codec::LegacyAudio(11) => Some("Speex"),
+            _ => None,
+        };
+        if let Some(name) = legacy {
+            return name.into();
+        }
+        match self.fourcc() {
+            Some(cc) => KNOWN_FOURCCS
+                .iter()
+                .find(|(known, _)| **known == cc)
+                .map_or_else(
+                    || String::from_utf8_lossy(&cc).into_owned(),
+                    |(_, name)| (*name).into(),
+                ),
+            None => match self {
+                Codec::LegacyAudio(id) => format!("audio-{id}"),
+                Codec::LegacyVideo(id) | Codec::FourCc([id, ..]) => format!("video-{id}"),
+            },
         }
     }
 }
@@ -64,7 +115,7 @@ pub fn inspect_video(payload: &[u8]) -> Option<VideoInfo> {
         let codec = payload
             .get(1..5)
             .map(|cc| Codec::FourCc([cc[0], cc[1], cc[2], cc[3]]))
-            .unwrap_or(Codec::Legacy(0));
+            .unwrap_or(Codec::LegacyVideo(0));
         let sequence_header = matches!(
             packet_type,
             PACKET_TYPE_SEQUENCE_START | PACKET_TYPE_MPEG2TS_SEQUENCE_START
@@ -82,7 +133,7 @@ pub fn inspect_video(payload: &[u8]) -> Option<VideoInfo> {
         VIDEO_CODEC_AVC | VIDEO_CODEC_HEVC | VIDEO_CODEC_AV1_LEGACY
     ) && payload.get(1) == Some(&0);
     Some(VideoInfo {
-        codec: Codec::Legacy(codec_id),
+        codec: Codec::LegacyVideo(codec_id),
         keyframe: frame_type == FRAME_TYPE_KEY && !sequence_header,
         sequence_header,
     })
@@ -97,16 +148,71 @@ pub fn inspect_audio(payload: &[u8]) -> Option<AudioInfo> {
         let codec = payload
             .get(1..5)
             .map(|cc| Codec::FourCc([cc[0], cc[1], cc[2], cc[3]]))
-            .unwrap_or(Codec::Legacy(format));
+            .unwrap_or(Codec::LegacyAudio(format));
         return Some(AudioInfo {
             codec,
             sequence_header: packet_type == PACKET_TYPE_SEQUENCE_START,
         });
     }
     Some(AudioInfo {
-        codec: Codec::Legacy(format),
+        codec: Codec::LegacyAudio(format),
         sequence_header: format == AUDIO_FORMAT_AAC && payload.get(1) == Some(&0),
     })
+}
+
+/// Profile and level read from a video sequence header, where the codec's
+/// configuration record says them (AVC and HEVC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileLevel {
+    pub profile: u8,
+    pub level: u8,
+}
+
+/// Reads profile and level from an AVC or HEVC sequence header payload
+/// (legacy or Enhanced RTMP framing).
+pub fn video_profile_level(payload: &[u8]) -> Option<ProfileLevel> {
+    let info = inspect_video(payload)?;
+    if !info.sequence_header {
+        return None;
+    }
+    // Both framings put the configuration record at byte 5: legacy after
+    // frame/codec, packet type and composition time; enhanced after the
+    // header byte and the FourCC.
+    let record = payload.get(5..)?;
+    match info.codec {
+        Codec::LegacyVideo(VIDEO_CODEC_AVC) | Codec::FourCc(AVC1) => Some(ProfileLevel {
+            profile: *record.get(1)?,
+            level: *record.get(3)?,
+        }),
+        Codec::LegacyVideo(VIDEO_CODEC_HEVC) | Codec::FourCc(HVC1) => Some(ProfileLevel {
+            profile: *record.get(1)? & 0x1f,
+            level: *record.get(12)?,
+        }),
+        _ => None,
+    }
+}
+
+const AVC1: [u8; 4] = *b"avc1";
+const HVC1: [u8; 4] = *b"hvc1";
+const AAC_SAMPLE_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
+
+/// Sample rate and channel count from an AAC sequence header
+/// (AudioSpecificConfig), or from the legacy sound-format byte otherwise.
+pub fn audio_format(payload: &[u8]) -> Option<(u32, u8)> {
+    let &first = payload.first()?;
+    if first >> 4 == AUDIO_FORMAT_AAC && payload.get(1) == Some(&0) {
+        let config = payload.get(2..4)?;
+        let index = ((config[0] & 0x07) << 1 | config[1] >> 7) as usize;
+        let channels = (config[1] >> 3) & 0x0f;
+        return Some((*AAC_SAMPLE_RATES.get(index)?, channels));
+    }
+    if first >> 4 == AUDIO_FORMAT_EX_HEADER {
+        return None;
+    }
+    let rate = [5512, 11025, 22050, 44100][((first >> 2) & 0x03) as usize];
+    Some((rate, if first & 0x01 == 1 { 2 } else { 1 }))
 }
 
 #[cfg(test)]
@@ -117,7 +223,7 @@ mod tests {
     fn legacy_avc() {
         let seq = inspect_video(&[0x17, 0x00, 0, 0, 0, 1]).unwrap();
         assert!(seq.sequence_header && !seq.keyframe);
-        assert_eq!(seq.codec, Codec::Legacy(7));
+        assert_eq!(seq.codec, Codec::LegacyVideo(7));
         let key = inspect_video(&[0x17, 0x01, 0, 0, 0]).unwrap();
         assert!(key.keyframe && !key.sequence_header);
         let inter = inspect_video(&[0x27, 0x01, 0, 0, 0]).unwrap();
@@ -152,7 +258,12 @@ mod tests {
             inter.extend_from_slice(cc);
             assert!(!inspect_video(&inter).unwrap().keyframe);
         }
-        assert_eq!(Codec::FourCc(*b"av01").name(), "av01");
+        assert_eq!(Codec::FourCc(*b"av01").name(), "AV1");
+        assert_eq!(Codec::FourCc(*b"zzzz").name(), "zzzz");
+        assert_eq!(Codec::LegacyVideo(7).fourcc(), Some(*b"avc1"));
+        assert_eq!(Codec::LegacyAudio(10).name(), "AAC");
+        assert_eq!(Codec::LegacyAudio(2).name(), "MP3");
+        assert_eq!(Codec::LegacyVideo(2).name(), "H263");
     }
 
     #[test]
@@ -160,10 +271,48 @@ mod tests {
         assert_eq!(inspect_video(&[]), None);
         assert_eq!(inspect_audio(&[]), None);
         let info = inspect_video(&[0x80]).unwrap();
-        assert_eq!(info.codec, Codec::Legacy(0));
+        assert_eq!(info.codec, Codec::LegacyVideo(0));
         let vp6 = inspect_video(&[0x14]).unwrap();
         assert!(vp6.keyframe && !vp6.sequence_header);
         assert!(!inspect_video(&[0x17]).unwrap().sequence_header);
+    }
+
+    #[test]
+    fn avc_and_hevc_profile_level() {
+        let avc = [0x17, 0, 0, 0, 0, 0x01, 0x64, 0x00, 0x1f, 0xff];
+        assert_eq!(
+            video_profile_level(&avc),
+            Some(ProfileLevel {
+                profile: 100,
+                level: 31
+            })
+        );
+        let mut hevc = vec![0x1c, 0, 0, 0, 0, 0x01, 0x01];
+        hevc.extend_from_slice(&[0; 10]);
+        hevc.push(93);
+        assert_eq!(
+            video_profile_level(&hevc),
+            Some(ProfileLevel {
+                profile: 1,
+                level: 93
+            })
+        );
+        assert_eq!(video_profile_level(&[0x17, 1, 0, 0, 0, 1, 2, 3, 4]), None);
+        for len in 0..avc.len() {
+            let _ = video_profile_level(&avc[..len]);
+        }
+    }
+
+    #[test]
+    fn aac_config_and_legacy_audio_format() {
+        // AAC LC, 44.1 kHz (index 4), stereo: 0x12 0x10.
+        assert_eq!(audio_format(&[0xaf, 0x00, 0x12, 0x10]), Some((44100, 2)));
+        // 48 kHz (index 3), mono: 0x11 0x88.
+        assert_eq!(audio_format(&[0xaf, 0x00, 0x11, 0x88]), Some((48000, 1)));
+        assert_eq!(audio_format(&[0xaf, 0x00, 0x12]), None);
+        // MP3, 44 kHz, stereo.
+        assert_eq!(audio_format(&[0x2f]), Some((44100, 2)));
+        assert_eq!(audio_format(&[]), None);
     }
 
     #[test]
@@ -176,7 +325,7 @@ mod tests {
         assert!(!inspect_audio(&[0xaf, 0x01, 0x21]).unwrap().sequence_header);
         assert_eq!(
             inspect_audio(&[0x2f, 0xff]).unwrap().codec,
-            Codec::Legacy(2)
+            Codec::LegacyAudio(2)
         );
         let opus = inspect_audio(&[0x90, b'O', b'p', b'u', b's']).unwrap();
         assert!(opus.sequence_header);

@@ -8,11 +8,13 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::Shared;
 use super::conn_writer::{ConnWriter, Frame};
+use super::history::EndReason;
+use super::metrics::{self, GaugeGuard, Metrics};
 use super::packet::{Packet, PacketKind, csid};
 use super::stream::Stream;
 use super::stream_key::StreamKey;
@@ -109,12 +111,14 @@ enum Role {
         stream: Arc<Stream>,
         key: StreamKey,
         stream_id: u32,
+        _active: GaugeGuard,
     },
     Player {
         stream: Arc<Stream>,
         key: StreamKey,
         subscriber: Arc<SubscriberShared>,
         stream_id: u32,
+        _active: GaugeGuard,
     },
 }
 
@@ -132,6 +136,10 @@ struct Session {
     bytes_acknowledged: u64,
     peer_window: u32,
     warned_stray_media: bool,
+    /// Set when the HTTP API kicks this connection.
+    kicked: Arc<AtomicBool>,
+    /// Held from the end of the handshake: the connection counts as active.
+    active: Option<GaugeGuard>,
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -141,12 +149,76 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
+impl SessionError {
+    /// How a publish session that ended with this error is recorded.
+    fn end_reason(&self) -> EndReason {
+        match self {
+            SessionError::PublisherTimeout | SessionError::Idle => EndReason::PublisherTimeout,
+            SessionError::ShuttingDown => EndReason::Shutdown,
+            SessionError::Chunk(_)
+            | SessionError::Message(_)
+            | SessionError::Command(_)
+            | SessionError::Aggregate(_)
+            | SessionError::Protocol(_) => EndReason::ProtocolError,
+            _ => EndReason::PublisherClosed,
+        }
+    }
+
+    /// The counter, if any, this way of ending bumps.
+    fn counter(&self) -> Option<fn(&Metrics) -> &AtomicU64> {
+        match self {
+            SessionError::HandshakeTimeout | SessionError::Handshake(_) => {
+                Some(|m| &m.handshake_failures)
+            }
+            SessionError::Idle | SessionError::PublisherTimeout => Some(|m| &m.zombie_connections),
+            SessionError::Chunk(_)
+            | SessionError::Message(_)
+            | SessionError::Command(_)
+            | SessionError::Aggregate(_)
+            | SessionError::Protocol(_) => Some(|m| &m.protocol_errors),
+            _ => None,
+        }
+    }
+}
+
 /// Serves one accepted connection until it ends, then logs why.
-pub fn serve(shared: Arc<Shared>, socket: TcpStream, id: u64, peer: SocketAddr) {
-    // Dropping the session closes the socket and leaves its stream.
-    let result =
-        Session::new(Arc::clone(&shared), socket, id, peer).and_then(|mut session| session.run());
+pub fn serve(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    id: u64,
+    peer: SocketAddr,
+    kicked: Arc<AtomicBool>,
+) {
+    let mut session = match Session::new(Arc::clone(&shared), socket, id, peer, kicked) {
+        Ok(session) => session,
+        Err(e) => {
+            log::info!("conn#{id} {peer} closed: {e}");
+            return;
+        }
+    };
+    let result = session.run();
+    let handshaken = session.active.is_some();
+    let reason = match &result {
+        _ if session.kicked.load(Ordering::SeqCst) => EndReason::Kicked,
+        Err(e) => e.end_reason(),
+        Ok(()) => EndReason::PublisherClosed,
+    };
+    session.leave_role(reason);
+    // Dropping the session closes the socket.
+    drop(session);
+    if let Err(e) = &result
+        && let Some(counter) = e.counter()
+    {
+        metrics::add(counter(&shared.metrics), 1);
+    }
+    if !handshaken && matches!(result, Err(SessionError::Closed)) {
+        // A peer that went away mid-handshake failed it too.
+        metrics::add(&shared.metrics.handshake_failures, 1);
+    }
     match result {
+        _ if reason == EndReason::Kicked => {
+            log::info!("conn#{id} {peer} closed: kicked through the API")
+        }
         Err(SessionError::Closed) => log::info!("conn#{id} {peer} closed by peer"),
         Err(SessionError::ShuttingDown) => log::debug!("conn#{id} {peer} closed for shutdown"),
         Err(
@@ -168,6 +240,7 @@ impl Session {
         socket: TcpStream,
         id: u64,
         peer: SocketAddr,
+        kicked: Arc<AtomicBool>,
     ) -> Result<Session, SessionError> {
         socket.set_write_timeout(Some(shared.config.write_timeout))?;
         let writer = Arc::new(ConnWriter::new(socket.try_clone()?)?);
@@ -185,11 +258,18 @@ impl Session {
             bytes_acknowledged: 0,
             peer_window: 0,
             warned_stray_media: false,
+            kicked,
+            active: None,
         })
     }
 
     fn run(&mut self) -> Result<(), SessionError> {
         self.handshake()?;
+        self.active = Some(GaugeGuard::raise(
+            &self.shared.metrics,
+            |m| &m.connections_active,
+            Some(|m| &m.connections_total),
+        ));
         self.socket
             .set_read_timeout(Some(self.shared.config.handshake_timeout))?;
         let mut buffer = vec![0u8; READ_BUFFER_SIZE];
@@ -491,7 +571,7 @@ impl Session {
             status::PUBLISH_BAD_NAME,
             "publish before connect",
         )?;
-        let Ok(stream) = self.shared.registry.publish(&key, self.id) else {
+        let Ok(stream) = self.shared.registry.publish(&key, self.id, self.peer) else {
             self.send_status(
                 stream_id,
                 Level::Error,
@@ -506,6 +586,11 @@ impl Session {
             stream,
             key,
             stream_id,
+            _active: GaugeGuard::raise(
+                &self.shared.metrics,
+                |m| &m.publishers_active,
+                Some(|m| &m.publishers_total),
+            ),
         };
         self.socket
             .set_read_timeout(Some(self.shared.config.publisher_timeout))?;
@@ -524,17 +609,22 @@ impl Session {
 
     fn on_play(&mut self, stream_id: u32, name: String) -> Result<(), SessionError> {
         let key = self.stream_key(&name, stream_id, status::PLAY_FAILED, "play before connect")?;
-        let subscriber = Arc::new(SubscriberShared::new(self.id));
         let (stream, subscription) =
             self.shared
                 .registry
-                .subscribe(&key, Arc::clone(&subscriber), Arc::clone(&self.writer));
+                .subscribe(&key, self.id, self.peer, Arc::clone(&self.writer));
+        let subscriber = subscription.shared;
         // Recorded before anything can fail, so leaving always unsubscribes.
         self.role = Role::Player {
             stream: Arc::clone(&stream),
             key,
             subscriber: Arc::clone(&subscriber),
             stream_id,
+            _active: GaugeGuard::raise(
+                &self.shared.metrics,
+                |m| &m.subscribers_active,
+                Some(|m| &m.subscribers_total),
+            ),
         };
         self.socket.set_read_timeout(None)?;
         let announce = [
@@ -587,7 +677,7 @@ impl Session {
         if !ours {
             return Ok(());
         }
-        self.leave_role();
+        self.leave_role(EndReason::PublisherClosed);
         if was_publishing {
             self.send_status(
                 stream_id,
@@ -634,11 +724,11 @@ impl Session {
 
     /// Stops publishing or playing: players are told a publisher left, a
     /// player's writer thread ends once its queue is released.
-    fn leave_role(&mut self) {
+    fn leave_role(&mut self, reason: EndReason) {
         match std::mem::replace(&mut self.role, Role::Idle) {
             Role::Idle => {}
             Role::Publisher { stream, key, .. } => {
-                self.shared.registry.unpublish(&stream, self.id);
+                self.shared.registry.unpublish(&stream, self.id, reason);
                 log::info!("conn#{} {} stopped publishing {key}", self.id, self.peer);
             }
             Role::Player {
@@ -660,6 +750,6 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Also runs while unwinding from a panic: nothing is left claimed.
         self.writer.shutdown();
-        self.leave_role();
+        self.leave_role(EndReason::ProtocolError);
     }
 }

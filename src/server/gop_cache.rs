@@ -48,6 +48,11 @@ impl GopCache {
         self.bytes = 0;
     }
 
+    /// Payload bytes cached.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// The cached packets, starting with a keyframe (or empty).
     pub fn packets(&self) -> &[Arc<Packet>] {
         &self.packets

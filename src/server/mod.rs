@@ -5,10 +5,13 @@
 mod conn_writer;
 mod connection;
 mod gop_cache;
+pub mod history;
+pub mod metrics;
 pub mod packet;
 pub mod registry;
 pub mod stream;
 pub mod stream_key;
+pub mod stream_status;
 pub mod subscriber;
 
 use std::collections::HashMap;
@@ -17,11 +20,13 @@ use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream}
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::config::Config;
+use history::EndReason;
+use metrics::Metrics;
 use registry::Registry;
 
 const CONNECTION_STACK_SIZE: usize = 256 * 1024;
@@ -30,16 +35,39 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 /// How long players get to receive the end-of-stream notice at shutdown.
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(200);
 
+/// An open connection as the server tracks it.
+struct ConnectionEntry {
+    /// A handle on its socket, to close it at shutdown or on a kick.
+    socket: TcpStream,
+    kicked: Arc<AtomicBool>,
+}
+
 /// State shared by the accept loop and every connection thread.
 pub(crate) struct Shared {
     pub config: Arc<Config>,
     pub registry: Registry,
+    pub metrics: Arc<Metrics>,
     pub started: Instant,
+    pub started_at: SystemTime,
+    pub listen_addr: SocketAddr,
     pub shutting_down: AtomicBool,
-    /// A handle on each open connection's socket, to close it at shutdown.
-    connections: Mutex<HashMap<u64, TcpStream>>,
+    connections: Mutex<HashMap<u64, ConnectionEntry>>,
     all_closed: Condvar,
     next_id: AtomicU64,
+}
+
+impl Shared {
+    /// Closes connection `id` (publisher or player); false if unknown.
+    pub fn kick(&self, id: u64) -> bool {
+        match self.connections.lock().get(&id) {
+            Some(entry) => {
+                entry.kicked.store(true, Ordering::SeqCst);
+                let _ = entry.socket.shutdown(Shutdown::Both);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A bound, not yet running server.
@@ -70,19 +98,51 @@ impl ServerHandle {
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
     }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Closes connection `id` (a publisher or a player); false if no such
+    /// connection is open.
+    pub fn kick(&self, id: u64) -> bool {
+        self.shared.kick(id)
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.shared.started.elapsed()
+    }
+
+    pub fn started_at(&self) -> SystemTime {
+        self.shared.started_at
+    }
+
+    /// The RTMP listener's address.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.shared.listen_addr
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::SeqCst)
+    }
 }
 
 impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
         let listener = TcpListener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
         Ok(Server {
             listener,
             local_addr,
             shared: Arc::new(Shared {
-                registry: Registry::new(Arc::new(config.clone())),
-                config: Arc::new(config),
+                registry: Registry::new(Arc::clone(&config), Arc::clone(&metrics)),
+                config,
+                metrics,
                 started: Instant::now(),
+                started_at: SystemTime::now(),
+                listen_addr: local_addr,
                 shutting_down: AtomicBool::new(false),
                 connections: Mutex::new(HashMap::new()),
                 all_closed: Condvar::new(),
@@ -142,7 +202,12 @@ impl Server {
                 return;
             }
         };
-        self.shared.connections.lock().insert(id, closer);
+        let kicked = Arc::new(AtomicBool::new(false));
+        let entry = ConnectionEntry {
+            socket: closer,
+            kicked: Arc::clone(&kicked),
+        };
+        self.shared.connections.lock().insert(id, entry);
         log::debug!("conn#{id} {peer} accepted");
         let shared = Arc::clone(&self.shared);
         let spawned = thread::Builder::new()
@@ -150,7 +215,7 @@ impl Server {
             .stack_size(CONNECTION_STACK_SIZE)
             .spawn(move || {
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    connection::serve(Arc::clone(&shared), socket, id, peer)
+                    connection::serve(Arc::clone(&shared), socket, id, peer, kicked)
                 }));
                 if result.is_err() {
                     log::error!("conn#{id} {peer} closed after an internal error (panic)");
@@ -163,24 +228,22 @@ impl Server {
             });
         if let Err(e) = spawned {
             log::warn!("conn#{id} {peer} dropped: cannot start a thread: {e}");
-            if let Some(closer) = self.shared.connections.lock().remove(&id) {
-                let _ = closer.shutdown(Shutdown::Both);
+            if let Some(entry) = self.shared.connections.lock().remove(&id) {
+                let _ = entry.socket.shutdown(Shutdown::Both);
             }
         }
     }
 
     fn close_all(&self) {
         log::info!("shutting down");
-        let streams = self.shared.registry.streams();
-        for stream in &streams {
-            stream.end_for_shutdown();
-        }
-        if streams.iter().any(|s| s.subscriber_count() > 0) {
+        let registry = &self.shared.registry;
+        registry.unpublish_all(EndReason::Shutdown);
+        if registry.streams().iter().any(|s| s.subscriber_count() > 0) {
             thread::sleep(SHUTDOWN_FLUSH);
         }
         let mut connections = self.shared.connections.lock();
-        for socket in connections.values() {
-            let _ = socket.shutdown(Shutdown::Both);
+        for entry in connections.values() {
+            let _ = entry.socket.shutdown(Shutdown::Both);
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while !connections.is_empty() {

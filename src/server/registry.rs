@@ -8,10 +8,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use std::net::SocketAddr;
+
 use super::conn_writer::ConnWriter;
+use super::history::{EndReason, History};
+use super::metrics::Metrics;
 use super::stream::{Stream, Subscription};
 use super::stream_key::StreamKey;
-use super::subscriber::SubscriberShared;
 use crate::config::Config;
 
 /// A second publisher on a live stream.
@@ -28,24 +31,31 @@ impl std::error::Error for AlreadyPublishing {}
 
 pub struct Registry {
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    history: History,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
 }
 
 impl Registry {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
         Registry {
+            history: History::new(config.history_limit),
             config,
+            metrics,
             streams: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Ended publish sessions.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     fn entry(&self, streams: &mut HashMap<String, Arc<Stream>>, key: &StreamKey) -> Arc<Stream> {
         let path = key.as_path();
-        Arc::clone(
-            streams
-                .entry(path.clone())
-                .or_insert_with(|| Arc::new(Stream::new(path, &self.config))),
-        )
+        Arc::clone(streams.entry(path.clone()).or_insert_with(|| {
+            Arc::new(Stream::new(path, &self.config, Arc::clone(&self.metrics)))
+        }))
     }
 
     /// Claims the stream for a publisher.
@@ -53,10 +63,11 @@ impl Registry {
         &self,
         key: &StreamKey,
         publisher: u64,
+        remote_addr: SocketAddr,
     ) -> Result<Arc<Stream>, AlreadyPublishing> {
         let mut streams = self.streams.lock();
         let stream = self.entry(&mut streams, key);
-        if stream.start_publishing(publisher) {
+        if stream.start_publishing(publisher, remote_addr) {
             Ok(stream)
         } else {
             Err(AlreadyPublishing)
@@ -68,19 +79,32 @@ impl Registry {
     pub fn subscribe(
         &self,
         key: &StreamKey,
-        shared: Arc<SubscriberShared>,
+        subscriber: u64,
+        remote_addr: SocketAddr,
         conn: Arc<ConnWriter>,
     ) -> (Arc<Stream>, Subscription) {
         let mut streams = self.streams.lock();
         let stream = self.entry(&mut streams, key);
-        let subscription = stream.subscribe(shared, conn);
+        let subscription = stream.subscribe(subscriber, remote_addr, conn);
         (stream, subscription)
     }
 
-    pub fn unpublish(&self, stream: &Arc<Stream>, publisher: u64) {
+    /// Ends a publish session, recording it in the history.
+    pub fn unpublish(&self, stream: &Arc<Stream>, publisher: u64, reason: EndReason) {
         let mut streams = self.streams.lock();
-        stream.stop_publishing(publisher);
+        if let Some(record) = stream.stop_publishing(publisher, reason) {
+            self.history.push(record);
+        }
         Self::remove_if_idle(&mut streams, stream);
+    }
+
+    /// Ends every publish session (server shutdown); players are told.
+    pub fn unpublish_all(&self, reason: EndReason) {
+        for stream in self.streams() {
+            if let Some(publisher) = stream.publisher_id() {
+                self.unpublish(&stream, publisher, reason);
+            }
+        }
     }
 
     pub fn unsubscribe(&self, stream: &Arc<Stream>, subscriber: u64) {

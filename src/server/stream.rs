@@ -4,22 +4,43 @@
 //! player; a joining player gets, in order, metadata, sequence headers and
 //! the cached GOP, then live media, with no gap and nothing twice.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::conn_writer::ConnWriter;
 use super::gop_cache::GopCache;
+use super::history::{EndReason, SessionRecord};
+use super::metrics::{self, Metrics, StreamCounters, StreamCounts};
 use super::packet::{Packet, PacketKind};
 use super::stream_key::redact_path;
+use super::stream_status::{
+    BitrateSamples, MediaDescription, PublisherStatus, StreamStatus, SubscriberStatus,
+};
 use super::subscriber::{
     Offer, Outbound, ResumeContext, SubscriberShared, SubscriberSlot, SubscriberStats,
 };
 use crate::config::{Config, SlowSubscriberPolicy};
 
+/// The current publisher and its session's figures.
+struct Publisher {
+    id: u64,
+    remote_addr: SocketAddr,
+    connected_at: SystemTime,
+    opened_at: SystemTime,
+    started: Instant,
+    baseline: StreamCounts,
+    peak_subscribers: usize,
+    total_subscribers: u64,
+}
+
 struct StreamState {
-    publisher: Option<u64>,
+    publisher: Option<Publisher>,
+    media: MediaDescription,
+    samples: BitrateSamples,
     metadata: Option<Arc<Packet>>,
     video_header: Option<Arc<Packet>>,
     audio_header: Option<Arc<Packet>>,
@@ -33,6 +54,7 @@ struct StreamState {
 
 impl StreamState {
     fn reset_media(&mut self) {
+        self.media = MediaDescription::default();
         self.metadata = None;
         self.video_header = None;
         self.audio_header = None;
@@ -62,20 +84,25 @@ struct StreamSettings {
 pub struct Stream {
     path: String,
     settings: StreamSettings,
+    metrics: Arc<Metrics>,
+    counters: Arc<StreamCounters>,
     state: Mutex<StreamState>,
 }
 
 /// What a new player needs to start.
 pub struct Subscription {
+    pub shared: Arc<SubscriberShared>,
     pub rx: Receiver<Outbound>,
     /// Metadata, sequence headers and cached GOP, to send before the queue.
     pub catch_up: Vec<Arc<Packet>>,
 }
 
 impl Stream {
-    pub fn new(path: String, config: &Config) -> Stream {
+    pub fn new(path: String, config: &Config, metrics: Arc<Metrics>) -> Stream {
         Stream {
             path,
+            metrics,
+            counters: Arc::new(StreamCounters::default()),
             settings: StreamSettings {
                 gop_cache: config.gop_cache,
                 policy: config.slow_subscriber,
@@ -84,6 +111,8 @@ impl Stream {
             },
             state: Mutex::new(StreamState {
                 publisher: None,
+                media: MediaDescription::default(),
+                samples: BitrateSamples::default(),
                 metadata: None,
                 video_header: None,
                 audio_header: None,
@@ -105,35 +134,56 @@ impl Stream {
         redact_path(&self.path)
     }
 
-    /// Makes `publisher` the stream's publisher; false if it has one.
-    pub fn start_publishing(&self, publisher: u64) -> bool {
+    /// Makes connection `id` the stream's publisher; false if it has one.
+    pub fn start_publishing(&self, id: u64, remote_addr: SocketAddr) -> bool {
         let mut state = self.state.lock();
         if state.publisher.is_some() {
             return false;
         }
-        state.publisher = Some(publisher);
+        let watching = state.subscribers.len();
+        state.publisher = Some(Publisher {
+            id,
+            remote_addr,
+            connected_at: SystemTime::now(),
+            opened_at: SystemTime::now(),
+            started: Instant::now(),
+            baseline: self.counters.read(),
+            peak_subscribers: watching,
+            total_subscribers: watching as u64,
+        });
         state.reset_media();
         notify_all(&mut state.subscribers, || Outbound::PublishStarted);
         true
     }
 
-    /// Ends `publisher`'s session and tells the players.
-    pub fn stop_publishing(&self, publisher: u64) {
+    /// Ends connection `id`'s publish session, tells the players, and
+    /// returns the session's record.
+    pub fn stop_publishing(&self, id: u64, reason: EndReason) -> Option<SessionRecord> {
         let mut state = self.state.lock();
-        if state.publisher != Some(publisher) {
-            return;
+        if state.publisher.as_ref().map(|p| p.id) != Some(id) {
+            return None;
         }
-        state.publisher = None;
+        let publisher = state.publisher.take()?;
         state.reset_media();
         notify_all(&mut state.subscribers, || Outbound::PublishEnded);
+        let counts = self.counters.read().since(&publisher.baseline);
+        Some(SessionRecord {
+            key: self.path.clone(),
+            opened_at: publisher.opened_at,
+            closed_at: SystemTime::now(),
+            duration_ms: publisher.started.elapsed().as_millis() as u64,
+            reason,
+            peak_subscribers: publisher.peak_subscribers,
+            total_subscribers: publisher.total_subscribers,
+            bytes_in: counts.bytes_in,
+            bytes_out: counts.bytes_out,
+            dropped_messages: counts.dropped_messages,
+        })
     }
 
-    /// Tells every player the stream ended (server shutdown).
-    pub fn end_for_shutdown(&self) {
-        let mut state = self.state.lock();
-        if state.publisher.take().is_some() {
-            notify_all(&mut state.subscribers, || Outbound::PublishEnded);
-        }
+    /// The id of the publishing connection, if any.
+    pub fn publisher_id(&self) -> Option<u64> {
+        self.state.lock().publisher.as_ref().map(|p| p.id)
     }
 
     pub fn has_publisher(&self) -> bool {
@@ -155,16 +205,89 @@ impl Stream {
             .lock()
             .subscribers
             .iter()
-            .map(|slot| slot.shared.stats())
+            .map(SubscriberSlot::stats)
             .collect()
+    }
+
+    /// Takes a bitrate reading (the status thread does, once a second).
+    pub fn sample_bitrates(&self, now: Instant) {
+        let counts = self.counters.read();
+        self.state
+            .lock()
+            .samples
+            .record(now, counts.bytes_in, counts.bytes_out);
+    }
+
+    /// Everything the status API shows about this stream.
+    pub fn status(&self) -> StreamStatus {
+        let state = self.state.lock();
+        let counts = self.counters.read();
+        let (bitrate_in_kbps, bitrate_out_kbps) = state.samples.kbps();
+        let subscribers: Vec<SubscriberStatus> = state
+            .subscribers
+            .iter()
+            .map(|slot| {
+                let stats = slot.stats();
+                let lag_ms = if state.publisher.is_some() {
+                    state
+                        .last_timestamp
+                        .wrapping_sub(stats.last_written_timestamp) as i32
+                } else {
+                    0
+                };
+                SubscriberStatus {
+                    stats,
+                    lag_ms: lag_ms.max(0) as u64,
+                }
+            })
+            .collect();
+        StreamStatus {
+            key: self.path.clone(),
+            publisher: state.publisher.as_ref().map(|p| PublisherStatus {
+                id: p.id,
+                remote_addr: p.remote_addr,
+                connected_at: p.connected_at,
+                uptime: p.started.elapsed(),
+            }),
+            media: state.media.clone(),
+            counts: state
+                .publisher
+                .as_ref()
+                .map_or(StreamCounts::default(), |p| counts.since(&p.baseline)),
+            bitrate_in_kbps,
+            bitrate_out_kbps,
+            gop_cache_messages: state.gop.packets().len(),
+            gop_cache_bytes: state.gop.bytes(),
+            max_lag_ms: subscribers.iter().map(|s| s.lag_ms).max().unwrap_or(0),
+            subscribers,
+        }
     }
 
     /// Records a packet from the publisher and offers it to every player.
     pub fn publish(&self, packet: Packet) {
         let packet = Arc::new(packet);
+        let bytes = packet.payload.len() as u64;
+        metrics::add(&self.counters.messages_in, 1);
+        match packet.kind {
+            PacketKind::Audio => metrics::add(&self.metrics.messages_audio, 1),
+            PacketKind::Video => metrics::add(&self.metrics.messages_video, 1),
+            PacketKind::Data => {}
+        }
+        if packet.kind != PacketKind::Data {
+            metrics::add(&self.counters.bytes_in, bytes);
+            metrics::add(&self.metrics.bytes_ingested, bytes);
+        }
         let mut guard = self.state.lock();
         let state = &mut *guard;
         state.last_timestamp = packet.timestamp;
+        let codec_unknown = match packet.kind {
+            PacketKind::Video => state.media.video_codec.is_none(),
+            PacketKind::Audio => state.media.audio_codec.is_none(),
+            PacketKind::Data => false,
+        };
+        if packet.sequence_header || codec_unknown {
+            state.media.learn(&packet);
+        }
         match packet.kind {
             PacketKind::Video => {
                 state.has_video = true;
@@ -189,8 +312,10 @@ impl Stream {
     /// and forwards it.
     pub fn set_metadata(&self, packet: Packet) {
         let packet = Arc::new(packet.into_metadata());
+        metrics::add(&self.counters.messages_in, 1);
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        state.media.learn(&packet);
         state.metadata = Some(Arc::clone(&packet));
         state.rebuild_headers();
         self.fan_out(state, &packet);
@@ -213,7 +338,18 @@ impl Stream {
 
     /// Adds a player. Live packets published after this call go to its
     /// queue; everything it needs before them is in the catch-up list.
-    pub fn subscribe(&self, shared: Arc<SubscriberShared>, conn: Arc<ConnWriter>) -> Subscription {
+    pub fn subscribe(
+        &self,
+        id: u64,
+        remote_addr: SocketAddr,
+        conn: Arc<ConnWriter>,
+    ) -> Subscription {
+        let shared = Arc::new(SubscriberShared::new(
+            id,
+            remote_addr,
+            Arc::clone(&self.metrics),
+            Arc::clone(&self.counters),
+        ));
         let mut state = self.state.lock();
         let gop = state.gop.packets();
         let base = gop
@@ -237,14 +373,23 @@ impl Stream {
         // at the next keyframe rather than on frames it cannot decode.
         let wait_for_keyframe = state.publisher.is_some() && state.has_video && gop.is_empty();
         let (slot, rx) = SubscriberSlot::new(
-            shared,
+            Arc::clone(&shared),
             conn,
             self.settings.queue_max_messages,
             self.settings.queue_max_bytes,
             wait_for_keyframe,
         );
         state.subscribers.push(slot);
-        Subscription { rx, catch_up }
+        let watching = state.subscribers.len();
+        if let Some(publisher) = &mut state.publisher {
+            publisher.total_subscribers += 1;
+            publisher.peak_subscribers = publisher.peak_subscribers.max(watching);
+        }
+        Subscription {
+            shared,
+            rx,
+            catch_up,
+        }
     }
 
     pub fn unsubscribe(&self, subscriber_id: u64) {

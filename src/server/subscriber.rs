@@ -3,13 +3,16 @@
 //! full, and the writer thread that drains it to the player's socket.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
+use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::conn_writer::{ConnWriter, Frame};
+use super::metrics::{self, Metrics, StreamCounters};
 use super::packet::{Packet, PacketKind, csid};
 use crate::config::SlowSubscriberPolicy;
 use crate::protocol::amf0::Value;
@@ -35,8 +38,15 @@ pub enum Outbound {
 /// Counters and switches shared by the player's threads and the stream.
 #[derive(Debug)]
 pub struct SubscriberShared {
+    /// The player's connection id.
     pub id: u64,
+    pub remote_addr: SocketAddr,
+    pub connected_at: SystemTime,
+    metrics: Arc<Metrics>,
+    counters: Arc<StreamCounters>,
     queued_bytes: AtomicUsize,
+    /// Timestamp of the last media message written to the socket.
+    last_written_timestamp: AtomicU32,
     pub receive_audio: AtomicBool,
     pub receive_video: AtomicBool,
     pub paused: AtomicBool,
@@ -48,10 +58,20 @@ pub struct SubscriberShared {
 }
 
 impl SubscriberShared {
-    pub fn new(id: u64) -> Self {
+    pub fn new(
+        id: u64,
+        remote_addr: SocketAddr,
+        metrics: Arc<Metrics>,
+        counters: Arc<StreamCounters>,
+    ) -> Self {
         SubscriberShared {
             id,
+            remote_addr,
+            connected_at: SystemTime::now(),
+            metrics,
+            counters,
             queued_bytes: AtomicUsize::new(0),
+            last_written_timestamp: AtomicU32::new(0),
             receive_audio: AtomicBool::new(true),
             receive_video: AtomicBool::new(true),
             paused: AtomicBool::new(false),
@@ -63,10 +83,28 @@ impl SubscriberShared {
     }
 }
 
+impl SubscriberShared {
+    fn record_sent(&self, bytes: usize, last_timestamp: Option<u32>) {
+        metrics::add(&self.bytes_sent, bytes as u64);
+        metrics::add(&self.counters.bytes_out, bytes as u64);
+        metrics::add(&self.metrics.bytes_egress, bytes as u64);
+        if let Some(timestamp) = last_timestamp {
+            self.last_written_timestamp
+                .store(timestamp, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A snapshot of one player's delivery figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscriberStats {
     pub id: u64,
+    pub remote_addr: SocketAddr,
+    pub connected_at: SystemTime,
+    /// Media messages waiting in its queue.
+    pub queue_depth: usize,
+    /// Timestamp of the last media message written to it.
+    pub last_written_timestamp: u32,
     /// Media bytes waiting in its queue.
     pub queued_bytes: usize,
     pub dropped_messages: u64,
@@ -79,6 +117,10 @@ impl SubscriberShared {
     pub fn stats(&self) -> SubscriberStats {
         SubscriberStats {
             id: self.id,
+            remote_addr: self.remote_addr,
+            connected_at: self.connected_at,
+            queue_depth: 0,
+            last_written_timestamp: self.last_written_timestamp.load(Ordering::Relaxed),
             queued_bytes: self.queued_bytes.load(Ordering::Relaxed),
             dropped_messages: self.dropped_messages.load(Ordering::Relaxed),
             skip_events: self.skip_events.load(Ordering::Relaxed),
@@ -167,8 +209,20 @@ impl SubscriberSlot {
         if packet.sequence_header || packet.kind == PacketKind::Data {
             self.missed_headers = true;
         }
-        self.shared.dropped_messages.fetch_add(1, Ordering::Relaxed);
+        let shared = &self.shared;
+        metrics::add(&shared.dropped_messages, 1);
+        metrics::add(&shared.counters.dropped_messages, 1);
+        metrics::add(&shared.counters.dropped_bytes, packet.payload.len() as u64);
+        metrics::add(&shared.metrics.subscriber_drops, 1);
         Offer::Dropped
+    }
+
+    /// A snapshot of this player's figures, queue depth included.
+    pub fn stats(&self) -> SubscriberStats {
+        SubscriberStats {
+            queue_depth: self.tx.len(),
+            ..self.shared.stats()
+        }
     }
 
     /// Offers a live packet without ever blocking.
@@ -214,7 +268,9 @@ impl SubscriberSlot {
                 SlowSubscriberPolicy::Disconnect => Offer::Disconnect,
                 SlowSubscriberPolicy::Skip => {
                     self.skipping = true;
-                    self.shared.skip_events.fetch_add(1, Ordering::Relaxed);
+                    metrics::add(&self.shared.skip_events, 1);
+                    metrics::add(&self.shared.counters.skip_events, 1);
+                    metrics::add(&self.shared.metrics.slow_skips, 1);
                     self.drop_packet(packet)
                 }
             };
@@ -296,9 +352,7 @@ fn run_writer(
 ) -> io::Result<()> {
     let catch_up_bytes: usize = catch_up.iter().map(|p| p.payload.len()).sum();
     conn.write_frames(catch_up.iter().map(|p| Frame::Packet(p)), stream_id)?;
-    shared
-        .bytes_sent
-        .fetch_add(catch_up_bytes as u64, Ordering::Relaxed);
+    shared.record_sent(catch_up_bytes, catch_up.last().map(|p| p.timestamp));
     drop(catch_up);
     let mut batch: Vec<Outbound> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
@@ -309,13 +363,14 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let media_bytes: usize = batch
-            .iter()
-            .map(|item| match item {
-                Outbound::Media(p) => p.payload.len(),
-                _ => 0,
-            })
-            .sum();
+        let mut media_bytes = 0;
+        let mut last_timestamp = None;
+        for item in &batch {
+            if let Outbound::Media(packet) = item {
+                media_bytes += packet.payload.len();
+                last_timestamp = Some(packet.timestamp);
+            }
+        }
         let frames = batch.iter().flat_map(|item| {
             // Vec::new() does not allocate: media costs no allocation here.
             let (packet, events) = match item {
@@ -329,9 +384,7 @@ fn run_writer(
             .queued_bytes
             .fetch_sub(media_bytes, Ordering::Relaxed);
         result?;
-        shared
-            .bytes_sent
-            .fetch_add(media_bytes as u64, Ordering::Relaxed);
+        shared.record_sent(media_bytes, last_timestamp);
         batch.clear();
     }
     Ok(())

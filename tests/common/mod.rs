@@ -15,6 +15,8 @@ use rtmp_server::server::{Server, ServerHandle};
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The HTTP endpoint, when started with [`TestServer::with_http`].
+    pub http: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -36,9 +38,27 @@ impl TestServer {
         let thread = std::thread::spawn(move || server.run().unwrap());
         TestServer {
             addr,
+            http: None,
             handle,
             thread: Some(thread),
         }
+    }
+
+    /// A server with its HTTP endpoint on a loopback port.
+    pub fn with_http(token: Option<&str>, adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let mut server = TestServer::with(adjust);
+        let (addr, _thread) = rtmp_server::http::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            server.handle.clone(),
+            token.map(rtmp_server::config::ApiToken::new),
+        )
+        .unwrap();
+        server.http = Some(addr);
+        server
+    }
+
+    pub fn handle(&self) -> &ServerHandle {
+        &self.handle
     }
 
     /// Stops the server and returns how long `run` took to return.

@@ -1,0 +1,192 @@
+//! JSON documents: the Go-expvar-compatible `/debug/vars` object and the
+//! `/api/...` documents, all rendered from a [`Snapshot`]. Times are
+//! RFC 3339 UTC, durations `_ms`, bitrates kbps. Nothing secret appears:
+//! no command line, no tokens, no query strings (stream keys never carry
+//! them).
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::snapshot::{METRICS, Snapshot};
+use crate::protocol::media::Codec;
+use crate::server::history::SessionRecord;
+use crate::server::stream_status::StreamStatus;
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+fn codec(codec: Option<Codec>) -> Value {
+    match codec {
+        Some(c) => json!({
+            "name": c.name(),
+            "fourcc": c.fourcc().map(|cc| String::from_utf8_lossy(&cc).into_owned()),
+        }),
+        None => Value::Null,
+    }
+}
+
+fn process(snapshot: &Snapshot) -> Value {
+    json!({
+        "rss_bytes": snapshot.process.rss_bytes,
+        "threads": snapshot.process.threads,
+        "cpu_seconds": snapshot.process.cpu_seconds,
+    })
+}
+
+fn server_info(snapshot: &Snapshot) -> Value {
+    let info = &snapshot.info;
+    json!({
+        "version": info.version,
+        "rustc": info.rustc,
+        "listen": info.listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "pid": info.pid,
+        "started_at": rfc3339(info.started_at),
+    })
+}
+
+/// `/debug/vars`: every figure under its expvar name.
+pub fn expvar(snapshot: &Snapshot) -> Value {
+    let mut vars = serde_json::Map::new();
+    for (def, value) in METRICS.iter().zip(&snapshot.values) {
+        vars.insert(def.expvar.into(), json!(value));
+    }
+    vars.insert("rtmp_streams_active".into(), json!(snapshot.streams_active));
+    vars.insert(
+        "rtmp_uptime_seconds".into(),
+        json!(snapshot.uptime.as_secs_f64()),
+    );
+    vars.insert("rtmp_server_info".into(), server_info(snapshot));
+    let streams: Vec<Value> = snapshot
+        .live_streams()
+        .map(|s| {
+            json!({
+                "key": s.key,
+                "subscribers": s.subscribers.len(),
+                "codecs": {
+                    "video": s.media.video_codec.map(|c| c.name()),
+                    "audio": s.media.audio_codec.map(|c| c.name()),
+                },
+                "uptime_seconds": s.publisher.as_ref().map_or(0.0, |p| p.uptime.as_secs_f64()),
+                "recording": false,
+            })
+        })
+        .collect();
+    vars.insert("rtmp_streams".into(), Value::Array(streams));
+    vars.insert("rtmp_relay_destinations".into(), json!([]));
+    vars.insert("process".into(), process(snapshot));
+    Value::Object(vars)
+}
+
+/// One stream as `/api/streams` shows it.
+pub fn stream(s: &StreamStatus) -> Value {
+    let media = &s.media;
+    json!({
+        "key": s.key,
+        "publisher": s.publisher.as_ref().map(|p| json!({
+            "id": p.id,
+            "remote_addr": p.remote_addr.to_string(),
+            "connected_at": rfc3339(p.connected_at),
+            "uptime_ms": p.uptime.as_millis() as u64,
+        })),
+        "video": media.video_codec.map(|c| json!({
+            "codec": codec(Some(c)),
+            "width": media.width,
+            "height": media.height,
+            "fps": media.fps,
+            "profile": media.profile,
+            "level": media.level,
+        })),
+        "audio": media.audio_codec.map(|c| json!({
+            "codec": codec(Some(c)),
+            "sample_rate": media.sample_rate,
+            "channels": media.channels,
+        })),
+        "bitrate_in_kbps": s.bitrate_in_kbps,
+        "bitrate_out_kbps": s.bitrate_out_kbps,
+        "bytes_in": s.counts.bytes_in,
+        "bytes_out": s.counts.bytes_out,
+        "gop_cache": {"frames": s.gop_cache_messages, "bytes": s.gop_cache_bytes},
+        "slow_subscribers": {
+            "skip_events": s.counts.skip_events,
+            "dropped_messages": s.counts.dropped_messages,
+            "dropped_bytes": s.counts.dropped_bytes,
+            "max_lag_ms": s.max_lag_ms,
+        },
+        "subscribers": s.subscribers.iter().map(|sub| json!({
+            "id": sub.stats.id,
+            "remote_addr": sub.stats.remote_addr.to_string(),
+            "connected_at": rfc3339(sub.stats.connected_at),
+            "bytes_sent": sub.stats.bytes_sent,
+            "queue_depth": sub.stats.queue_depth,
+            "dropped_messages": sub.stats.dropped_messages,
+            "skip_events": sub.stats.skip_events,
+            "lag_ms": sub.lag_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// A page of items: all of them unless `page` is given (1-based).
+pub fn paged(items: Vec<Value>, page: Option<usize>, per_page: usize, name: &str) -> Value {
+    let total = items.len();
+    let mut document = serde_json::Map::new();
+    let items = match page {
+        Some(page) => {
+            document.insert("page".into(), json!(page));
+            document.insert("per_page".into(), json!(per_page));
+            items
+                .into_iter()
+                .skip(page.saturating_sub(1).saturating_mul(per_page))
+                .take(per_page)
+                .collect()
+        }
+        None => items,
+    };
+    document.insert("total".into(), json!(total));
+    document.insert(name.into(), Value::Array(items));
+    Value::Object(document)
+}
+
+pub fn history_entry(r: &SessionRecord) -> Value {
+    json!({
+        "key": r.key,
+        "opened_at": rfc3339(r.opened_at),
+        "closed_at": rfc3339(r.closed_at),
+        "duration_ms": r.duration_ms,
+        "reason": r.reason.as_str(),
+        "peak_subscribers": r.peak_subscribers,
+        "total_subscribers": r.total_subscribers,
+        "bytes_in": r.bytes_in,
+        "bytes_out": r.bytes_out,
+        "dropped_messages": r.dropped_messages,
+    })
+}
+
+/// `/api/server`.
+pub fn server(snapshot: &Snapshot) -> Value {
+    let value = |name: &str| snapshot.value(name).unwrap_or(0);
+    let mut info = server_info(snapshot);
+    if let Value::Object(map) = &mut info {
+        map.insert(
+            "uptime_ms".into(),
+            json!(snapshot.uptime.as_millis() as u64),
+        );
+        map.insert(
+            "connections".into(),
+            json!({
+                "active": value("rtmp_connections_active"),
+                "total": value("rtmp_connections_total"),
+                "publishers": value("rtmp_publishers_active"),
+                "subscribers": value("rtmp_subscribers_active"),
+                "streams": snapshot.streams_active,
+            }),
+        );
+        map.insert("process".into(), process(snapshot));
+    }
+    info
+}
+
+pub fn error(message: &str) -> Value {
+    json!({ "error": message })
+}

@@ -1,0 +1,208 @@
+//! What a stream reports about itself: who publishes, which codecs and
+//! formats (from sequence headers and metadata), its byte figures and its
+//! players. Plain snapshot types, filled under the stream's lock.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::metrics::StreamCounts;
+use super::packet::{Packet, PacketKind};
+use super::subscriber::SubscriberStats;
+use crate::protocol::amf0::{self, Value};
+use crate::protocol::media::{self, Codec};
+
+/// Window over which bitrates are computed.
+pub const BITRATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Codec and format of the published video and audio.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MediaDescription {
+    pub video_codec: Option<Codec>,
+    pub width: Option<f64>,
+    pub height: Option<f64>,
+    pub fps: Option<f64>,
+    pub profile: Option<u8>,
+    pub level: Option<u8>,
+    pub audio_codec: Option<Codec>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u8>,
+}
+
+impl MediaDescription {
+    /// Learns from a packet: codecs from any frame, profile, level and
+    /// audio format from sequence headers, sizes and rates from metadata.
+    pub fn learn(&mut self, packet: &Packet) {
+        match packet.kind {
+            PacketKind::Video => {
+                if let Some(codec) = packet.codec {
+                    self.video_codec = Some(codec);
+                }
+                if let Some(pl) = media::video_profile_level(&packet.payload) {
+                    self.profile = Some(pl.profile);
+                    self.level = Some(pl.level);
+                }
+            }
+            PacketKind::Audio => {
+                if let Some(codec) = packet.codec {
+                    self.audio_codec = Some(codec);
+                }
+                if (packet.sequence_header || self.sample_rate.is_none())
+                    && let Some((rate, channels)) = media::audio_format(&packet.payload)
+                {
+                    self.sample_rate = Some(rate);
+                    self.channels = Some(channels);
+                }
+            }
+            PacketKind::Data if packet.sequence_header => self.learn_metadata(&packet.payload),
+            PacketKind::Data => {}
+        }
+    }
+
+    fn learn_metadata(&mut self, payload: &[u8]) {
+        let Ok(values) = amf0::decode_all(payload) else {
+            return;
+        };
+        let Some(meta) = values.get(1) else {
+            return;
+        };
+        let number = |key: &str| {
+            meta.get(key)
+                .and_then(Value::as_number)
+                .filter(|n| n.is_finite() && *n > 0.0)
+        };
+        self.width = number("width").or(self.width);
+        self.height = number("height").or(self.height);
+        self.fps = number("framerate")
+            .or(number("videoframerate"))
+            .or(self.fps);
+        if self.sample_rate.is_none() {
+            self.sample_rate = number("audiosamplerate").map(|r| r as u32);
+        }
+        if self.channels.is_none() {
+            self.channels = number("audiochannels").map(|c| c as u8).or_else(|| {
+                meta.get("stereo")
+                    .and_then(Value::as_bool)
+                    .map(|s| if s { 2 } else { 1 })
+            });
+        }
+    }
+}
+
+/// The publisher of a stream.
+#[derive(Debug, Clone)]
+pub struct PublisherStatus {
+    pub id: u64,
+    pub remote_addr: SocketAddr,
+    pub connected_at: SystemTime,
+    pub uptime: Duration,
+}
+
+/// Everything `/api/streams` shows about one stream.
+#[derive(Debug, Clone)]
+pub struct StreamStatus {
+    pub key: String,
+    pub publisher: Option<PublisherStatus>,
+    pub media: MediaDescription,
+    /// Figures of the current publish session.
+    pub counts: StreamCounts,
+    pub bitrate_in_kbps: f64,
+    pub bitrate_out_kbps: f64,
+    pub gop_cache_messages: usize,
+    pub gop_cache_bytes: usize,
+    /// Largest lag of any player behind the newest published timestamp.
+    pub max_lag_ms: u64,
+    pub subscribers: Vec<SubscriberStatus>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriberStatus {
+    pub stats: SubscriberStats,
+    pub lag_ms: u64,
+}
+
+/// Recent (time, bytes in, bytes out) readings for bitrates.
+#[derive(Debug, Default)]
+pub struct BitrateSamples {
+    samples: VecDeque<(Instant, u64, u64)>,
+}
+
+impl BitrateSamples {
+    /// Records a reading, keeping just over one window of them.
+    pub fn record(&mut self, now: Instant, bytes_in: u64, bytes_out: u64) {
+        self.samples.push_back((now, bytes_in, bytes_out));
+        while self.samples.len() > 2
+            && self
+                .samples
+                .get(1)
+                .is_some_and(|(t, _, _)| now.duration_since(*t) >= BITRATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// Kilobits per second in and out between the oldest and newest readings.
+    pub fn kbps(&self) -> (f64, f64) {
+        let (Some(first), Some(last)) = (self.samples.front(), self.samples.back()) else {
+            return (0.0, 0.0);
+        };
+        let seconds = last.0.duration_since(first.0).as_secs_f64();
+        if seconds <= 0.0 {
+            return (0.0, 0.0);
+        }
+        let rate = |a: u64, b: u64| {
+            (b.saturating_sub(a) as f64 * 8.0 / 1000.0 / seconds * 10.0).round() / 10.0
+        };
+        (rate(first.1, last.1), rate(first.2, last.2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn learns_codecs_profile_and_metadata() {
+        let mut d = MediaDescription::default();
+        d.learn(&Packet::new(
+            PacketKind::Video,
+            0,
+            Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x28]),
+        ));
+        d.learn(&Packet::new(
+            PacketKind::Audio,
+            0,
+            Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+        ));
+        let meta = amf0::encode_all(&[
+            Value::string("onMetaData"),
+            Value::EcmaArray(vec![
+                ("width".into(), Value::Number(1280.0)),
+                ("height".into(), Value::Number(720.0)),
+                ("framerate".into(), Value::Number(30.0)),
+            ]),
+        ]);
+        d.learn(&Packet::new(PacketKind::Data, 0, Bytes::from(meta)).into_metadata());
+        assert_eq!(d.video_codec, Some(Codec::LegacyVideo(7)));
+        assert_eq!((d.profile, d.level), (Some(100), Some(40)));
+        assert_eq!((d.sample_rate, d.channels), (Some(44100), Some(2)));
+        assert_eq!(
+            (d.width, d.height, d.fps),
+            (Some(1280.0), Some(720.0), Some(30.0))
+        );
+    }
+
+    #[test]
+    fn bitrate_over_the_window() {
+        let mut s = BitrateSamples::default();
+        let t0 = Instant::now();
+        for i in 0..10u64 {
+            s.record(t0 + Duration::from_secs(i), i * 250_000, i * 500_000);
+        }
+        // 250 kB/s in = 2000 kbps; 500 kB/s out = 4000 kbps.
+        assert_eq!(s.kbps(), (2000.0, 4000.0));
+        assert!(s.samples.len() <= 7);
+        assert_eq!(BitrateSamples::default().kbps(), (0.0, 0.0));
+    }
+}
