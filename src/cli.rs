@@ -43,6 +43,18 @@ struct Flags {
     #[argh(option, default = "String::from(\"30s\")")]
     write_timeout: String,
 
+    /// close a connection idle this long (default 60s)
+    #[argh(option, default = "String::from(\"60s\")")]
+    idle_timeout: String,
+
+    /// connections beyond this are closed at once (default 1000)
+    #[argh(option, default = "String::from(\"1000\")")]
+    max_connections: String,
+
+    /// largest message accepted, bytes or KiB/MiB (default 4MiB)
+    #[argh(option, default = "String::from(\"4MiB\")")]
+    max_message_size: String,
+
     /// metrics and status HTTP address, e.g. :8080 (default off)
     #[argh(option)]
     metrics_addr: Option<String>,
@@ -60,6 +72,12 @@ struct Flags {
     version: bool,
 }
 
+/// Upper bound of `-max-connections`.
+const MAX_CONNECTIONS: usize = 100_000;
+/// Bounds of `-max-message-size`: a 64 KiB floor keeps clients working,
+/// the 16 MiB cap is the largest length an RTMP chunk header can state.
+const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=0xff_ffff;
+
 /// Most ended sessions `-history-limit` may keep.
 const MAX_HISTORY: usize = 100_000;
 
@@ -70,7 +88,7 @@ const SWITCHES: &[&str] = &["help", "version"];
 #[derive(Debug)]
 pub enum Invocation {
     Run {
-        config: Config,
+        config: Box<Config>,
         log_level: Option<log::LevelFilter>,
     },
     /// Print this text to stdout and exit 0 (help, version).
@@ -165,6 +183,18 @@ pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
         },
         publisher_timeout: parse_duration("publisher-timeout", &flags.publisher_timeout)?,
         write_timeout: parse_duration("write-timeout", &flags.write_timeout)?,
+        idle_timeout: parse_duration("idle-timeout", &flags.idle_timeout)?,
+        max_connections: match flags.max_connections.parse::<usize>() {
+            Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => n,
+            _ => {
+                return Err(invalid(
+                    "max-connections",
+                    &flags.max_connections,
+                    "want a number from 1 to 100000",
+                ));
+            }
+        },
+        max_message_size: parse_size("max-message-size", &flags.max_message_size)?,
         metrics_addr: flags
             .metrics_addr
             .as_deref()
@@ -191,7 +221,10 @@ pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
         },
         ..Config::default()
     };
-    Ok(Invocation::Run { config, log_level })
+    Ok(Invocation::Run {
+        config: Box::new(config),
+        log_level,
+    })
 }
 
 fn go_style_help(text: &str) -> String {
@@ -237,6 +270,33 @@ fn parse_bool(flag: &str, value: &str) -> Result<bool, UsageError> {
     }
 }
 
+/// A byte count: a plain number, or with a `KiB`/`MiB` (or `K`/`M`) suffix.
+fn parse_size(flag: &str, value: &str) -> Result<usize, UsageError> {
+    let trimmed = value.trim();
+    let (digits, unit) = match trimmed.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => trimmed.split_at(i),
+        None => (trimmed, ""),
+    };
+    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        _ => 0,
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| MESSAGE_SIZE_RANGE.contains(n))
+        .ok_or_else(|| {
+            invalid(
+                flag,
+                value,
+                "want a size from 64KiB to 16777215 bytes, e.g. 4MiB",
+            )
+        })
+}
+
 /// Go durations (`10s`, `500ms`, `1m30s`); a bare number means seconds.
 fn parse_duration(flag: &str, value: &str) -> Result<Duration, UsageError> {
     let parsed = match value.parse::<u64>() {
@@ -263,7 +323,7 @@ mod tests {
 
     fn config(list: &[&str]) -> Config {
         match parse("rtmp-server", &args(list)).unwrap() {
-            Invocation::Run { config, .. } => config,
+            Invocation::Run { config, .. } => *config,
             other => panic!("{other:?}"),
         }
     }
@@ -337,6 +397,10 @@ mod tests {
             (vec!["-metrics-addr", "8080"], "-metrics-addr"),
             (vec!["-api-token", ""], "-api-token"),
             (vec!["-history-limit", "many"], "-history-limit"),
+            (vec!["-idle-timeout", "0"], "-idle-timeout"),
+            (vec!["-max-connections", "0"], "-max-connections"),
+            (vec!["-max-message-size", "16MiB"], "-max-message-size"),
+            (vec!["-max-message-size", "1KiB"], "-max-message-size"),
         ] {
             let err = parse("rtmp-server", &args(&list)).unwrap_err();
             assert!(err.0.contains(flag), "{list:?}: {err}");
@@ -361,6 +425,9 @@ mod tests {
                 "-metrics-addr",
                 "-api-token",
                 "-history-limit",
+                "-idle-timeout",
+                "-max-connections",
+                "-max-message-size",
                 "-version",
             ] {
                 assert!(text.contains(flag), "{flag} missing from help");
@@ -368,6 +435,34 @@ mod tests {
             assert!(!text.contains("--"), "help should show Go-style flags");
             assert!(text.contains("default \":1935\""));
         }
+    }
+
+    #[test]
+    fn limits_parse() {
+        let c = config(&[
+            "-idle-timeout",
+            "2m",
+            "-max-connections",
+            "50",
+            "-max-message-size",
+            "8MiB",
+        ]);
+        assert_eq!(c.idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.max_connections, 50);
+        assert_eq!(c.max_message_size, 8 << 20);
+        assert_eq!(
+            config(&["-max-message-size", "100000"]).max_message_size,
+            100_000
+        );
+        assert_eq!(
+            config(&["-max-message-size", "512K"]).max_message_size,
+            512 << 10
+        );
+        let d = config(&[]);
+        assert_eq!(
+            (d.idle_timeout, d.max_connections, d.max_message_size),
+            (Duration::from_secs(60), 1000, 4 << 20)
+        );
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct Config {
     /// Time allowed for the handshake, and for a connection to say what
     /// it wants (connect, publish or play) after it.
     pub handshake_timeout: Duration,
+    /// A connection with nothing to or from it for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections beyond this many are closed right after accept.
+    pub max_connections: usize,
     /// Longest message accepted from a peer.
     pub max_message_size: usize,
     /// Per-player queue bounds.
@@ -82,6 +86,8 @@ impl Default for Config {
             publisher_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1000,
             max_message_size: 4 * 1024 * 1024,
             queue_max_messages: 1024,
             queue_max_bytes: 8 * 1024 * 1024,

@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     let listen = config.listen;
     let config_metrics_addr = config.metrics_addr;
     let api_token = config.api_token.clone();
-    let server = match Server::bind(config) {
+    let server = match Server::bind(*config) {
         Ok(server) => server,
         Err(e) => {
             eprintln!("rtmp-server: cannot listen on {listen} (flag -listen): {e}");

@@ -12,24 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, wait_for};
-
-fn tool_available(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("-h")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found {
-        assert!(
-            std::env::var("RTMP_SERVER_E2E").as_deref() != Ok("require"),
-            "{tool} is required but not installed"
-        );
-        eprintln!("skipping: {tool} not installed");
-    }
-    found
-}
+use common::{TestServer, tool_available, wait_for};
 
 fn work_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{test}"));

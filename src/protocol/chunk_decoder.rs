@@ -36,6 +36,8 @@ pub enum ChunkError {
     TooManyPartialMessages,
     /// Set Chunk Size of zero.
     InvalidChunkSize(u32),
+    /// Partial messages together hold more bytes than allowed.
+    TooMuchBuffered { limit: usize },
 }
 
 impl fmt::Display for ChunkError {
@@ -55,6 +57,9 @@ impl fmt::Display for ChunkError {
                 "more than {MAX_PARTIAL_MESSAGES} chunk streams with partial messages"
             ),
             ChunkError::InvalidChunkSize(size) => write!(f, "invalid chunk size {size}"),
+            ChunkError::TooMuchBuffered { limit } => {
+                write!(f, "partial messages hold more than {limit} bytes")
+            }
         }
     }
 }
@@ -117,6 +122,8 @@ pub struct ChunkDecoder {
     max_message_size: usize,
     streams: HashMap<u32, ChunkStream>,
     partials: usize,
+    /// Bytes held by partial messages, bounded by twice the message limit.
+    partial_bytes: usize,
     open: Option<OpenChunk>,
     stats: DecoderStats,
 }
@@ -130,6 +137,7 @@ impl ChunkDecoder {
             max_message_size,
             streams: HashMap::new(),
             partials: 0,
+            partial_bytes: 0,
             open: None,
             stats: DecoderStats::default(),
         }
@@ -168,6 +176,11 @@ impl ChunkDecoder {
                     return Ok(None);
                 }
                 let take = open.remaining.min(available);
+                let limit = self.max_message_size.saturating_mul(2);
+                if self.partial_bytes + take > limit {
+                    return Err(ChunkError::TooMuchBuffered { limit });
+                }
+                self.partial_bytes += take;
                 let stream = self.streams.entry(open.csid).or_default();
                 let partial = stream.partial.get_or_insert_with(Vec::new);
                 partial.extend_from_slice(&self.buffer[self.pos..self.pos + take]);
@@ -181,6 +194,7 @@ impl ChunkDecoder {
                 if partial.len() >= stream.length as usize {
                     let payload = stream.partial.take().unwrap_or_default();
                     self.partials -= 1;
+                    self.partial_bytes -= payload.len();
                     let message = RawMessage {
                         type_id: stream.type_id,
                         timestamp: stream.timestamp,
@@ -289,10 +303,11 @@ impl ChunkDecoder {
         let stream = self.streams.entry(header.csid).or_default();
         let continuing = header.fmt == 3 && stream.partial.is_some();
         if !continuing {
-            if stream.partial.take().is_some() {
+            if let Some(abandoned) = stream.partial.take() {
                 // A new header while a message was incomplete: the sender
                 // gave up on it (or is broken). Keep the new message.
                 self.partials -= 1;
+                self.partial_bytes -= abandoned.len();
                 self.stats.abandoned_partials += 1;
             }
             if let Some(field) = header.timestamp_field {
@@ -347,9 +362,10 @@ impl ChunkDecoder {
             }
             type_id::ABORT => {
                 if let Some(stream) = self.streams.get_mut(&value)
-                    && stream.partial.take().is_some()
+                    && let Some(aborted) = stream.partial.take()
                 {
                     self.partials -= 1;
+                    self.partial_bytes -= aborted.len();
                     self.stats.aborted += 1;
                 }
             }
@@ -664,6 +680,30 @@ mod tests {
         }
         d.feed(&[0x03, 0, 0, 0, 0, 0, 200, 9, 1, 0, 0, 0]);
         assert_eq!(d.decode(), Err(ChunkError::TooManyPartialMessages));
+    }
+
+    #[test]
+    fn bytes_held_by_partial_messages_are_bounded() {
+        // Max message 1000: partials may hold at most 2000 bytes together.
+        let mut d = ChunkDecoder::new(1000);
+        for csid in 3..6u8 {
+            d.feed(&[csid, 0, 0, 0, 0, 0x03, 0xe8, 9, 1, 0, 0, 0]);
+            d.feed(&[1; 128]);
+        }
+        // Five more chunks each: 3 x 768 bytes, none complete, 2304 held.
+        for _ in 0..5 {
+            for csid in 3..6u8 {
+                d.feed(&[0xc0 | csid]);
+                d.feed(&[1; 128]);
+            }
+        }
+        let result = loop {
+            match d.decode() {
+                Ok(Some(_)) => continue,
+                other => break other,
+            }
+        };
+        assert_eq!(result, Err(ChunkError::TooMuchBuffered { limit: 2000 }));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::conn_writer::{ConnWriter, Frame};
@@ -34,6 +34,8 @@ const WINDOW_ACK_SIZE: u32 = 5_000_000;
 const READ_BUFFER_SIZE: usize = 16 * 1024;
 /// Longest command name repeated in a log line.
 const MAX_LOGGED_NAME: usize = 64;
+/// Unknown commands logged at info level per connection; more go to debug.
+const MAX_LOGGED_UNKNOWN: u32 = 10;
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -43,8 +45,9 @@ pub enum SessionError {
     Closed,
     HandshakeTimeout,
     Handshake(HandshakeError),
-    /// Connected but asked for nothing in time.
-    Idle,
+    /// Quiet for too long: no `connect` in time, or nothing to or from it
+    /// for `-idle-timeout`.
+    Idle(&'static str),
     /// A publisher that sent nothing for `-publisher-timeout`.
     PublisherTimeout,
     Chunk(ChunkError),
@@ -65,7 +68,7 @@ impl fmt::Display for SessionError {
             SessionError::Closed => write!(f, "closed by peer"),
             SessionError::HandshakeTimeout => write!(f, "handshake timed out"),
             SessionError::Handshake(e) => write!(f, "handshake failed: {e}"),
-            SessionError::Idle => write!(f, "no connect, publish or play in time"),
+            SessionError::Idle(why) => write!(f, "{why}"),
             SessionError::PublisherTimeout => write!(f, "publisher sent nothing in time"),
             SessionError::Chunk(e) => write!(f, "bad chunk stream: {e}"),
             SessionError::Message(e) => write!(f, "bad message: {e}"),
@@ -136,6 +139,7 @@ struct Session {
     bytes_acknowledged: u64,
     peer_window: u32,
     warned_stray_media: bool,
+    unknown_commands: u32,
     /// Set when the HTTP API kicks this connection.
     kicked: Arc<AtomicBool>,
     /// Held from the end of the handshake: the connection counts as active.
@@ -153,7 +157,7 @@ impl SessionError {
     /// How a publish session that ended with this error is recorded.
     fn end_reason(&self) -> EndReason {
         match self {
-            SessionError::PublisherTimeout | SessionError::Idle => EndReason::PublisherTimeout,
+            SessionError::PublisherTimeout | SessionError::Idle(_) => EndReason::PublisherTimeout,
             SessionError::ShuttingDown => EndReason::Shutdown,
             SessionError::Chunk(_)
             | SessionError::Message(_)
@@ -170,7 +174,9 @@ impl SessionError {
             SessionError::HandshakeTimeout | SessionError::Handshake(_) => {
                 Some(|m| &m.handshake_failures)
             }
-            SessionError::Idle | SessionError::PublisherTimeout => Some(|m| &m.zombie_connections),
+            SessionError::Idle(_) | SessionError::PublisherTimeout => {
+                Some(|m| &m.zombie_connections)
+            }
             SessionError::Chunk(_)
             | SessionError::Message(_)
             | SessionError::Command(_)
@@ -225,7 +231,7 @@ pub fn serve(
             e @ (SessionError::Io(_)
             | SessionError::Rejected(_)
             | SessionError::PublisherTimeout
-            | SessionError::Idle),
+            | SessionError::Idle(_)),
         ) => {
             log::info!("conn#{id} {peer} closed: {e}")
         }
@@ -258,6 +264,7 @@ impl Session {
             bytes_acknowledged: 0,
             peer_window: 0,
             warned_stray_media: false,
+            unknown_commands: 0,
             kicked,
             active: None,
         })
@@ -270,8 +277,10 @@ impl Session {
             |m| &m.connections_active,
             Some(|m| &m.connections_total),
         ));
-        self.socket
-            .set_read_timeout(Some(self.shared.config.handshake_timeout))?;
+        let handshake_done = Instant::now();
+        let mut last_activity = handshake_done;
+        let mut player_bytes_seen = 0;
+        let mut read_timeout = None;
         let mut buffer = vec![0u8; READ_BUFFER_SIZE];
         loop {
             while let Some(message) = self.decoder.decode()? {
@@ -280,20 +289,61 @@ impl Session {
             if self.shared.shutting_down.load(Ordering::Relaxed) {
                 return Err(SessionError::ShuttingDown);
             }
+            let config = &self.shared.config;
+            // When this connection has been quiet too long, and how long a
+            // read may block before that is checked again. Reads block for
+            // a fixed time in each role, so the socket option is set only
+            // when the role changes.
+            let now = Instant::now();
+            let (deadline, wait) = match &self.role {
+                Role::Idle if self.app.is_none() => {
+                    let deadline = handshake_done + config.handshake_timeout;
+                    (deadline, deadline.saturating_duration_since(now))
+                }
+                Role::Idle => (last_activity + config.idle_timeout, config.idle_timeout),
+                Role::Publisher { .. } => (
+                    last_activity + config.publisher_timeout,
+                    config.publisher_timeout,
+                ),
+                Role::Player { subscriber, .. } => {
+                    // Media written to a player is activity too.
+                    let sent = subscriber.stats().bytes_sent;
+                    if sent != player_bytes_seen {
+                        player_bytes_seen = sent;
+                        last_activity = now;
+                    }
+                    let poll = (config.idle_timeout / 4)
+                        .clamp(Duration::from_millis(50), Duration::from_secs(5));
+                    (last_activity + config.idle_timeout, poll)
+                }
+            };
+            if now >= deadline {
+                return Err(self.idle_error());
+            }
+            let wait = Some(wait.max(Duration::from_millis(1)));
+            if wait != read_timeout {
+                self.socket.set_read_timeout(wait)?;
+                read_timeout = wait;
+            }
             let n = match self.socket.read(&mut buffer) {
                 Ok(0) => return Err(SessionError::Closed),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if is_timeout(&e) => {
-                    return Err(match self.role {
-                        Role::Publisher { .. } => SessionError::PublisherTimeout,
-                        _ => SessionError::Idle,
-                    });
-                }
+                Err(e) if is_timeout(&e) => continue,
                 Err(e) => return Err(e.into()),
             };
+            last_activity = Instant::now();
             self.count_received(n)?;
             self.decoder.feed(&buffer[..n]);
+        }
+    }
+
+    /// The error for a connection that stayed quiet past its deadline.
+    fn idle_error(&self) -> SessionError {
+        match (&self.role, &self.app) {
+            (Role::Publisher { .. }, _) => SessionError::PublisherTimeout,
+            (Role::Idle, None) => SessionError::Idle("no connect in time"),
+            _ => SessionError::Idle("idle for -idle-timeout"),
         }
     }
 
@@ -491,7 +541,19 @@ impl Session {
                 transaction_id,
             } => {
                 let shown: String = name.chars().take(MAX_LOGGED_NAME).collect();
-                log::info!("conn#{} {} unknown command {shown:?}", self.id, self.peer);
+                self.unknown_commands += 1;
+                // A flood of them must not flood the log.
+                let level = if self.unknown_commands <= MAX_LOGGED_UNKNOWN {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "conn#{} {} unknown command {shown:?}",
+                    self.id,
+                    self.peer
+                );
                 if transaction_id != 0.0 {
                     let reply = command::error(
                         transaction_id,
@@ -592,8 +654,6 @@ impl Session {
                 Some(|m| &m.publishers_total),
             ),
         };
-        self.socket
-            .set_read_timeout(Some(self.shared.config.publisher_timeout))?;
         self.send_control(Message::UserControl(UserControl::StreamBegin(stream_id)))?;
         self.send_status(
             stream_id,
@@ -626,7 +686,6 @@ impl Session {
                 Some(|m| &m.subscribers_total),
             ),
         };
-        self.socket.set_read_timeout(None)?;
         let announce = [
             Frame::Message {
                 csid: csid::CONTROL,

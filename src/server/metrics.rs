@@ -37,6 +37,10 @@ pub struct Metrics {
     pub relay_messages_sent: AtomicU64,
     pub relay_messages_dropped: AtomicU64,
     pub relay_bytes_sent: AtomicU64,
+    /// Connections closed at accept because `-max-connections` was reached.
+    pub connections_rejected: AtomicU64,
+    /// Connection or writer threads that panicked (and were contained).
+    pub connection_panics: AtomicU64,
 }
 
 /// One stream's counters, shared by its publisher and its players' writer

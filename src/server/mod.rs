@@ -172,12 +172,13 @@ impl Server {
     /// Accepts connections until shut down, then closes them all.
     pub fn run(self) -> io::Result<()> {
         log::info!("RTMP server listening on {}", self.local_addr);
+        let mut refusals = (None, 0);
         for incoming in self.listener.incoming() {
             if self.shared.shutting_down.load(Ordering::SeqCst) {
                 break;
             }
             match incoming {
-                Ok(socket) => self.spawn_connection(socket),
+                Ok(socket) => self.spawn_connection(socket, &mut refusals),
                 Err(e) => {
                     log::warn!("accept failed: {e}");
                     // Out of descriptors and the like: do not spin.
@@ -189,11 +190,32 @@ impl Server {
         Ok(())
     }
 
-    fn spawn_connection(&self, socket: TcpStream) {
+    /// Refuses a connection over `-max-connections`; logs at most once a
+    /// second how many were refused since the last log line.
+    fn refuse(&self, peer: SocketAddr, last_log: &mut Option<Instant>, unlogged: &mut u64) {
+        metrics::add(&self.shared.metrics.connections_rejected, 1);
+        *unlogged += 1;
+        if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            log::warn!(
+                "{} connection(s) refused, last from {peer}: -max-connections {} reached",
+                unlogged,
+                self.shared.config.max_connections
+            );
+            *last_log = Some(Instant::now());
+            *unlogged = 0;
+        }
+    }
+
+    fn spawn_connection(&self, socket: TcpStream, refusals: &mut (Option<Instant>, u64)) {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let Ok(peer) = socket.peer_addr() else {
             return;
         };
+        if self.shared.connections.lock().len() >= self.shared.config.max_connections {
+            // Dropping the socket closes it.
+            self.refuse(peer, &mut refusals.0, &mut refusals.1);
+            return;
+        }
         let _ = socket.set_nodelay(true);
         let closer = match socket.try_clone() {
             Ok(closer) => closer,
@@ -218,6 +240,7 @@ impl Server {
                     connection::serve(Arc::clone(&shared), socket, id, peer, kicked)
                 }));
                 if result.is_err() {
+                    metrics::add(&shared.metrics.connection_panics, 1);
                     log::error!("conn#{id} {peer} closed after an internal error (panic)");
                 }
                 let mut connections = shared.connections.lock();

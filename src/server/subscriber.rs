@@ -313,9 +313,23 @@ pub fn spawn_writer(
         .name(name)
         .stack_size(WRITER_STACK_SIZE)
         .spawn(move || {
-            if let Err(e) = run_writer(&shared, &rx, catch_up, &conn, stream_id) {
-                log::debug!("player writer {} stopped: {e}", shared.id);
-                conn.shutdown();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_writer(&shared, &rx, catch_up, &conn, stream_id)
+            }));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    log::debug!("conn#{} player writer stopped: {e}", shared.id);
+                    conn.shutdown();
+                }
+                Err(_) => {
+                    metrics::add(&shared.metrics.connection_panics, 1);
+                    log::error!(
+                        "conn#{} player writer closed after an internal error (panic)",
+                        shared.id
+                    );
+                    conn.shutdown();
+                }
             }
         })
 }

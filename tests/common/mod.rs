@@ -2,7 +2,10 @@
 //! loopback port, synthetic H.264/AAC payloads, and message readers.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -226,4 +229,218 @@ pub fn rss_bytes() -> usize {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rtmp-server");
+
+/// The real binary, run as a child process with its log collected.
+pub struct ServerProcess {
+    pub child: Child,
+    pub lines: Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl ServerProcess {
+    pub fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ServerProcess {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("no log line with {needle:?}; saw {:?}", self.log);
+    }
+
+    /// Collects the log lines written so far.
+    pub fn drain_log(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        &self.log
+    }
+
+    pub fn listen_addr(&mut self) -> SocketAddr {
+        let line = self.wait_line("RTMP server listening on ");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    fn status_field(&self, name: &str) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Resident memory of the server process, in bytes.
+    pub fn rss(&self) -> usize {
+        self.status_field("VmRSS:") * 1024
+    }
+
+    pub fn threads(&self) -> usize {
+        self.status_field("Threads:")
+    }
+
+    pub fn is_alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends SIGTERM; returns the exit code and how long exiting took.
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.log.push(line);
+                }
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                return (None, started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether `tool` runs. When it does not, `RTMP_SERVER_E2E=require` (set by
+/// `scripts/test.sh`) makes that a failure; otherwise the caller skips.
+pub fn tool_available(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("-h")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var("RTMP_SERVER_E2E").as_deref() != Ok("require"),
+            "{tool} is required but not installed"
+        );
+        eprintln!("{tool} not installed: using the in-repo client instead");
+    }
+    found
+}
+
+/// A normal publish and play on `key`: ffmpeg when installed (a 2 s
+/// H.264 + AAC test stream, played by a second ffmpeg), else the in-repo
+/// client. Panics unless the player receives video and audio.
+pub fn round_trip(addr: SocketAddr, key: &str) {
+    let url = format!("rtmp://{addr}/live/{key}");
+    if !tool_available("ffmpeg") {
+        let mut player = player(addr, key);
+        let mut publisher = publisher(addr, key);
+        publisher.send_video(0, &avc_sequence_header()).unwrap();
+        publisher.send_audio(0, &aac_sequence_header()).unwrap();
+        publisher
+            .send_video(0, &video_frame(0, true, 1000))
+            .unwrap();
+        read_media(&mut player, 3).unwrap();
+        return;
+    }
+    let mut play = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            &url,
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ])
+        .args(["-progress", "pipe:1", "-nostats"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The player waits for the publisher, so it sees the whole stream.
+    std::thread::sleep(Duration::from_millis(300));
+    let publish = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "2"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-c:a", "aac", "-f", "flv", &url])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        publish.status.success(),
+        "publish to {key} failed: {}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while play.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "player of {key} did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = play.wait_with_output().unwrap();
+    let progress = String::from_utf8_lossy(&output.stdout);
+    let frames: u64 = progress
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .find_map(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        output.status.success() && frames >= 40,
+        "player of {key} got {frames} frames"
+    );
 }
