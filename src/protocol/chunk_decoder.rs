@@ -161,6 +161,12 @@ impl ChunkDecoder {
         self.chunk_size
     }
 
+    /// Payload bytes held in partial messages (at most twice the message
+    /// size limit).
+    pub fn partial_bytes(&self) -> usize {
+        self.partial_bytes
+    }
+
     pub fn stats(&self) -> DecoderStats {
         self.stats
     }
