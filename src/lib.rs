@@ -6,6 +6,7 @@
 //! tools; [`http`] serves metrics and status; [`cli`] parses the Go-style
 //! command line.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

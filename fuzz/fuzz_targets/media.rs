@@ -1,0 +1,19 @@
+//! Fuzzes the media tag parser: keyframe, sequence header, codec, profile
+//! and audio format detection on audio and video payloads.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use rtmp_server::protocol::media;
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(video) = media::inspect_video(data) {
+        assert!(!(video.keyframe && video.sequence_header));
+        let _ = video.codec.name();
+        let _ = video.codec.fourcc();
+    }
+    if let Some(audio) = media::inspect_audio(data) {
+        let _ = audio.codec.name();
+    }
+    let _ = media::video_profile_level(data);
+    let _ = media::audio_format(data);
+});

@@ -1,0 +1,166 @@
+//! `rtmp-bench`: the load client of `scripts/bench.sh`, and a micro-benchmark
+//! of the protocol core.
+//!
+//! - `rtmp-bench run -url rtmp://127.0.0.1:1935/live/bench -flv FILE -players 100 -label ours -server-pid PID`
+//!   publishes FILE in real time, plays it with N players and prints one
+//!   JSON line of figures (append it to a file for `report`).
+//! - `rtmp-bench report FILE` prints the table and the ratios.
+//! - `rtmp-bench micro` measures chunk encoding and decoding in MB/s.
+
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use argh::FromArgs;
+use rtmp_server::bench::{self, RunSpec, report};
+
+/// RTMP load benchmark.
+#[derive(FromArgs)]
+struct Args {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Run(RunArgs),
+    Report(ReportArgs),
+    Micro(MicroArgs),
+}
+
+/// publish an FLV file in real time and play it with N players
+#[derive(FromArgs)]
+#[argh(subcommand, name = "run")]
+struct RunArgs {
+    /// rtmp://HOST:PORT/APP/NAME of the server under test
+    #[argh(option)]
+    url: String,
+    /// pre-encoded FLV file to publish, looped
+    #[argh(option)]
+    flv: String,
+    /// number of players (default 10)
+    #[argh(option, default = "10")]
+    players: usize,
+    /// name for this server in the report (default ours)
+    #[argh(option, default = "String::from(\"ours\")")]
+    label: String,
+    /// seconds of publishing before players join (default 3)
+    #[argh(option, default = "3.0")]
+    lead_in: f64,
+    /// seconds between the players joining and the window (default 5)
+    #[argh(option, default = "5.0")]
+    warmup: f64,
+    /// seconds of measurement (default 30)
+    #[argh(option, default = "30.0")]
+    window: f64,
+    /// pid of a server process to measure (repeatable)
+    #[argh(option)]
+    server_pid: Vec<u32>,
+}
+
+/// print the table of results and ratios
+#[derive(FromArgs)]
+#[argh(subcommand, name = "report")]
+struct ReportArgs {
+    /// file of JSON lines written by `run`
+    #[argh(positional)]
+    file: String,
+    /// label of our server (default ours)
+    #[argh(option, default = "String::from(\"ours\")")]
+    ours: String,
+    /// label of the peer (default nginx-rtmp)
+    #[argh(option, default = "String::from(\"nginx-rtmp\")")]
+    peer: String,
+}
+
+/// chunk encode/decode throughput of the protocol core
+#[derive(FromArgs)]
+#[argh(subcommand, name = "micro")]
+struct MicroArgs {
+    /// seconds per measurement (default 2)
+    #[argh(option, default = "2.0")]
+    seconds: f64,
+}
+
+fn parse_url(url: &str) -> Option<(std::net::SocketAddr, String, String)> {
+    let rest = url.strip_prefix("rtmp://")?;
+    let (host, path) = rest.split_once('/')?;
+    let (app, name) = path.split_once('/')?;
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:1935")
+    };
+    let addr = host.to_socket_addrs().ok()?.next()?;
+    Some((addr, app.to_owned(), name.to_owned()))
+}
+
+fn main() -> ExitCode {
+    let args: Args = argh::from_env();
+    match args.command {
+        Command::Run(run) => {
+            let Some((addr, app, name)) = parse_url(&run.url) else {
+                eprintln!("rtmp-bench: bad -url {:?}", run.url);
+                return ExitCode::from(2);
+            };
+            let flv = match std::fs::read(&run.flv) {
+                Ok(flv) => flv,
+                Err(e) => {
+                    eprintln!("rtmp-bench: cannot read {}: {e}", run.flv);
+                    return ExitCode::from(2);
+                }
+            };
+            let spec = RunSpec {
+                label: run.label,
+                addr,
+                app,
+                name,
+                flv,
+                players: run.players,
+                lead_in: Duration::from_secs_f64(run.lead_in),
+                warmup: Duration::from_secs_f64(run.warmup),
+                window: Duration::from_secs_f64(run.window),
+                server_pids: run.server_pid,
+            };
+            match bench::run(spec) {
+                Ok(result) => {
+                    for e in result.errors.iter().take(3) {
+                        eprintln!("rtmp-bench: player error: {e}");
+                    }
+                    println!("{}", result.summary().to_json());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rtmp-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Report(report_args) => {
+            let text = match std::fs::read_to_string(&report_args.file) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("rtmp-bench: cannot read {}: {e}", report_args.file);
+                    return ExitCode::from(2);
+                }
+            };
+            let summaries: Vec<report::Summary> = text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .filter_map(|v| report::Summary::from_json(&v))
+                .collect();
+            print!(
+                "{}",
+                report::table(&summaries, &report_args.ours, &report_args.peer)
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Micro(micro) => {
+            for t in bench::micro::run(Duration::from_secs_f64(micro.seconds)) {
+                println!("{:<34} {:>9.0} MB/s", t.name, t.megabytes_per_second);
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
