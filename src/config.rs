@@ -52,6 +52,9 @@ pub struct Config {
     pub publisher_timeout: Duration,
     /// A player whose socket accepts nothing for this long is closed.
     pub write_timeout: Duration,
+    /// How long a player's writer lets media gather after waking, so that
+    /// one write carries several messages (zero: write at once).
+    pub write_coalesce: Duration,
     /// Time allowed for the handshake, and for a connection to say what
     /// it wants (connect, publish or play) after it.
     pub handshake_timeout: Duration,
@@ -85,6 +88,7 @@ impl Default for Config {
             slow_subscriber: SlowSubscriberPolicy::Skip,
             publisher_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            write_coalesce: Duration::ZERO,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1000,

@@ -1,8 +1,9 @@
 //! One RTMP connection, on its own thread: the blocking handshake, then the
 //! chunk read loop that dispatches control messages, commands, metadata and
 //! media. A publisher's media goes straight to its stream from this thread;
-//! a player gets a writer thread (see `subscriber`) for its media, while
-//! this thread keeps reading its commands and acknowledgements.
+//! a player's thread becomes its writer: it drains the player's queue (see
+//! `subscriber`) and reads the player's commands and acknowledgements
+//! between writes.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -18,7 +19,7 @@ use super::metrics::{self, GaugeGuard, Metrics};
 use super::packet::{Packet, PacketKind, csid};
 use super::stream::Stream;
 use super::stream_key::StreamKey;
-use super::subscriber::{self, SubscriberShared};
+use super::subscriber::{self, Drained, PlayerQueue, SubscriberShared};
 use crate::protocol::aggregate::{self, AggregateError};
 use crate::protocol::amf0::{self, Value};
 use crate::protocol::chunk_decoder::{ChunkDecoder, ChunkError};
@@ -31,7 +32,11 @@ use crate::protocol::message::{
 
 /// Window Acknowledgement Size and peer bandwidth the server announces.
 const WINDOW_ACK_SIZE: u32 = 5_000_000;
-const READ_BUFFER_SIZE: usize = 16 * 1024;
+/// Read buffer of a connection, and of a publisher (which reads much more).
+const READ_BUFFER_SIZE: usize = 4 * 1024;
+const PUBLISHER_READ_BUFFER_SIZE: usize = 64 * 1024;
+/// How often a player's input is read while its media is written.
+const INPUT_POLL: Duration = Duration::from_millis(250);
 /// Longest command name repeated in a log line.
 const MAX_LOGGED_NAME: usize = 64;
 /// Unknown commands logged at info level per connection; more go to debug.
@@ -119,7 +124,7 @@ enum Role {
     Player {
         stream: Arc<Stream>,
         key: StreamKey,
-        subscriber: Arc<SubscriberShared>,
+        queue: PlayerQueue,
         stream_id: u32,
         _active: GaugeGuard,
     },
@@ -132,6 +137,7 @@ struct Session {
     socket: TcpStream,
     writer: Arc<ConnWriter>,
     decoder: ChunkDecoder,
+    read_buffer: Vec<u8>,
     app: Option<String>,
     next_stream_id: u32,
     role: Role,
@@ -254,6 +260,7 @@ impl Session {
             id,
             peer,
             decoder: ChunkDecoder::new(shared.config.max_message_size),
+            read_buffer: vec![0; READ_BUFFER_SIZE],
             shared,
             socket,
             writer,
@@ -279,15 +286,20 @@ impl Session {
         ));
         let handshake_done = Instant::now();
         let mut last_activity = handshake_done;
-        let mut player_bytes_seen = 0;
         let mut read_timeout = None;
-        let mut buffer = vec![0u8; READ_BUFFER_SIZE];
         loop {
             while let Some(message) = self.decoder.decode()? {
                 self.handle(message, true)?;
             }
             if self.shared.shutting_down.load(Ordering::Relaxed) {
                 return Err(SessionError::ShuttingDown);
+            }
+            if matches!(self.role, Role::Player { .. }) {
+                // Returns when the player stops playing but stays connected.
+                self.serve_player()?;
+                last_activity = Instant::now();
+                read_timeout = None;
+                continue;
             }
             let config = &self.shared.config;
             // When this connection has been quiet too long, and how long a
@@ -300,22 +312,11 @@ impl Session {
                     let deadline = handshake_done + config.handshake_timeout;
                     (deadline, deadline.saturating_duration_since(now))
                 }
-                Role::Idle => (last_activity + config.idle_timeout, config.idle_timeout),
                 Role::Publisher { .. } => (
                     last_activity + config.publisher_timeout,
                     config.publisher_timeout,
                 ),
-                Role::Player { subscriber, .. } => {
-                    // Media written to a player is activity too.
-                    let sent = subscriber.stats().bytes_sent;
-                    if sent != player_bytes_seen {
-                        player_bytes_seen = sent;
-                        last_activity = now;
-                    }
-                    let poll = (config.idle_timeout / 4)
-                        .clamp(Duration::from_millis(50), Duration::from_secs(5));
-                    (last_activity + config.idle_timeout, poll)
-                }
+                _ => (last_activity + config.idle_timeout, config.idle_timeout),
             };
             if now >= deadline {
                 return Err(self.idle_error());
@@ -325,7 +326,7 @@ impl Session {
                 self.socket.set_read_timeout(wait)?;
                 read_timeout = wait;
             }
-            let n = match self.socket.read(&mut buffer) {
+            let n = match self.socket.read(&mut self.read_buffer) {
                 Ok(0) => return Err(SessionError::Closed),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -334,8 +335,81 @@ impl Session {
             };
             last_activity = Instant::now();
             self.count_received(n)?;
-            self.decoder.feed(&buffer[..n]);
+            self.decoder.feed(&self.read_buffer[..n]);
         }
+    }
+
+    /// The player's loop: drains its queue to the socket (this thread is
+    /// its writer) and, every `INPUT_POLL`, reads whatever the player sent
+    /// without blocking: acknowledgements, pause, deleteStream. Returns
+    /// when the connection stops playing.
+    fn serve_player(&mut self) -> Result<(), SessionError> {
+        let coalesce = self.shared.config.write_coalesce;
+        let idle_timeout = self.shared.config.idle_timeout;
+        let mut last_poll = Instant::now();
+        let mut last_activity = last_poll;
+        let mut bytes_seen = 0;
+        loop {
+            if self.shared.shutting_down.load(Ordering::Relaxed) {
+                return Err(SessionError::ShuttingDown);
+            }
+            let Role::Player {
+                queue, stream_id, ..
+            } = &mut self.role
+            else {
+                return Ok(());
+            };
+            let wait = INPUT_POLL.saturating_sub(last_poll.elapsed());
+            if queue.drain(&self.writer, *stream_id, wait, coalesce)? == Drained::Released {
+                return Err(SessionError::Rejected("dropped as a slow player".into()));
+            }
+            let sent = queue.shared().stats().bytes_sent;
+            if last_poll.elapsed() < INPUT_POLL {
+                continue;
+            }
+            let now = Instant::now();
+            last_poll = now;
+            if sent != bytes_seen {
+                bytes_seen = sent;
+                last_activity = now;
+            }
+            if self.poll_input()? > 0 {
+                last_activity = now;
+            }
+            while let Some(message) = self.decoder.decode()? {
+                self.handle(message, true)?;
+            }
+            if now.duration_since(last_activity) >= idle_timeout {
+                return Err(SessionError::Idle("idle for -idle-timeout"));
+            }
+        }
+    }
+
+    /// Reads what the peer has sent without waiting for more; returns how
+    /// many bytes that was.
+    fn poll_input(&mut self) -> Result<usize, SessionError> {
+        self.socket.set_nonblocking(true)?;
+        let mut total = 0;
+        let result = loop {
+            match self.socket.read(&mut self.read_buffer) {
+                Ok(0) => break Err(SessionError::Closed),
+                Ok(n) => {
+                    total += n;
+                    self.decoder.feed(&self.read_buffer[..n]);
+                    if n < self.read_buffer.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e.into()),
+            }
+        };
+        // Blocking again before anything is written (acknowledgements).
+        self.socket.set_nonblocking(false)?;
+        result?;
+        self.count_received(total)?;
+        Ok(total)
     }
 
     /// The error for a connection that stayed quiet past its deadline.
@@ -654,6 +728,7 @@ impl Session {
                 Some(|m| &m.publishers_total),
             ),
         };
+        self.read_buffer.resize(PUBLISHER_READ_BUFFER_SIZE, 0);
         self.send_control(Message::UserControl(UserControl::StreamBegin(stream_id)))?;
         self.send_status(
             stream_id,
@@ -673,12 +748,11 @@ impl Session {
             self.shared
                 .registry
                 .subscribe(&key, self.id, self.peer, Arc::clone(&self.writer));
-        let subscriber = subscription.shared;
         // Recorded before anything can fail, so leaving always unsubscribes.
         self.role = Role::Player {
             stream: Arc::clone(&stream),
             key,
-            subscriber: Arc::clone(&subscriber),
+            queue: PlayerQueue::new(subscription.shared, subscription.rx),
             stream_id,
             _active: GaugeGuard::raise(
                 &self.shared.metrics,
@@ -706,16 +780,9 @@ impl Session {
             subscriber::data_message(data::sample_access(), stream_id),
         ];
         self.writer.write_frames(announce, stream_id)?;
-        // The writer thread runs on its own; it ends when the queue is
-        // released (the player leaves) or its socket fails.
-        subscriber::spawn_writer(
-            format!("play-{}", self.id),
-            subscriber,
-            subscription.rx,
-            subscription.catch_up,
-            Arc::clone(&self.writer),
-            stream_id,
-        )?;
+        if let Role::Player { queue, .. } = &self.role {
+            queue.write_catch_up(&subscription.catch_up, &self.writer, stream_id)?;
+        }
         if let Role::Player { key, .. } = &self.role {
             let waiting = if stream.has_publisher() {
                 ""
@@ -753,7 +820,8 @@ impl Session {
         flag: impl Fn(&SubscriberShared) -> &std::sync::atomic::AtomicBool,
         on: bool,
     ) {
-        if let Role::Player { subscriber, .. } = &self.role {
+        if let Role::Player { queue, .. } = &self.role {
+            let subscriber = queue.shared();
             let was = flag(subscriber).swap(on, Ordering::Relaxed);
             if on && !was {
                 subscriber.wants_keyframe.store(true, Ordering::Relaxed);
@@ -762,9 +830,10 @@ impl Session {
     }
 
     fn on_pause(&mut self, stream_id: u32, paused: bool) -> Result<(), SessionError> {
-        let Role::Player { subscriber, .. } = &self.role else {
+        let Role::Player { queue, .. } = &self.role else {
             return Ok(());
         };
+        let subscriber = queue.shared();
         subscriber.paused.store(paused, Ordering::Relaxed);
         let code = if paused {
             status::PAUSE_NOTIFY
@@ -791,11 +860,9 @@ impl Session {
                 log::info!("conn#{} {} stopped publishing {key}", self.id, self.peer);
             }
             Role::Player {
-                stream,
-                key,
-                subscriber,
-                ..
+                stream, key, queue, ..
             } => {
+                let subscriber = queue.shared();
                 // Releasing the queue ends the writer thread once it has
                 // written what is queued (or at once, if the socket is shut).
                 self.shared.registry.unsubscribe(&stream, subscriber.id);

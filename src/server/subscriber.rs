@@ -1,15 +1,17 @@
 //! A player's subscription: the bounded queue the publisher pushes into
 //! without ever blocking, the slow-subscriber policy applied when it is
-//! full, and the writer thread that drains it to the player's socket.
+//! full, and the draining of that queue to the player's socket by the
+//! player's own connection thread (its one writer thread).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
+use std::time::Duration;
 use std::time::SystemTime;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::conn_writer::{ConnWriter, Frame};
 use super::metrics::{self, Metrics, StreamCounters};
@@ -24,7 +26,6 @@ use crate::protocol::message::{Message, UserControl};
 const EVENT_RESERVE: usize = 8;
 /// Most queued items written in one batch (one vectored write).
 const MAX_BATCH: usize = 128;
-const WRITER_STACK_SIZE: usize = 128 * 1024;
 
 /// What a player's queue carries.
 pub enum Outbound {
@@ -298,40 +299,100 @@ impl SubscriberSlot {
     }
 }
 
-/// Starts the thread that writes a player's catch-up packets, then its
-/// queue, to its socket. It ends when the queue's sender is dropped (the
-/// player left the stream) or the socket fails.
-pub fn spawn_writer(
-    name: String,
+/// The receiving end of a player's queue, drained by the player's own
+/// connection thread: it waits for media, lets a little more gather when
+/// told to (fewer wake-ups and system calls per message), and writes
+/// everything queued with one vectored write.
+pub struct PlayerQueue {
     shared: Arc<SubscriberShared>,
     rx: Receiver<Outbound>,
-    catch_up: Vec<Arc<Packet>>,
-    conn: Arc<ConnWriter>,
-    stream_id: u32,
-) -> io::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name(name)
-        .stack_size(WRITER_STACK_SIZE)
-        .spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_writer(&shared, &rx, catch_up, &conn, stream_id)
-            }));
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    log::debug!("conn#{} player writer stopped: {e}", shared.id);
-                    conn.shutdown();
-                }
-                Err(_) => {
-                    metrics::add(&shared.metrics.connection_panics, 1);
-                    log::error!(
-                        "conn#{} player writer closed after an internal error (panic)",
-                        shared.id
-                    );
-                    conn.shutdown();
-                }
+    batch: Vec<Outbound>,
+}
+
+/// What one wait on a player's queue came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Something was written (or the wait timed out with nothing to do).
+    Written,
+    /// The stream let go of this player (slow-subscriber `disconnect`).
+    Released,
+}
+
+impl PlayerQueue {
+    pub fn new(shared: Arc<SubscriberShared>, rx: Receiver<Outbound>) -> Self {
+        PlayerQueue {
+            shared,
+            rx,
+            batch: Vec::new(),
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<SubscriberShared> {
+        &self.shared
+    }
+
+    /// Writes the catch-up packets (metadata, headers, cached GOP).
+    pub fn write_catch_up(
+        &self,
+        catch_up: &[Arc<Packet>],
+        conn: &ConnWriter,
+        stream_id: u32,
+    ) -> io::Result<()> {
+        let bytes: usize = catch_up.iter().map(|p| p.payload.len()).sum();
+        conn.write_frames(catch_up.iter().map(|p| Frame::Packet(p)), stream_id)?;
+        self.shared
+            .record_sent(bytes, catch_up.last().map(|p| p.timestamp));
+        Ok(())
+    }
+
+    /// Waits up to `wait` for queued items; once one arrives, waits
+    /// `coalesce` more for others, then writes them all.
+    pub fn drain(
+        &mut self,
+        conn: &ConnWriter,
+        stream_id: u32,
+        wait: Duration,
+        coalesce: Duration,
+    ) -> io::Result<Drained> {
+        match self.rx.recv_timeout(wait) {
+            Ok(first) => self.batch.push(first),
+            Err(RecvTimeoutError::Timeout) => return Ok(Drained::Written),
+            Err(RecvTimeoutError::Disconnected) => return Ok(Drained::Released),
+        }
+        if !coalesce.is_zero() {
+            thread::sleep(coalesce);
+        }
+        while self.batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(item) => self.batch.push(item),
+                Err(_) => break,
             }
-        })
+        }
+        let mut media_bytes = 0;
+        let mut last_timestamp = None;
+        for item in &self.batch {
+            if let Outbound::Media(packet) = item {
+                media_bytes += packet.payload.len();
+                last_timestamp = Some(packet.timestamp);
+            }
+        }
+        let frames = self.batch.iter().flat_map(|item| {
+            // Vec::new() does not allocate: media costs no allocation here.
+            let (packet, events) = match item {
+                Outbound::Media(packet) => (Some(Frame::Packet(packet)), Vec::new()),
+                event => (None, event_frames(event, stream_id)),
+            };
+            packet.into_iter().chain(events)
+        });
+        let result = conn.write_frames(frames, stream_id);
+        self.shared
+            .queued_bytes
+            .fetch_sub(media_bytes, Ordering::Relaxed);
+        self.batch.clear();
+        result?;
+        self.shared.record_sent(media_bytes, last_timestamp);
+        Ok(Drained::Written)
+    }
 }
 
 fn event_frames(event: &Outbound, stream_id: u32) -> Vec<Frame<'static>> {
@@ -355,53 +416,6 @@ fn event_frames(event: &Outbound, stream_id: u32) -> Vec<Frame<'static>> {
         ],
         Outbound::Media(_) => Vec::new(),
     }
-}
-
-fn run_writer(
-    shared: &SubscriberShared,
-    rx: &Receiver<Outbound>,
-    catch_up: Vec<Arc<Packet>>,
-    conn: &ConnWriter,
-    stream_id: u32,
-) -> io::Result<()> {
-    let catch_up_bytes: usize = catch_up.iter().map(|p| p.payload.len()).sum();
-    conn.write_frames(catch_up.iter().map(|p| Frame::Packet(p)), stream_id)?;
-    shared.record_sent(catch_up_bytes, catch_up.last().map(|p| p.timestamp));
-    drop(catch_up);
-    let mut batch: Vec<Outbound> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
-        let mut media_bytes = 0;
-        let mut last_timestamp = None;
-        for item in &batch {
-            if let Outbound::Media(packet) = item {
-                media_bytes += packet.payload.len();
-                last_timestamp = Some(packet.timestamp);
-            }
-        }
-        let frames = batch.iter().flat_map(|item| {
-            // Vec::new() does not allocate: media costs no allocation here.
-            let (packet, events) = match item {
-                Outbound::Media(packet) => (Some(Frame::Packet(packet)), Vec::new()),
-                event => (None, event_frames(event, stream_id)),
-            };
-            packet.into_iter().chain(events)
-        });
-        let result = conn.write_frames(frames, stream_id);
-        shared
-            .queued_bytes
-            .fetch_sub(media_bytes, Ordering::Relaxed);
-        result?;
-        shared.record_sent(media_bytes, last_timestamp);
-        batch.clear();
-    }
-    Ok(())
 }
 
 /// `onStatus` for a player, on its message stream id.
