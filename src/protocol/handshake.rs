@@ -196,7 +196,7 @@ impl ServerHandshake {
         if self.buffer.len() == wanted {
             match self.stage {
                 ServerStage::AwaitC0C1 => {
-                    let mut c1 = [0u8; PACKET_SIZE];
+                    let mut c1 = Box::new([0u8; PACKET_SIZE]);
                     c1.copy_from_slice(&self.buffer[1..]);
                     self.respond(&c1);
                     self.stage = ServerStage::AwaitC2;
@@ -227,7 +227,8 @@ impl ServerHandshake {
                 // Zero version bytes: clients such as ffmpeg validate an S1
                 // digest whenever byte 4 is 3 or more.
                 s1[4..8].fill(0);
-                let mut echo = Box::new(*c1);
+                let mut echo = Box::new([0u8; PACKET_SIZE]);
+                echo.copy_from_slice(c1);
                 echo[4..8].copy_from_slice(&self.epoch_ms.to_be_bytes());
                 s2 = echo;
                 self.kind = Some(HandshakeKind::Simple);

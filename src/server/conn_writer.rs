@@ -15,6 +15,11 @@ use crate::protocol::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use crate::protocol::chunk_encoder::{ChunkEncoder, MessageHeader};
 use crate::protocol::message::{Message, RawMessage};
 
+/// Batches of up to this many slices are written from a stack array.
+const STACK_SLICES: usize = 16;
+/// Capacity of the header buffer kept between writes.
+const RETAINED_ENCODED: usize = 512;
+
 /// Something to send: a shared media packet or a one-off message.
 pub enum Frame<'a> {
     Packet(&'a Packet),
@@ -124,15 +129,35 @@ impl Inner {
                 }
             }
         }
-        let mut slices: Vec<IoSlice<'_>> = self
-            .segments
-            .iter()
-            .map(|segment| match segment {
-                Segment::Encoded(range) => IoSlice::new(&self.encoded[range.clone()]),
-                Segment::Shared(bytes) => IoSlice::new(bytes),
-            })
-            .collect();
-        write_all_vectored(&mut self.socket, &mut slices)
+        let result = if self.segments.len() <= STACK_SLICES {
+            // The usual batch: its slices live on the stack.
+            let mut slices = [IoSlice::new(&[]); STACK_SLICES];
+            for (slice, segment) in slices.iter_mut().zip(&self.segments) {
+                *slice = segment.slice(&self.encoded);
+            }
+            write_all_vectored(&mut self.socket, &mut slices[..self.segments.len()])
+        } else {
+            let mut slices: Vec<IoSlice<'_>> = self
+                .segments
+                .iter()
+                .map(|s| s.slice(&self.encoded))
+                .collect();
+            write_all_vectored(&mut self.socket, &mut slices)
+        };
+        // A catch-up batch can be large: do not keep its buffers.
+        self.segments.clear();
+        self.segments.shrink_to(STACK_SLICES);
+        self.encoded.shrink_to(RETAINED_ENCODED);
+        result
+    }
+}
+
+impl Segment {
+    fn slice<'a>(&'a self, encoded: &'a [u8]) -> IoSlice<'a> {
+        match self {
+            Segment::Encoded(range) => IoSlice::new(encoded.get(range.clone()).unwrap_or(&[])),
+            Segment::Shared(bytes) => IoSlice::new(bytes),
+        }
     }
 }
 

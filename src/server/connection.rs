@@ -33,7 +33,7 @@ use crate::protocol::message::{
 /// Window Acknowledgement Size and peer bandwidth the server announces.
 const WINDOW_ACK_SIZE: u32 = 5_000_000;
 /// Read buffer of a connection, and of a publisher (which reads much more).
-const READ_BUFFER_SIZE: usize = 4 * 1024;
+const READ_BUFFER_SIZE: usize = 1024;
 const PUBLISHER_READ_BUFFER_SIZE: usize = 64 * 1024;
 /// How often a player's input is read while its media is written.
 const INPUT_POLL: Duration = Duration::from_millis(250);
@@ -425,32 +425,30 @@ impl Session {
         let deadline = Instant::now() + self.shared.config.handshake_timeout;
         let uptime_ms = self.shared.started.elapsed().as_millis() as u32;
         let mut handshake = ServerHandshake::new(uptime_ms);
-        let mut buffer = [0u8; 4096];
         while !handshake.is_done() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(SessionError::HandshakeTimeout);
             }
             self.socket.set_read_timeout(Some(left))?;
-            let n = match self.socket.read(&mut buffer) {
+            let n = match self.socket.read(&mut self.read_buffer) {
                 Ok(0) => return Err(SessionError::Closed),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_timeout(&e) => return Err(SessionError::HandshakeTimeout),
                 Err(e) => return Err(e.into()),
             };
-            let mut input = &buffer[..n];
-            while !input.is_empty() && !handshake.is_done() {
-                let used = handshake.feed(input)?;
-                input = &input[used..];
+            let mut used = 0;
+            while used < n && !handshake.is_done() {
+                used += handshake.feed(&self.read_buffer[used..n])?;
                 let output = handshake.take_output();
                 if !output.is_empty() {
                     (&self.socket).write_all(&output)?;
                 }
             }
             if handshake.is_done() {
-                self.count_received(input.len())?;
-                self.decoder.feed(input);
+                self.decoder.feed(&self.read_buffer[used..n]);
+                self.count_received(n - used)?;
             }
         }
         log::debug!(
