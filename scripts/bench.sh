@@ -7,13 +7,15 @@
 # One 2 Mbps H.264 + AAC publisher (a test FLV made once with ffmpeg and
 # cached in target/bench/) and N players per run, measured over a steady
 # 30 s window by target/release/rtmp-bench. Prints a table and the ratios
-# ours/nginx-rtmp. WINDOW=seconds shortens or lengthens the window.
+# ours/nginx-rtmp. WINDOW=seconds shortens or lengthens the window;
+# OURS_FLAGS="-write-coalesce 20ms" passes flags to our server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(10 100 300)
 window=${WINDOW:-30}
+ours_flags=${OURS_FLAGS:-}
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
@@ -87,9 +89,10 @@ bench() { # label port players
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
 echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
-echo "command: scripts/bench.sh ${counts[*]} (window ${window}s)"
+echo "command: scripts/bench.sh ${counts[*]} (window ${window}s${ours_flags:+, our flags: $ours_flags})"
 for n in "${counts[@]}"; do
-  target/release/rtmp-server -listen "127.0.0.1:$ours_port" -log-level warn &
+  # shellcheck disable=SC2086 # flags are words
+  target/release/rtmp-server -listen "127.0.0.1:$ours_port" -log-level warn $ours_flags &
   server_pid=$!
   wait_port $ours_port
   bench ours $ours_port "$n"

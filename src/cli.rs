@@ -43,6 +43,10 @@ struct Flags {
     #[argh(option, default = "String::from(\"30s\")")]
     write_timeout: String,
 
+    /// let a player's media gather this long per write, 0 = off (default 0)
+    #[argh(option, default = "String::from(\"0\")")]
+    write_coalesce: String,
+
     /// close a connection idle this long (default 60s)
     #[argh(option, default = "String::from(\"60s\")")]
     idle_timeout: String,
@@ -71,6 +75,9 @@ struct Flags {
     #[argh(switch)]
     version: bool,
 }
+
+/// Longest `-write-coalesce`: more would add visible latency.
+const MAX_COALESCE: Duration = Duration::from_millis(100);
 
 /// Upper bound of `-max-connections`.
 const MAX_CONNECTIONS: usize = 100_000;
@@ -184,6 +191,7 @@ pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
         publisher_timeout: parse_duration("publisher-timeout", &flags.publisher_timeout)?,
         write_timeout: parse_duration("write-timeout", &flags.write_timeout)?,
         idle_timeout: parse_duration("idle-timeout", &flags.idle_timeout)?,
+        write_coalesce: parse_coalesce(&flags.write_coalesce)?,
         max_connections: match flags.max_connections.parse::<usize>() {
             Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => n,
             _ => {
@@ -297,6 +305,21 @@ fn parse_size(flag: &str, value: &str) -> Result<usize, UsageError> {
         })
 }
 
+/// `-write-coalesce`: zero (off) or a duration up to 100 ms.
+fn parse_coalesce(value: &str) -> Result<Duration, UsageError> {
+    if value.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    match parse_duration("write-coalesce", value) {
+        Ok(d) if d <= MAX_COALESCE => Ok(d),
+        _ => Err(invalid(
+            "write-coalesce",
+            value,
+            "want 0 or a duration up to 100ms, e.g. 20ms",
+        )),
+    }
+}
+
 /// Go durations (`10s`, `500ms`, `1m30s`); a bare number means seconds.
 fn parse_duration(flag: &str, value: &str) -> Result<Duration, UsageError> {
     let parsed = match value.parse::<u64>() {
@@ -398,6 +421,7 @@ mod tests {
             (vec!["-api-token", ""], "-api-token"),
             (vec!["-history-limit", "many"], "-history-limit"),
             (vec!["-idle-timeout", "0"], "-idle-timeout"),
+            (vec!["-write-coalesce", "1s"], "-write-coalesce"),
             (vec!["-max-connections", "0"], "-max-connections"),
             (vec!["-max-message-size", "16MiB"], "-max-message-size"),
             (vec!["-max-message-size", "1KiB"], "-max-message-size"),
@@ -426,6 +450,7 @@ mod tests {
                 "-api-token",
                 "-history-limit",
                 "-idle-timeout",
+                "-write-coalesce",
                 "-max-connections",
                 "-max-message-size",
                 "-version",
