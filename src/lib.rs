@@ -11,5 +11,6 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod proc_stats;
 pub mod protocol;
 pub mod server;

@@ -4,7 +4,6 @@
 //! frame and delivery delay. Also a micro-benchmark of the protocol core.
 
 pub mod micro;
-pub mod proc_stats;
 pub mod report;
 
 use std::collections::HashMap;
@@ -18,6 +17,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::client::{Client, ClientError, ClientOptions};
+use crate::proc_stats::{self, ProcessFigures};
 use crate::protocol::flv;
 use crate::protocol::media;
 use crate::protocol::message::{RawMessage, type_id};
@@ -202,7 +202,7 @@ pub fn run(spec: RunSpec) -> Result<RunResult, String> {
 
     let window_start = Instant::now();
     let server_cpu_start = proc_stats::total_cpu(&spec.server_pids);
-    let client_cpu_start = proc_stats::cpu_time(None);
+    let client_cpu_start = ProcessFigures::read().cpu_time();
     let mut peak_rss = 0;
     while window_start.elapsed() < spec.window {
         peak_rss = peak_rss.max(proc_stats::total_rss(&spec.server_pids));
@@ -211,7 +211,9 @@ pub fn run(spec: RunSpec) -> Result<RunResult, String> {
     let window = window_start.elapsed();
     let window_end = Instant::now();
     let server_cpu = proc_stats::total_cpu(&spec.server_pids).saturating_sub(server_cpu_start);
-    let client_cpu = proc_stats::cpu_time(None).saturating_sub(client_cpu_start);
+    let client_cpu = ProcessFigures::read()
+        .cpu_time()
+        .saturating_sub(client_cpu_start);
     // Let the last messages of the window arrive before stopping.
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);

@@ -5,7 +5,6 @@
 //! takes each stream's bitrate reading once a second.
 
 mod json;
-mod process;
 mod prometheus;
 mod snapshot;
 

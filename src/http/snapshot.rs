@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
-use super::process::ProcessFigures;
+use crate::proc_stats::ProcessFigures;
 use crate::server::ServerHandle;
 use crate::server::history::SessionRecord;
 use crate::server::metrics::{self, Metrics};

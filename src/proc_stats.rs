@@ -1,5 +1,8 @@
-//! This process's own figures, read from `/proc/self`: resident memory,
-//! thread count and CPU time. Zero where `/proc` is unavailable.
+//! Process figures read from `/proc`: resident memory, thread count and
+//! CPU time, of this process (for the status endpoint) or another (for the
+//! benchmark's server under test). Zero where `/proc` is unavailable.
+
+use std::time::Duration;
 
 /// Clock ticks per second of `/proc/<pid>/stat` times (USER_HZ, 100 on
 /// every mainstream Linux architecture).
@@ -13,11 +16,36 @@ pub struct ProcessFigures {
 }
 
 impl ProcessFigures {
+    /// This process's figures.
     pub fn read() -> ProcessFigures {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        ProcessFigures::of(None)
+    }
+
+    /// The figures of process `pid`, or of this one for `None`.
+    pub fn of(pid: Option<u32>) -> ProcessFigures {
+        let dir = pid.map_or_else(|| "/proc/self".to_owned(), |pid| format!("/proc/{pid}"));
+        let status = std::fs::read_to_string(format!("{dir}/status")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("{dir}/stat")).unwrap_or_default();
         parse(&status, &stat)
     }
+
+    pub fn cpu_time(&self) -> Duration {
+        Duration::from_secs_f64(self.cpu_seconds)
+    }
+}
+
+/// Summed CPU time of a set of processes (nginx may run several).
+pub fn total_cpu(pids: &[u32]) -> Duration {
+    pids.iter()
+        .map(|&pid| ProcessFigures::of(Some(pid)).cpu_time())
+        .sum()
+}
+
+/// Summed resident memory of a set of processes, in bytes.
+pub fn total_rss(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|&pid| ProcessFigures::of(Some(pid)).rss_bytes)
+        .sum()
 }
 
 fn status_field(status: &str, name: &str) -> Option<u64> {
