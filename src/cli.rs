@@ -43,8 +43,8 @@ struct Flags {
     #[argh(option, default = "String::from(\"30s\")")]
     write_timeout: String,
 
-    /// let a player's media gather this long per write, 0 = off (default 0)
-    #[argh(option, default = "String::from(\"0\")")]
+    /// gather player media this long per write, 0=off (default 40ms)
+    #[argh(option, default = "String::from(\"40ms\")")]
     write_coalesce: String,
 
     /// close a connection idle this long (default 60s)

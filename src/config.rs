@@ -88,7 +88,7 @@ impl Default for Config {
             slow_subscriber: SlowSubscriberPolicy::Skip,
             publisher_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
-            write_coalesce: Duration::ZERO,
+            write_coalesce: Duration::from_millis(40),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1000,

@@ -225,6 +225,9 @@ fn a_player_that_never_reads_does_not_hold_back_others() {
     let server = TestServer::with(|c| {
         c.queue_max_bytes = 1 << 20;
         c.queue_max_messages = 256;
+        // The publisher below sends 1.5 MB bursts, far faster than real
+        // time: the reading player must drain as they come.
+        c.write_coalesce = Duration::ZERO;
     });
     let mut publisher = publisher(server.addr, "stuck");
     publisher.send_video(0, &avc_sequence_header()).unwrap();

@@ -363,10 +363,10 @@ impl Session {
             if queue.drain(&self.writer, *stream_id, wait, coalesce)? == Drained::Released {
                 return Err(SessionError::Rejected("dropped as a slow player".into()));
             }
-            let sent = queue.shared().stats().bytes_sent;
             if last_poll.elapsed() < INPUT_POLL {
                 continue;
             }
+            let sent = queue.shared().stats().bytes_sent;
             let now = Instant::now();
             last_poll = now;
             if sent != bytes_seen {

@@ -23,6 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
 use history::EndReason;
@@ -40,6 +41,19 @@ struct ConnectionEntry {
     /// A handle on its socket, to close it at shutdown or on a kick.
     socket: TcpStream,
     kicked: Arc<AtomicBool>,
+}
+
+/// Pending connections the kernel may queue before `accept` (as nginx; std's
+/// 128 makes a burst of players wait a second for a SYN retransmission).
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// Binds the RTMP listener with a deep accept queue.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// State shared by the accept loop and every connection thread.
@@ -129,7 +143,7 @@ impl ServerHandle {
 
 impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
-        let listener = TcpListener::bind(config.listen)?;
+        let listener = listen(config.listen)?;
         let local_addr = listener.local_addr()?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());

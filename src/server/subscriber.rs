@@ -237,7 +237,11 @@ impl SubscriberSlot {
         if !wanted || shared.paused.load(Ordering::Relaxed) {
             return Offer::Filtered;
         }
-        if shared.wants_keyframe.swap(false, Ordering::Relaxed) {
+        // Read before writing: the flag is almost never set, and a write
+        // would bounce its cache line between publisher and player.
+        if shared.wants_keyframe.load(Ordering::Relaxed)
+            && shared.wants_keyframe.swap(false, Ordering::Relaxed)
+        {
             self.skipping = true;
         }
         if self.skipping {
@@ -319,6 +323,15 @@ pub enum Drained {
 }
 
 impl PlayerQueue {
+    fn take_queued(&mut self) {
+        while self.batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(item) => self.batch.push(item),
+                Err(_) => break,
+            }
+        }
+    }
+
     pub fn new(shared: Arc<SubscriberShared>, rx: Receiver<Outbound>) -> Self {
         PlayerQueue {
             shared,
@@ -345,8 +358,11 @@ impl PlayerQueue {
         Ok(())
     }
 
-    /// Waits up to `wait` for queued items; once one arrives, waits
-    /// `coalesce` more for others, then writes them all.
+    /// Writes what is queued. With `coalesce` zero it waits up to `wait`
+    /// for the first item and writes at once. Otherwise it first sleeps
+    /// `coalesce` so that media gathers without the publisher having to
+    /// wake this thread for each message, and only blocks (up to `wait`)
+    /// when nothing came meanwhile.
     pub fn drain(
         &mut self,
         conn: &ConnWriter,
@@ -354,19 +370,17 @@ impl PlayerQueue {
         wait: Duration,
         coalesce: Duration,
     ) -> io::Result<Drained> {
-        match self.rx.recv_timeout(wait) {
-            Ok(first) => self.batch.push(first),
-            Err(RecvTimeoutError::Timeout) => return Ok(Drained::Written),
-            Err(RecvTimeoutError::Disconnected) => return Ok(Drained::Released),
-        }
         if !coalesce.is_zero() {
             thread::sleep(coalesce);
+            self.take_queued();
         }
-        while self.batch.len() < MAX_BATCH {
-            match self.rx.try_recv() {
-                Ok(item) => self.batch.push(item),
-                Err(_) => break,
+        if self.batch.is_empty() {
+            match self.rx.recv_timeout(wait) {
+                Ok(first) => self.batch.push(first),
+                Err(RecvTimeoutError::Timeout) => return Ok(Drained::Written),
+                Err(RecvTimeoutError::Disconnected) => return Ok(Drained::Released),
             }
+            self.take_queued();
         }
         let mut media_bytes = 0;
         let mut last_timestamp = None;
