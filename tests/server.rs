@@ -605,8 +605,8 @@ fn receive_video_false_stops_video_only() {
             request::call("receiveVideo", 0.0, vec![Value::Boolean(false)]),
         )
         .unwrap();
-    // A player's commands are read between writes, every 250 ms.
-    thread::sleep(Duration::from_secs(1));
+    // A player's commands are read between writes, every 500 ms.
+    thread::sleep(Duration::from_millis(1500));
     publisher.send_video(0, &video_frame(1, true, 100)).unwrap();
     publisher.send_audio(0, &aac_frame(7)).unwrap();
     let got = read_media(&mut player, 1).unwrap();

@@ -36,7 +36,7 @@ const WINDOW_ACK_SIZE: u32 = 5_000_000;
 const READ_BUFFER_SIZE: usize = 1024;
 const PUBLISHER_READ_BUFFER_SIZE: usize = 64 * 1024;
 /// How often a player's input is read while its media is written.
-const INPUT_POLL: Duration = Duration::from_millis(250);
+const INPUT_POLL: Duration = Duration::from_millis(500);
 /// Longest command name repeated in a log line.
 const MAX_LOGGED_NAME: usize = 64;
 /// Unknown commands logged at info level per connection; more go to debug.
