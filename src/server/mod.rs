@@ -71,6 +71,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Runs connection `id`'s work on its thread. A panic in it (there
+    /// should be none) is contained to that connection: logged, counted,
+    /// and the connection forgotten like any other that ended.
+    fn contain(&self, id: u64, peer: SocketAddr, work: impl FnOnce()) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
+            metrics::add(&self.metrics.connection_panics, 1);
+            log::error!("conn#{id} {peer} closed after an internal error (panic)");
+        }
+        let mut connections = self.connections.lock();
+        if let Some(entry) = connections.remove(&id) {
+            let _ = entry.socket.shutdown(Shutdown::Both);
+        }
+        if connections.is_empty() {
+            self.all_closed.notify_all();
+        }
+    }
+
     /// Closes connection `id` (publisher or player); false if unknown.
     pub fn kick(&self, id: u64) -> bool {
         match self.connections.lock().get(&id) {
@@ -250,18 +267,9 @@ impl Server {
             .name(format!("conn-{id}"))
             .stack_size(CONNECTION_STACK_SIZE)
             .spawn(move || {
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                shared.contain(id, peer, || {
                     connection::serve(Arc::clone(&shared), socket, id, peer, kicked)
-                }));
-                if result.is_err() {
-                    metrics::add(&shared.metrics.connection_panics, 1);
-                    log::error!("conn#{id} {peer} closed after an internal error (panic)");
-                }
-                let mut connections = shared.connections.lock();
-                connections.remove(&id);
-                if connections.is_empty() {
-                    shared.all_closed.notify_all();
-                }
+                })
             });
         if let Err(e) = spawned {
             log::warn!("conn#{id} {peer} dropped: cannot start a thread: {e}");
@@ -294,5 +302,49 @@ impl Server {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_contained_to_its_connection() {
+        let config = Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Config::default()
+        };
+        let server = Server::bind(config).unwrap();
+        let shared = Arc::clone(&server.shared);
+        let peer_side = TcpStream::connect(server.local_addr()).unwrap();
+        let (socket, peer) = server.listener.accept().unwrap();
+        shared.connections.lock().insert(
+            7,
+            ConnectionEntry {
+                socket,
+                kicked: Arc::default(),
+            },
+        );
+        let worker = Arc::clone(&shared);
+        let result =
+            thread::spawn(move || worker.contain(7, peer, || panic!("bug in a handler"))).join();
+        assert!(
+            result.is_ok(),
+            "the panic did not escape the connection's thread"
+        );
+        assert_eq!(metrics::get(&shared.metrics.connection_panics), 1);
+        assert!(
+            shared.connections.lock().is_empty(),
+            "the connection is forgotten"
+        );
+        let mut buf = [0u8; 1];
+        let closed = std::io::Read::read(&mut &peer_side, &mut buf);
+        assert!(
+            matches!(closed, Ok(0) | Err(_)),
+            "the peer sees the connection closed"
+        );
+        // And the server still accepts.
+        let _another = TcpStream::connect(server.local_addr()).unwrap();
     }
 }
