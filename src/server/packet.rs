@@ -37,7 +37,7 @@ pub struct Packet {
     /// Decoder configuration (or metadata, for data packets).
     pub sequence_header: bool,
     pub codec: Option<Codec>,
-    chunked: OnceLock<(usize, Bytes)>,
+    chunked: OnceLock<(usize, Vec<u8>)>,
 }
 
 impl Packet {
@@ -100,26 +100,20 @@ impl Packet {
     }
 
     /// The payload split into chunks of `chunk_size` (without the first
-    /// chunk's header), built once and shared by every connection that
-    /// uses that chunk size.
-    pub fn chunked_body(&self, chunk_size: usize) -> Bytes {
+    /// chunk's header), built once and shared by every connection. `None`
+    /// for a chunk size other than the one it was first built for (the
+    /// server uses one chunk size for every connection).
+    pub fn chunked_body(&self, chunk_size: usize) -> Option<&[u8]> {
         if self.payload.len() <= chunk_size {
-            return self.payload.clone();
+            return Some(&self.payload);
         }
         let (size, body) = self.chunked.get_or_init(|| {
-            let body = chunk_body(&self.payload, chunk_size, self.csid(), self.timestamp);
-            (chunk_size, Bytes::from(body))
-        });
-        if *size == chunk_size {
-            body.clone()
-        } else {
-            Bytes::from(chunk_body(
-                &self.payload,
+            (
                 chunk_size,
-                self.csid(),
-                self.timestamp,
-            ))
-        }
+                chunk_body(&self.payload, chunk_size, self.csid(), self.timestamp),
+            )
+        });
+        (*size == chunk_size).then_some(body.as_slice())
     }
 }
 
@@ -132,18 +126,19 @@ mod tests {
         let payload = Bytes::from_static(b"\x17\x01abc");
         let packet = Packet::new(PacketKind::Video, 0, payload.clone());
         assert!(packet.keyframe);
-        assert_eq!(packet.chunked_body(128).as_ptr(), payload.as_ptr());
+        assert_eq!(packet.chunked_body(128).unwrap().as_ptr(), payload.as_ptr());
     }
 
     #[test]
-    fn chunked_body_is_built_once() {
+    fn chunked_body_is_built_once_for_one_chunk_size() {
         let packet = Packet::new(PacketKind::Video, 0, Bytes::from(vec![0x27; 300]));
-        let a = packet.chunked_body(128);
-        let b = packet.chunked_body(128);
+        let a = packet.chunked_body(128).unwrap();
+        let b = packet.chunked_body(128).unwrap();
         assert_eq!(a.as_ptr(), b.as_ptr());
         assert_eq!(a.len(), 302);
-        assert_eq!(packet.chunked_body(100).len(), 302);
-        assert_eq!(packet.chunked_body(99).len(), 303);
+        assert_eq!(packet.chunked_body(100), None);
+        let other = Packet::new(PacketKind::Video, 0, Bytes::from(vec![0x27; 300]));
+        assert_eq!(other.chunked_body(99).unwrap().len(), 303);
     }
 
     #[test]
