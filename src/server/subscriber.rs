@@ -6,10 +6,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
@@ -303,6 +304,21 @@ impl SubscriberSlot {
     }
 }
 
+/// Common origin of every writer's ticks.
+static TICK_EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Time from `now` to the next multiple of `period` since a process-wide
+/// epoch. Writers that sleep to the same ticks wake together: the CPU
+/// runs them back to back and idles once, instead of waking from idle for
+/// each (costly on virtual machines), with the same bound on delay.
+fn until_next_tick(now: Instant, period: Duration) -> Duration {
+    let epoch = *TICK_EPOCH.get_or_init(|| now);
+    let period_ns = period.as_nanos().max(1);
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let left = period_ns - since % period_ns;
+    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX))
+}
+
 /// The receiving end of a player's queue, drained by the player's own
 /// connection thread: it waits for media, lets a little more gather when
 /// told to (fewer wake-ups and system calls per message), and writes
@@ -371,7 +387,7 @@ impl PlayerQueue {
         coalesce: Duration,
     ) -> io::Result<Drained> {
         if !coalesce.is_zero() {
-            thread::sleep(coalesce);
+            thread::sleep(until_next_tick(Instant::now(), coalesce));
             self.take_queued();
         }
         if self.batch.is_empty() {
@@ -451,5 +467,25 @@ pub fn data_message(values: Vec<Value>, stream_id: u32) -> Frame<'static> {
     Frame::Message {
         csid: csid::STREAM,
         message: Message::Data(values).encode(0, stream_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_sleep_to_shared_ticks() {
+        let period = Duration::from_millis(40);
+        let now = Instant::now();
+        let first = until_next_tick(now, period);
+        assert!(first > Duration::ZERO && first <= period);
+        let tick = now + first;
+        // Two writers asking at different moments of one period wake at
+        // the same next tick.
+        let a = tick + Duration::from_millis(3);
+        let b = tick + Duration::from_millis(17);
+        assert_eq!(a + until_next_tick(a, period), tick + period);
+        assert_eq!(b + until_next_tick(b, period), tick + period);
     }
 }
