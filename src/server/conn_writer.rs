@@ -1,7 +1,8 @@
-//! The sending half of one connection: the socket and its chunk encoder
-//! behind one lock, so the connection thread (command replies, acks) and a
-//! player's writer thread (media) never interleave partial chunks.
-//! Shared media bodies are written with vectored IO, without copying.
+//! The sending half of one connection: the socket and its chunk encoder.
+//! It is shared (behind an `Arc` and an uncontended lock) with the stream,
+//! which may shut a slow player's socket from the publisher's thread; only
+//! the connection's own thread writes. Shared media bodies are written with
+//! vectored IO, without copying.
 
 use parking_lot::Mutex;
 use std::io::{self, IoSlice, Write};

@@ -848,8 +848,8 @@ impl Session {
         Ok(())
     }
 
-    /// Stops publishing or playing: players are told a publisher left, a
-    /// player's writer thread ends once its queue is released.
+    /// Stops publishing or playing: a publisher's players are told it left;
+    /// a player's queue is released (what is still in it is not written).
     fn leave_role(&mut self, reason: EndReason) {
         match std::mem::replace(&mut self.role, Role::Idle) {
             Role::Idle => {}
@@ -860,10 +860,7 @@ impl Session {
             Role::Player {
                 stream, key, queue, ..
             } => {
-                let subscriber = queue.shared();
-                // Releasing the queue ends the writer thread once it has
-                // written what is queued (or at once, if the socket is shut).
-                self.shared.registry.unsubscribe(&stream, subscriber.id);
+                self.shared.registry.unsubscribe(&stream, queue.shared().id);
                 log::debug!("conn#{} {} stopped playing {key}", self.id, self.peer);
             }
         }

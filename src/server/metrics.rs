@@ -39,7 +39,7 @@ pub struct Metrics {
     pub relay_bytes_sent: AtomicU64,
     /// Connections closed at accept because `-max-connections` was reached.
     pub connections_rejected: AtomicU64,
-    /// Connection or writer threads that panicked (and were contained).
+    /// Connection threads that panicked (and were contained).
     pub connection_panics: AtomicU64,
 }
 
