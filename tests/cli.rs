@@ -167,3 +167,26 @@ fn metrics_endpoint_starts_with_the_flag_and_a_busy_address_exits_2() {
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let mut server = Running::start(&["-listen", "127.0.0.1:0"]);
+    let addr = server.listen_addr();
+    // A player makes shutdown give players 200 ms to hear the stream ended.
+    let _player = {
+        let mut p = Client::connect(addr, "live").unwrap();
+        p.play("waiting").unwrap();
+        p
+    };
+    let pid = server.child.id().to_string();
+    for _ in 0..2 {
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = server.child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the second signal ends the process before the graceful path"
+    );
+}
