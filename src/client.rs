@@ -14,7 +14,7 @@ use crate::protocol::chunk_decoder::{ChunkDecoder, ChunkError};
 use crate::protocol::chunk_encoder::ChunkEncoder;
 use crate::protocol::command::{Command, request};
 use crate::protocol::handshake::{ClientHandshake, HandshakeError};
-use crate::protocol::message::{Message, MessageError, RawMessage, UserControl};
+use crate::protocol::message::{Message, MessageError, RawMessage, UserControl, type_id};
 
 const COMMAND_CSID: u32 = 3;
 const AUDIO_CSID: u32 = 4;
@@ -322,8 +322,11 @@ impl Client {
     fn read_wire(&mut self) -> Result<RawMessage, ClientError> {
         loop {
             if let Some(message) = self.decoder.decode()? {
-                if let Ok(Message::UserControl(UserControl::PingRequest(ts))) =
-                    Message::decode(&message)
+                // Only user control messages can be pings: media is not
+                // decoded here (the benchmark's players read a lot of it).
+                if message.type_id == type_id::USER_CONTROL
+                    && let Ok(Message::UserControl(UserControl::PingRequest(ts))) =
+                        Message::decode(&message)
                 {
                     self.send(
                         2,

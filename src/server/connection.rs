@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Shared;
-use super::conn_writer::{ConnWriter, Frame};
+use super::conn_writer::ConnWriter;
 use super::history::EndReason;
 use super::metrics::{self, GaugeGuard, Metrics};
 use super::packet::{Packet, PacketKind, csid};
@@ -759,10 +759,7 @@ impl Session {
             ),
         };
         let announce = [
-            Frame::Message {
-                csid: csid::CONTROL,
-                message: Message::UserControl(UserControl::StreamBegin(stream_id)).encode(0, 0),
-            },
+            subscriber::control_message(UserControl::StreamBegin(stream_id)),
             subscriber::status_message(
                 Level::Status,
                 status::PLAY_RESET,

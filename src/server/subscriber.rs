@@ -426,25 +426,34 @@ impl PlayerQueue {
 }
 
 fn event_frames(event: &Outbound, stream_id: u32) -> Vec<Frame<'static>> {
-    let status_frame = |code: &str, description: &str| Frame::Message {
-        csid: csid::STREAM,
-        message: Message::Command(command::on_status(Level::Status, code, description))
-            .encode(0, stream_id),
-    };
-    let control = |event: UserControl| Frame::Message {
-        csid: csid::CONTROL,
-        message: Message::UserControl(event).encode(0, 0),
-    };
     match event {
         Outbound::PublishStarted => vec![
-            control(UserControl::StreamBegin(stream_id)),
-            status_frame(status::PLAY_PUBLISH_NOTIFY, "Stream is now published."),
+            control_message(UserControl::StreamBegin(stream_id)),
+            status_message(
+                Level::Status,
+                status::PLAY_PUBLISH_NOTIFY,
+                "Stream is now published.",
+                stream_id,
+            ),
         ],
         Outbound::PublishEnded => vec![
-            status_frame(status::PLAY_UNPUBLISH_NOTIFY, "Stream was unpublished."),
-            control(UserControl::StreamEof(stream_id)),
+            status_message(
+                Level::Status,
+                status::PLAY_UNPUBLISH_NOTIFY,
+                "Stream was unpublished.",
+                stream_id,
+            ),
+            control_message(UserControl::StreamEof(stream_id)),
         ],
         Outbound::Media(_) => Vec::new(),
+    }
+}
+
+/// A user control event (StreamBegin, StreamEOF...) on the control stream.
+pub fn control_message(event: UserControl) -> Frame<'static> {
+    Frame::Message {
+        csid: csid::CONTROL,
+        message: Message::UserControl(event).encode(0, 0),
     }
 }
 
