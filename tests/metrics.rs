@@ -76,39 +76,84 @@ fn var(server: &TestServer, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} missing"))
 }
 
+/// A figure the README documents under "`/debug/vars` keys".
+struct DocumentedKey {
+    expvar: String,
+    /// The Prometheus series name; `None` for computed keys.
+    prometheus: Option<String>,
+}
+
+/// Every key of the README's `/debug/vars` tables: rows whose first cell is
+/// a backticked key, with the Prometheus name in the second cell when the
+/// table has one. The README is the list the tests check, so it cannot
+/// drift from what the server exports.
+fn documented_keys() -> Vec<DocumentedKey> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("### `/debug/vars` keys")
+        .nth(1)
+        .expect("README has a `/debug/vars` keys section");
+    let section = section.split("\n### ").next().unwrap_or(section);
+    let backticked = |cell: &str| {
+        let cell = cell.trim();
+        (cell.len() > 2
+            && cell.starts_with('`')
+            && cell.ends_with('`')
+            && !cell[1..].contains("` "))
+        .then(|| cell.trim_matches('`').to_owned())
+    };
+    let mut keys = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
+        let Some(expvar) = backticked(cells[0]) else {
+            continue;
+        };
+        let prometheus = if cells.len() == 3 {
+            Some(backticked(cells[1]).unwrap_or_else(|| panic!("no Prometheus name: {line}")))
+        } else {
+            None
+        };
+        keys.push(DocumentedKey { expvar, prometheus });
+    }
+    assert!(keys.len() > 20, "README tables not found: {}", keys.len());
+    keys
+}
+
 #[test]
-fn every_debug_vars_key_is_present_with_its_type_on_a_fresh_server() {
+fn every_documented_debug_vars_key_is_present_and_every_key_is_documented() {
     let server = TestServer::with_http(None, |_| {});
     let reply = get(&server, "/debug/vars");
     assert_eq!(reply.status, 200);
     assert_eq!(reply.content_type, "application/json");
     let v = reply.json();
-    for key in [
-        "rtmp_connections_active",
-        "rtmp_streams_active",
-        "rtmp_publishers_active",
-        "rtmp_subscribers_active",
-        "rtmp_recordings_active",
-        "rtmp_connections_total",
-        "rtmp_publishers_total",
-        "rtmp_subscribers_total",
-        "rtmp_messages_audio",
-        "rtmp_messages_video",
-        "rtmp_bytes_ingested",
-        "rtmp_bytes_egress",
-        "rtmp_subscriber_drops_total",
-        "rtmp_slow_skips_total",
-        "rtmp_handshake_failures_total",
-        "rtmp_protocol_errors_total",
-        "rtmp_auth_successes_total",
-        "rtmp_auth_failures_total",
-        "rtmp_recording_errors_total",
-        "rtmp_zombie_connections_total",
-        "rtmp_relay_messages_sent",
-        "rtmp_relay_messages_dropped",
-        "rtmp_relay_bytes_sent",
-    ] {
-        assert_eq!(v[key].as_u64(), Some(0), "{key}");
+    let documented = documented_keys();
+    let samples = check_prometheus(&get(&server, "/metrics").body);
+    for key in &documented {
+        let value = v
+            .get(&key.expvar)
+            .unwrap_or_else(|| panic!("{} documented but not in /debug/vars", key.expvar));
+        if let Some(name) = &key.prometheus {
+            // Gauges and counters: all zero on a fresh server.
+            assert_eq!(value.as_u64(), Some(0), "{}", key.expvar);
+            assert_eq!(samples.get(name), Some(&0.0), "{name} not in /metrics");
+        }
+    }
+    let object = v.as_object().unwrap();
+    for name in object.keys() {
+        assert!(
+            documented.iter().any(|k| &k.expvar == name),
+            "{name} is in /debug/vars but not documented in the README"
+        );
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for series in samples.keys() {
+        let name = series.split('{').next().unwrap();
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "{name} is in /metrics but not documented in the README"
+        );
     }
     assert!(v["rtmp_uptime_seconds"].is_f64());
     let info = &v["rtmp_server_info"];

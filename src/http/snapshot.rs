@@ -195,6 +195,20 @@ pub const METRICS: &[MetricDef] = &[
         relay_bytes_sent,
         "Bytes relayed to other servers."
     ),
+    metric!(
+        "rtmp_connections_rejected_total",
+        "rtmp_connections_rejected_total",
+        Counter,
+        connections_rejected,
+        "Connections refused at accept over -max-connections."
+    ),
+    metric!(
+        "rtmp_connection_panics_total",
+        "rtmp_connection_panics_total",
+        Counter,
+        connection_panics,
+        "Internal errors contained to one connection."
+    ),
 ];
 
 /// Facts about this server that do not change while it runs.
