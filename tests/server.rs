@@ -466,6 +466,29 @@ fn unknown_commands_get_error_and_the_session_lives_on() {
 }
 
 #[test]
+fn fc_subscribe_is_answered_like_other_servers_do() {
+    // rtmpdump sends FCSubscribe (transaction 0) before play.
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr, "live").unwrap();
+    client
+        .command(
+            0,
+            request::call("FCSubscribe", 0.0, vec![Value::string("cam")]),
+        )
+        .unwrap();
+    let got = read_until(&mut client, |m| m.type_id == type_id::COMMAND_AMF0).unwrap();
+    let Ok(Message::Command(values)) = Message::decode(got.last().unwrap()) else {
+        panic!()
+    };
+    assert_eq!(values[0].as_str(), Some("onFCSubscribe"));
+    assert_eq!(
+        values[3].get("code").and_then(Value::as_str),
+        Some("NetStream.Play.Start")
+    );
+    client.play("cam").unwrap();
+}
+
+#[test]
 fn amf3_command_messages_are_understood() {
     let server = TestServer::start();
     let mut client = Client::handshake(server.addr, &ClientOptions::default()).unwrap();

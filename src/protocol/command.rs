@@ -85,6 +85,14 @@ pub enum Command {
         transaction_id: f64,
         name: String,
     },
+    /// Sent by rtmpdump (librtmp) before `play` of a live stream.
+    FcSubscribe {
+        transaction_id: f64,
+        name: String,
+    },
+    FcUnsubscribe {
+        transaction_id: f64,
+    },
     Publish {
         transaction_id: f64,
         /// Stream name, possibly with a `?query`; `None` when missing.
@@ -165,6 +173,11 @@ impl Command {
                 transaction_id,
                 name: name_arg(),
             },
+            "FCSubscribe" => Command::FcSubscribe {
+                transaction_id,
+                name: name_arg(),
+            },
+            "FCUnsubscribe" => Command::FcUnsubscribe { transaction_id },
             "publish" => Command::Publish {
                 transaction_id,
                 name: string_arg(args, 0),
@@ -194,13 +207,12 @@ impl Command {
                 paused: args.first().and_then(Value::as_bool).unwrap_or(true),
                 position_ms: args.get(1).and_then(Value::as_number).unwrap_or(0.0),
             },
-            "_result" | "_error" | "onStatus" | "onBWDone" | "onFCPublish" | "onFCUnpublish" => {
-                Command::Response {
-                    name: name.to_owned(),
-                    transaction_id,
-                    args: values.get(2..).unwrap_or(&[]).to_vec(),
-                }
-            }
+            "_result" | "_error" | "onStatus" | "onBWDone" | "onFCPublish" | "onFCUnpublish"
+            | "onFCSubscribe" => Command::Response {
+                name: name.to_owned(),
+                transaction_id,
+                args: values.get(2..).unwrap_or(&[]).to_vec(),
+            },
             other => Command::Unknown {
                 name: other.to_owned(),
                 transaction_id,
@@ -289,6 +301,19 @@ pub fn on_fc_publish(name: &str) -> Vec<Value> {
         Value::Null,
         Value::object([
             ("code", Value::string(status::PUBLISH_START)),
+            ("description", Value::string(name)),
+        ]),
+    ]
+}
+
+/// `onFCSubscribe`, the answer FMS and other servers give to `FCSubscribe`.
+pub fn on_fc_subscribe(name: &str) -> Vec<Value> {
+    vec![
+        Value::string("onFCSubscribe"),
+        Value::Number(0.0),
+        Value::Null,
+        Value::object([
+            ("code", Value::string(status::PLAY_START)),
             ("description", Value::string(name)),
         ]),
     ]
@@ -388,6 +413,24 @@ mod tests {
         assert_eq!(
             Command::parse(&[Value::Number(1.0)]),
             Err(CommandError::MissingName)
+        );
+    }
+
+    #[test]
+    fn fc_subscribe_is_known_and_answered_with_on_fc_subscribe() {
+        let sub = request::call("FCSubscribe", 0.0, vec![Value::string("cam")]);
+        assert_eq!(
+            Command::parse(&sub).unwrap(),
+            Command::FcSubscribe {
+                transaction_id: 0.0,
+                name: "cam".into()
+            }
+        );
+        let reply = on_fc_subscribe("cam");
+        assert_eq!(reply[0].as_str(), Some("onFCSubscribe"));
+        assert_eq!(
+            reply[3].get("code").and_then(Value::as_str),
+            Some(status::PLAY_START)
         );
     }
 

@@ -296,7 +296,13 @@ impl Session {
             }
             if matches!(self.role, Role::Player { .. }) {
                 // Returns when the player stops playing but stays connected.
-                self.serve_player()?;
+                self.serve_player().map_err(|e| {
+                    if self.shared.shutting_down.load(Ordering::Relaxed) {
+                        SessionError::ShuttingDown
+                    } else {
+                        e
+                    }
+                })?;
                 last_activity = Instant::now();
                 read_timeout = None;
                 continue;
@@ -350,9 +356,8 @@ impl Session {
         let mut last_activity = last_poll;
         let mut bytes_seen = 0;
         loop {
-            if self.shared.shutting_down.load(Ordering::Relaxed) {
-                return Err(SessionError::ShuttingDown);
-            }
+            // At shutdown a player keeps writing (the end-of-stream notice
+            // among the rest) until the server closes its socket.
             let Role::Player {
                 queue, stream_id, ..
             } = &mut self.role
@@ -594,6 +599,20 @@ impl Session {
             } => {
                 self.send_command(0, command::result(transaction_id, Value::Undefined))?;
                 self.send_command(0, command::on_fc_publish(&name))?;
+            }
+            Command::FcSubscribe {
+                transaction_id,
+                name,
+            } => {
+                if transaction_id != 0.0 {
+                    self.send_command(0, command::result(transaction_id, Value::Undefined))?;
+                }
+                self.send_command(0, command::on_fc_subscribe(&name))?;
+            }
+            Command::FcUnsubscribe { transaction_id } => {
+                if transaction_id != 0.0 {
+                    self.send_command(0, command::result(transaction_id, Value::Undefined))?;
+                }
             }
             Command::Publish { name, .. } => {
                 self.on_publish(stream_id, name.unwrap_or_default())?
