@@ -97,6 +97,8 @@ pub fn stream(s: &StreamStatus) -> Value {
             "fps": media.fps,
             "profile": media.profile,
             "level": media.level,
+            "profile_name": media.profile_level_names().map(|(p, _)| p),
+            "level_name": media.profile_level_names().map(|(_, l)| l),
         })),
         "audio": media.audio_codec.map(|c| json!({
             "codec": codec(Some(c)),
@@ -107,7 +109,11 @@ pub fn stream(s: &StreamStatus) -> Value {
         "bitrate_out_kbps": s.bitrate_out_kbps,
         "bytes_in": s.counts.bytes_in,
         "bytes_out": s.counts.bytes_out,
-        "gop_cache": {"frames": s.gop_cache_messages, "bytes": s.gop_cache_bytes},
+        "gop_cache": {
+            "frames": s.gop_cache_video_frames,
+            "messages": s.gop_cache_messages,
+            "bytes": s.gop_cache_bytes,
+        },
         "slow_subscribers": {
             "skip_events": s.counts.skip_events,
             "dropped_messages": s.counts.dropped_messages,

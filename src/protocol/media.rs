@@ -192,6 +192,49 @@ pub fn video_profile_level(payload: &[u8]) -> Option<ProfileLevel> {
     }
 }
 
+/// The names of a video profile and level, as encoders and players show
+/// them: H.264 profile 100 level 31 is "High" "3.1", HEVC profile 1 level
+/// 123 is "Main" "4.1". `None` for codecs without such numbers.
+pub fn profile_level_names(codec: Codec, pl: ProfileLevel) -> Option<(&'static str, String)> {
+    match codec {
+        Codec::LegacyVideo(VIDEO_CODEC_AVC) | Codec::FourCc(AVC1) => {
+            let profile = match pl.profile {
+                66 => "Baseline",
+                77 => "Main",
+                88 => "Extended",
+                100 => "High",
+                110 => "High 10",
+                122 => "High 4:2:2",
+                244 => "High 4:4:4 Predictive",
+                44 => "CAVLC 4:4:4 Intra",
+                118 => "Multiview High",
+                128 => "Stereo High",
+                _ => "unknown",
+            };
+            let level = match pl.level {
+                9 => "1b".to_owned(),
+                idc => format!("{}.{}", idc / 10, idc % 10),
+            };
+            Some((profile, level))
+        }
+        Codec::LegacyVideo(VIDEO_CODEC_HEVC) | Codec::FourCc(HVC1) => {
+            let profile = match pl.profile {
+                1 => "Main",
+                2 => "Main 10",
+                3 => "Main Still Picture",
+                4 => "Range Extensions",
+                5 => "High Throughput",
+                9 => "Screen Content",
+                _ => "unknown",
+            };
+            // general_level_idc is 30 times the level.
+            let level = format!("{}.{}", pl.level / 30, pl.level % 30 / 3);
+            Some((profile, level))
+        }
+        _ => None,
+    }
+}
+
 const AVC1: [u8; 4] = *b"avc1";
 const HVC1: [u8; 4] = *b"hvc1";
 const AAC_SAMPLE_RATES: [u32; 13] = [
@@ -218,6 +261,22 @@ pub fn audio_format(payload: &[u8]) -> Option<(u32, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_and_level_names() {
+        let names = |codec, profile, level| {
+            profile_level_names(codec, ProfileLevel { profile, level })
+                .map(|(p, l)| (p.to_owned(), l))
+        };
+        let avc = Codec::LegacyVideo(7);
+        assert_eq!(names(avc, 100, 31), Some(("High".into(), "3.1".into())));
+        assert_eq!(names(avc, 66, 30), Some(("Baseline".into(), "3.0".into())));
+        assert_eq!(names(avc, 77, 9), Some(("Main".into(), "1b".into())));
+        let hevc = Codec::FourCc(*b"hvc1");
+        assert_eq!(names(hevc, 1, 123), Some(("Main".into(), "4.1".into())));
+        assert_eq!(names(hevc, 2, 150), Some(("Main 10".into(), "5.0".into())));
+        assert_eq!(names(Codec::FourCc(*b"av01"), 0, 8), None);
+    }
 
     #[test]
     fn legacy_avc() {

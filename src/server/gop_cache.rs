@@ -11,6 +11,7 @@ use super::packet::{Packet, PacketKind};
 pub struct GopCache {
     packets: Vec<Arc<Packet>>,
     bytes: usize,
+    video_frames: usize,
     max_packets: usize,
     max_bytes: usize,
 }
@@ -20,6 +21,7 @@ impl GopCache {
         GopCache {
             packets: Vec::new(),
             bytes: 0,
+            video_frames: 0,
             max_packets,
             max_bytes,
         }
@@ -37,6 +39,7 @@ impl GopCache {
             return;
         }
         self.bytes += packet.payload.len();
+        self.video_frames += usize::from(packet.kind == PacketKind::Video);
         self.packets.push(Arc::clone(packet));
         if self.packets.len() > self.max_packets || self.bytes > self.max_bytes {
             self.clear();
@@ -46,6 +49,12 @@ impl GopCache {
     pub fn clear(&mut self) {
         self.packets.clear();
         self.bytes = 0;
+        self.video_frames = 0;
+    }
+
+    /// Video frames cached (the rest of the messages are audio).
+    pub fn video_frames(&self) -> usize {
+        self.video_frames
     }
 
     /// Payload bytes cached.
@@ -94,6 +103,7 @@ mod tests {
         gop.push(&audio(45));
         gop.push(&video(80, false));
         assert_eq!(gop.packets().len(), 3);
+        assert_eq!(gop.video_frames(), 2);
         assert!(gop.packets()[0].keyframe);
         gop.push(&video(120, true));
         assert_eq!(gop.packets().len(), 1);

@@ -16,7 +16,6 @@ use super::gop_cache::GopCache;
 use super::history::{EndReason, SessionRecord};
 use super::metrics::{self, Metrics, StreamCounters, StreamCounts};
 use super::packet::{Packet, PacketKind};
-use super::stream_key::redact_path;
 use super::stream_status::{
     BitrateSamples, MediaDescription, PublisherStatus, StreamStatus, SubscriberStatus,
 };
@@ -130,10 +129,6 @@ impl Stream {
         &self.path
     }
 
-    pub fn redacted(&self) -> String {
-        redact_path(&self.path)
-    }
-
     /// Makes connection `id` the stream's publisher; false if it has one.
     pub fn start_publishing(&self, id: u64, remote_addr: SocketAddr) -> bool {
         let mut state = self.state.lock();
@@ -152,6 +147,7 @@ impl Stream {
             total_subscribers: watching as u64,
         });
         state.reset_media();
+        state.samples.clear();
         notify_all(&mut state.subscribers, || Outbound::PublishStarted);
         true
     }
@@ -165,6 +161,8 @@ impl Stream {
         }
         let publisher = state.publisher.take()?;
         state.reset_media();
+        // Bitrates belong to the session: players left waiting see zero.
+        state.samples.clear();
         notify_all(&mut state.subscribers, || Outbound::PublishEnded);
         let counts = self.counters.read().since(&publisher.baseline);
         Some(SessionRecord {
@@ -257,6 +255,7 @@ impl Stream {
             bitrate_in_kbps,
             bitrate_out_kbps,
             gop_cache_messages: state.gop.packets().len(),
+            gop_cache_video_frames: state.gop.video_frames(),
             gop_cache_bytes: state.gop.bytes(),
             max_lag_ms: subscribers.iter().map(|s| s.lag_ms).max().unwrap_or(0),
             subscribers,

@@ -59,6 +59,15 @@ impl MediaDescription {
         }
     }
 
+    /// Names of the video profile and level ("High", "3.1").
+    pub fn profile_level_names(&self) -> Option<(&'static str, String)> {
+        let pl = media::ProfileLevel {
+            profile: self.profile?,
+            level: self.level?,
+        };
+        media::profile_level_names(self.video_codec?, pl)
+    }
+
     fn learn_metadata(&mut self, payload: &[u8]) {
         let Ok(values) = amf0::decode_all(payload) else {
             return;
@@ -108,7 +117,10 @@ pub struct StreamStatus {
     pub counts: StreamCounts,
     pub bitrate_in_kbps: f64,
     pub bitrate_out_kbps: f64,
+    /// Audio and video messages in the GOP cache.
     pub gop_cache_messages: usize,
+    /// Video frames among them.
+    pub gop_cache_video_frames: usize,
     pub gop_cache_bytes: usize,
     /// Largest lag of any player behind the newest published timestamp.
     pub max_lag_ms: u64,
@@ -128,6 +140,11 @@ pub struct BitrateSamples {
 }
 
 impl BitrateSamples {
+    /// Forgets every reading: a new or ended session starts from zero.
+    pub fn clear(&mut self) {
+        self.samples.clear();
+    }
+
     /// Records a reading, keeping just over one window of them.
     pub fn record(&mut self, now: Instant, bytes_in: u64, bytes_out: u64) {
         self.samples.push_back((now, bytes_in, bytes_out));
@@ -186,6 +203,7 @@ mod tests {
         d.learn(&Packet::new(PacketKind::Data, 0, Bytes::from(meta)).into_metadata());
         assert_eq!(d.video_codec, Some(Codec::LegacyVideo(7)));
         assert_eq!((d.profile, d.level), (Some(100), Some(40)));
+        assert_eq!(d.profile_level_names(), Some(("High", "4.0".into())));
         assert_eq!((d.sample_rate, d.channels), (Some(44100), Some(2)));
         assert_eq!(
             (d.width, d.height, d.fps),
