@@ -31,6 +31,10 @@ struct Flags {
     #[argh(option, default = "String::from(\"true\")")]
     gop_cache: String,
 
+    /// show only app/abc*** of stream names in logs (default false)
+    #[argh(option, default = "String::from(\"false\")")]
+    log_redact_keys: String,
+
     /// lagging player: skip to keyframe|disconnect (default skip)
     #[argh(option, default = "String::from(\"skip\")")]
     slow_subscriber: String,
@@ -63,9 +67,13 @@ struct Flags {
     #[argh(option)]
     metrics_addr: Option<String>,
 
-    /// bearer token allowing API writes (default none)
+    /// bearer token allowing API writes; also RTMP_API_TOKEN (default none)
     #[argh(option)]
     api_token: Option<String>,
+
+    /// file holding the API token, kept out of ps (default none)
+    #[argh(option)]
+    api_token_file: Option<String>,
 
     /// ended publish sessions kept for /api/history (default 100)
     #[argh(option, default = "String::from(\"100\")")]
@@ -90,6 +98,15 @@ const MAX_HISTORY: usize = 100_000;
 
 /// Flags that take no value.
 const SWITCHES: &[&str] = &["help", "version"];
+
+/// Boolean flags. As with Go's flag package, `-gop-cache` alone means true
+/// and `-gop-cache=false` sets it; `-gop-cache false` (as go-rtmp users
+/// type it) works too. A test checks that this lists every flag whose
+/// default is true or false.
+const BOOL_FLAGS: &[&str] = &["gop-cache", "log-redact-keys"];
+
+/// The environment variable that may hold the API token.
+pub const API_TOKEN_ENV: &str = "RTMP_API_TOKEN";
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -139,6 +156,19 @@ fn normalize(args: &[String]) -> Vec<String> {
         out.push(format!("--{name}"));
         match inline_value {
             Some(value) => out.push(value.to_owned()),
+            None if BOOL_FLAGS.contains(&name) => {
+                // A bare boolean flag means true, unless a value follows:
+                // the server takes no positional arguments, so a word
+                // after it is meant as its value (and a bad one is named
+                // as such).
+                match iter.as_slice().first() {
+                    Some(next) if !next.starts_with('-') || parse_bool_word(next).is_some() => {
+                        out.push(next.clone());
+                        iter.next();
+                    }
+                    _ => out.push("true".into()),
+                }
+            }
             // The next argument is this flag's value, even if it starts
             // with a dash.
             None if !SWITCHES.contains(&name) => out.extend(iter.next().cloned()),
@@ -148,8 +178,18 @@ fn normalize(args: &[String]) -> Vec<String> {
     out
 }
 
-/// Parses the arguments after the program name.
+/// Parses the arguments after the program name, with the process's
+/// environment.
 pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
+    parse_with_env(program, args, |name| std::env::var(name).ok())
+}
+
+/// Parses the arguments, looking up environment variables with `env`.
+pub fn parse_with_env(
+    program: &str,
+    args: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Invocation, UsageError> {
     let normalized = normalize(args);
     let refs: Vec<&str> = normalized.iter().map(String::as_str).collect();
     let flags = match Flags::from_args(&[program], &refs) {
@@ -208,15 +248,8 @@ pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
             .as_deref()
             .map(|addr| parse_addr("metrics-addr", addr))
             .transpose()?,
-        api_token: flags
-            .api_token
-            .map(|token| match token.trim() {
-                "" => Err(UsageError(
-                    "rtmp-server: invalid value for flag -api-token: must not be empty".into(),
-                )),
-                token => Ok(ApiToken::new(token)),
-            })
-            .transpose()?,
+        api_token: api_token(flags.api_token, flags.api_token_file, env)?,
+        log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         history_limit: match flags.history_limit.parse::<usize>() {
             Ok(n) if n <= MAX_HISTORY => n,
             _ => {
@@ -236,7 +269,48 @@ pub fn parse(program: &str, args: &[String]) -> Result<Invocation, UsageError> {
 }
 
 fn go_style_help(text: &str) -> String {
-    text.replace("--", "-")
+    // argh lists its built-in help as "--help, help": Go shows "-h".
+    text.replace("--help, help     ", "-h, -help        ")
+        .replace("--", "-")
+}
+
+/// The API token: from `-api-token`, from the file `-api-token-file` names
+/// (which, unlike the command line, `ps` does not show), or from
+/// `RTMP_API_TOKEN`, in that order; two flags at once are an error.
+fn api_token(
+    flag: Option<String>,
+    file: Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<ApiToken>, UsageError> {
+    let (token, source) = match (flag, file) {
+        (Some(_), Some(_)) => {
+            return Err(UsageError(
+                "rtmp-server: flags -api-token and -api-token-file are both given: use one".into(),
+            ));
+        }
+        (Some(token), None) => (token, "flag -api-token"),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => (text, "flag -api-token-file"),
+            Err(e) => {
+                return Err(UsageError(format!(
+                    "rtmp-server: cannot read {path:?} (flag -api-token-file): {e}"
+                )));
+            }
+        },
+        (None, None) => match env(API_TOKEN_ENV) {
+            Some(token) => (token, "environment variable RTMP_API_TOKEN"),
+            None => return Ok(None),
+        },
+    };
+    match token.trim() {
+        "" => Err(UsageError(format!(
+            "rtmp-server: invalid API token from {source}: must not be empty"
+        ))),
+        token if token.contains(char::is_whitespace) => Err(UsageError(format!(
+            "rtmp-server: invalid API token from {source}: must not contain spaces"
+        ))),
+        token => Ok(Some(ApiToken::new(token))),
+    }
 }
 
 fn invalid(flag: &str, value: &str, why: &str) -> UsageError {
@@ -270,12 +344,17 @@ fn parse_chunk_size(value: &str) -> Result<usize, UsageError> {
     }
 }
 
-fn parse_bool(flag: &str, value: &str) -> Result<bool, UsageError> {
+/// The words Go's `strconv.ParseBool` accepts.
+fn parse_bool_word(value: &str) -> Option<bool> {
     match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        other => Err(invalid(flag, other, "want true or false")),
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
+}
+
+fn parse_bool(flag: &str, value: &str) -> Result<bool, UsageError> {
+    parse_bool_word(value).ok_or_else(|| invalid(flag, value, "want true or false"))
 }
 
 /// A byte count: a plain number, or with a `KiB`/`MiB` (or `K`/`M`) suffix.
@@ -448,6 +527,8 @@ mod tests {
                 "-write-timeout",
                 "-metrics-addr",
                 "-api-token",
+                "-api-token-file",
+                "-log-redact-keys",
                 "-history-limit",
                 "-idle-timeout",
                 "-write-coalesce",
@@ -496,6 +577,95 @@ mod tests {
             panic!();
         };
         assert!(text.starts_with("rtmp-server "));
+    }
+
+    #[test]
+    fn boolean_flags_take_go_and_go_rtmp_forms() {
+        for (form, want) in [
+            (vec!["-gop-cache"], true),
+            (vec!["-gop-cache=false"], false),
+            (vec!["--gop-cache=0"], false),
+            (vec!["-gop-cache", "false"], false),
+            (vec!["-gop-cache", "true"], true),
+            (vec!["-gop-cache", "F"], false),
+        ] {
+            assert_eq!(config(&form).gop_cache, want, "{form:?}");
+        }
+        // A bare boolean flag does not swallow the next flag.
+        let c = config(&["-gop-cache", "-listen", ":1940"]);
+        assert!(c.gop_cache);
+        assert_eq!(c.listen.port(), 1940);
+        let c = config(&["-log-redact-keys", "-gop-cache", "false"]);
+        assert!(c.log_redact_keys && !c.gop_cache);
+        assert!(!config(&[]).log_redact_keys);
+    }
+
+    #[test]
+    fn every_flag_with_a_boolean_default_is_a_boolean_flag() {
+        let Invocation::Print(help) = parse("rtmp-server", &args(&["-h"])).unwrap() else {
+            panic!();
+        };
+        // Help entries may wrap: join them and split at the flags.
+        let joined = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let options = joined.split("Options: ").nth(1).unwrap();
+        let mut booleans = Vec::new();
+        for entry in options.split(" -").filter(|e| !e.is_empty()) {
+            let name = entry.trim_start_matches('-').split(' ').next().unwrap();
+            if entry.contains("(default true)") || entry.contains("(default false)") {
+                booleans.push(name.to_owned());
+            }
+        }
+        booleans.sort();
+        let mut listed: Vec<String> = BOOL_FLAGS.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(booleans, listed);
+    }
+
+    #[test]
+    fn help_shows_h_not_a_stray_help_entry() {
+        let Invocation::Print(help) = parse("rtmp-server", &args(&["-h"])).unwrap() else {
+            panic!();
+        };
+        assert!(help.contains("-h, -help"), "{help}");
+        assert!(!help.contains(", help"), "{help}");
+    }
+
+    #[test]
+    fn api_token_from_flag_file_or_environment() {
+        let token = |list: &[&str], env: Option<&str>| {
+            let env = env.map(str::to_owned);
+            match parse_with_env("rtmp-server", &args(list), |_| env.clone()) {
+                Ok(Invocation::Run { config, .. }) => Ok(config.api_token),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e.0),
+            }
+        };
+        let is = |t: Option<ApiToken>, want: &str| t.is_some_and(|t| t.matches(want));
+        assert!(is(
+            token(&["-api-token", "abc"], Some("env")).unwrap(),
+            "abc"
+        ));
+        assert!(is(token(&[], Some("fromenv")).unwrap(), "fromenv"));
+        assert!(token(&[], None).unwrap().is_none());
+        let dir = std::env::temp_dir().join(format!("rtmp-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert!(is(
+            token(&["-api-token-file", path], Some("env")).unwrap(),
+            "s3cret"
+        ));
+        let both = token(&["-api-token", "a", "-api-token-file", path], None).unwrap_err();
+        assert!(both.contains("-api-token-file"), "{both}");
+        let missing = token(&["-api-token-file", "/nonexistent/token"], None).unwrap_err();
+        assert!(missing.contains("-api-token-file"), "{missing}");
+        std::fs::write(&file, "\n").unwrap();
+        let empty = token(&["-api-token-file", path], None).unwrap_err();
+        assert!(empty.contains("must not be empty"), "{empty}");
+        let blank_env = token(&[], Some(" ")).unwrap_err();
+        assert!(blank_env.contains("RTMP_API_TOKEN"), "{blank_env}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

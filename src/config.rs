@@ -77,6 +77,9 @@ pub struct Config {
     pub api_token: Option<ApiToken>,
     /// Ended publish sessions kept for `/api/history`.
     pub history_limit: usize,
+    /// Logs show stream names as `app/abc***` (for a server facing the
+    /// internet, where a name is a secret stream key).
+    pub log_redact_keys: bool,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             metrics_addr: None,
             api_token: None,
             history_limit: 100,
+            log_redact_keys: false,
         }
     }
 }

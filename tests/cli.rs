@@ -38,6 +38,10 @@ fn help_lists_every_flag_with_defaults() {
             "(default 10s)",
             "-write-timeout",
             "(default 30s)",
+            "-log-redact-keys",
+            "(default false)",
+            "-api-token-file",
+            "-h, -help",
             "-version",
         ] {
             assert!(
@@ -88,13 +92,14 @@ fn a_busy_listen_address_is_a_startup_error() {
 
 #[test]
 fn serves_with_go_style_flags_and_exits_0_on_sigterm() {
-    for listen in [
-        vec!["-listen", "127.0.0.1:0"],
-        vec!["--listen", "127.0.0.1:0"],
-        vec!["-listen=127.0.0.1:0"],
+    for (listen, gop_cache) in [
+        (vec!["-listen", "127.0.0.1:0"], vec!["-gop-cache=true"]),
+        (vec!["--listen", "127.0.0.1:0"], vec!["-gop-cache"]),
+        (vec!["-listen=127.0.0.1:0"], vec!["-gop-cache", "true"]),
     ] {
         let mut args = listen.clone();
-        args.extend(["-chunk-size", "8192", "-gop-cache=true"]);
+        args.extend(gop_cache);
+        args.extend(["-chunk-size", "8192"]);
         let mut server = Running::start(&args);
         let addr = server.listen_addr();
         let mut publisher = Client::connect(addr, "live").unwrap();
@@ -106,17 +111,32 @@ fn serves_with_go_style_flags_and_exits_0_on_sigterm() {
             .unwrap();
         let got = read_media(&mut player, 1).unwrap();
         assert_eq!(got[0].payload.len(), 20_000);
-        server.wait_line("playing live/mys***");
+        server.wait_line("playing live/mysecretkey42");
 
         let (code, took) = server.terminate();
         assert_eq!(code, Some(0), "{listen:?}: {:?}", server.log);
         assert!(took < Duration::from_secs(5), "{took:?}");
         let log = server.log.join("\n");
-        assert!(
-            !log.contains("mysecretkey42"),
-            "stream key logged in full:\n{log}"
-        );
         assert!(!log.contains("hunter2"), "token logged:\n{log}");
+    }
+}
+
+#[test]
+fn log_redact_keys_hides_stream_names_and_queries_never_show() {
+    let mut server = Running::start(&["-listen", "127.0.0.1:0", "-log-redact-keys"]);
+    let addr = server.listen_addr();
+    let mut publisher = Client::connect(addr, "live?app=Query1").unwrap();
+    publisher.publish("mysecretkey42?token=hunter2").unwrap();
+    let mut player = Client::connect(addr, "live").unwrap();
+    player.play("mysecretkey42?viewer=Query3").unwrap();
+    server.wait_line("playing live/mys***");
+    drop(publisher);
+    server.wait_line("stopped publishing live/mys***");
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    let log = server.log.join("\n");
+    for secret in ["mysecretkey42", "hunter2", "Query1", "Query3", "token="] {
+        assert!(!log.contains(secret), "{secret} logged:\n{log}");
     }
 }
 
@@ -190,4 +210,122 @@ fn a_second_signal_exits_at_once() {
         Some(1),
         "the second signal ends the process before the graceful path"
     );
+}
+
+/// Sends one HTTP/1.0 request and returns the status code.
+fn http_status(addr: std::net::SocketAddr, request: &str) -> u16 {
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut socket, request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut socket, &mut reply).unwrap();
+    reply
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn api_token_from_a_file_or_the_environment_allows_writes() {
+    let dir = std::env::temp_dir().join(format!("rtmp-cli-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "FileToken9\n").unwrap();
+    for (args, env, token) in [
+        (
+            vec!["-api-token-file", file.to_str().unwrap()],
+            None,
+            "FileToken9",
+        ),
+        (vec![], Some("EnvToken7"), "EnvToken7"),
+    ] {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let metrics = free.local_addr().unwrap();
+        drop(free);
+        let metrics_arg = metrics.to_string();
+        let mut all = vec!["-listen", "127.0.0.1:0", "-metrics-addr", &metrics_arg];
+        all.extend(args.iter().copied());
+        let mut server = Running::start_with_env(&all, env.map(|t| ("RTMP_API_TOKEN", t)));
+        server.wait_line("metrics and status on");
+        let kick = |auth: &str| {
+            http_status(
+                metrics,
+                &format!("DELETE /api/clients/999 HTTP/1.0\r\n{auth}\r\n"),
+            )
+        };
+        assert_eq!(kick(""), 401, "no token sent");
+        assert_eq!(kick("Authorization: Bearer nope\r\n"), 403, "wrong token");
+        assert_eq!(
+            kick(&format!("Authorization: Bearer {token}\r\n")),
+            404,
+            "right token: no such client"
+        );
+        let (code, _) = server.terminate();
+        assert_eq!(code, Some(0));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The unit in `scripts/`, as `systemd-analyze` sees it once installed:
+/// valid, hardened (exposure "OK", at most 2.0), and its flags start the
+/// server.
+#[test]
+fn systemd_unit_verifies_is_hardened_and_its_flags_run() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/rtmp-server.service"
+    ))
+    .unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart line");
+    let mut words = exec.split_whitespace();
+    let installed = words.next().unwrap();
+    assert_eq!(installed, "/usr/local/bin/rtmp-server");
+    let flags: Vec<&str> = words.collect();
+    assert!(unit.contains("LimitNOFILE=65536"));
+
+    if common::tool_available("systemd-analyze") {
+        let dir = std::env::temp_dir().join(format!("rtmp-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rtmp-server.service");
+        std::fs::write(&path, unit.replace(installed, BIN)).unwrap();
+        let verify = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let complaints = String::from_utf8_lossy(&verify.stderr);
+        assert!(
+            verify.status.success() && complaints.trim().is_empty(),
+            "{complaints}"
+        );
+        let security = Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--threshold=20"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&security.stdout);
+        assert!(security.status.success(), "exposure above 2.0:\n{report}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    // The same flags, on free loopback ports.
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(|f| if f.contains(':') { "127.0.0.1:0" } else { f })
+        .collect();
+    let mut server = Running::start(&flags);
+    server.listen_addr();
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("metrics and status on http://127.0.0.1:")),
+        "{:?}",
+        server.log
+    );
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
 }

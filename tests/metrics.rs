@@ -307,8 +307,9 @@ fn api_streams_describes_publisher_media_and_players() {
     publisher.send_video(0, &avc_sequence_header()).unwrap();
     publisher.send_audio(0, &aac_sequence_header()).unwrap();
     publisher.send_video(0, &video_frame(0, true, 500)).unwrap();
+    publisher.send_audio(10, &aac_frame(1)).unwrap();
     let mut player = player(server.addr, "described");
-    read_media(&mut player, 4).unwrap();
+    read_media(&mut player, 5).unwrap();
     let _other = common::publisher(server.addr, "other");
 
     let all = get(&server, "/api/streams").json();
@@ -335,11 +336,14 @@ fn api_streams_describes_publisher_media_and_players() {
     assert_eq!(s["video"]["fps"], 30.0);
     assert_eq!(s["video"]["profile"], 100);
     assert_eq!(s["video"]["level"], 31);
+    assert_eq!(s["video"]["profile_name"], "High");
+    assert_eq!(s["video"]["level_name"], "3.1");
     assert_eq!(s["audio"]["codec"]["name"], "AAC");
     assert_eq!(s["audio"]["sample_rate"], 44100);
     assert_eq!(s["audio"]["channels"], 2);
     assert_eq!(s["gop_cache"]["frames"], 1);
-    assert_eq!(s["gop_cache"]["bytes"], 500);
+    assert_eq!(s["gop_cache"]["messages"], 2);
+    assert_eq!(s["gop_cache"]["bytes"], 500 + aac_frame(1).len());
     assert!(s["bitrate_in_kbps"].is_number() && s["bitrate_out_kbps"].is_number());
     assert!(s["bytes_in"].as_u64().unwrap() >= 500);
     for key in [
@@ -367,6 +371,29 @@ fn api_streams_describes_publisher_media_and_players() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.content_type, "application/json");
     assert!(missing.json()["error"].is_string());
+}
+
+#[test]
+fn bitrates_are_zero_once_the_publisher_left() {
+    let server = TestServer::with_http(None, |_| {});
+    let _waiting = player(server.addr, "rates");
+    let mut publisher = publisher(server.addr, "rates");
+    let kbps = || get(&server, "/api/streams/live/rates").json()["bitrate_in_kbps"].as_f64();
+    let mut n = 0;
+    // The endpoint samples once a second: send until a rate shows.
+    let shown = wait_for(Duration::from_secs(10), || {
+        n += 1;
+        publisher
+            .send_video(n * 40, &video_frame(n, n == 1, 5000))
+            .unwrap();
+        kbps().unwrap_or(0.0) > 0.0
+    });
+    assert!(shown, "no ingress bitrate while publishing");
+    drop(publisher);
+    assert!(wait_for(Duration::from_secs(5), || {
+        get(&server, "/api/streams/live/rates").json()["publisher"].is_null()
+    }));
+    assert_eq!(kbps(), Some(0.0), "bitrate kept after the publisher left");
 }
 
 /// A strict check of the text exposition format.
@@ -488,8 +515,19 @@ fn kick_needs_the_token_and_nothing_leaks_tokens_or_queries() {
     }
 
     let url = format!("{base}/api/clients/{id}");
-    assert_eq!(request("DELETE", &url, None).status, 403);
-    assert_eq!(request("DELETE", &url, Some("wrong")).status, 403);
+    let missing = request("DELETE", &url, None);
+    assert_eq!(missing.status, 401);
+    assert!(
+        missing.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("Authorization: Bearer"),
+        "{}",
+        missing.body
+    );
+    let wrong = request("DELETE", &url, Some("wrong"));
+    assert_eq!(wrong.status, 403);
+    assert_eq!(wrong.json()["error"], "forbidden: wrong API token");
     assert_eq!(
         request("DELETE", &url, Some(&format!("{token}x"))).status,
         403
@@ -533,8 +571,18 @@ fn without_a_token_every_write_is_forbidden() {
         .publisher_id()
         .unwrap();
     let url = format!("http://{}/api/clients/{id}", server.http.unwrap());
-    assert_eq!(request("DELETE", &url, None).status, 403);
-    assert_eq!(request("DELETE", &url, Some("")).status, 403);
+    for token in [None, Some(""), Some("guess")] {
+        let reply = request("DELETE", &url, token);
+        assert_eq!(reply.status, 403);
+        assert!(
+            reply.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("-api-token"),
+            "{}",
+            reply.body
+        );
+    }
     assert!(
         server
             .registry()

@@ -143,16 +143,29 @@ impl Endpoint {
         }
     }
 
-    fn authorized(&self, request: &Request) -> bool {
+    /// Whether a write request may go ahead; if not, the status and the
+    /// reason to answer with (which says what is missing, never the token).
+    fn authorize(&self, request: &Request) -> Result<(), (u16, &'static str)> {
         let Some(token) = &self.token else {
-            return false;
+            return Err((
+                403,
+                "forbidden: API writes are off; start the server with -api-token, \
+                 -api-token-file or RTMP_API_TOKEN",
+            ));
         };
-        request
+        let presented = request
             .headers()
             .iter()
             .find(|h| h.field.equiv("Authorization"))
-            .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
-            .is_some_and(|presented| token.matches(presented.trim()))
+            .and_then(|h| h.value.as_str().strip_prefix("Bearer "));
+        match presented {
+            None => Err((
+                401,
+                "unauthorized: send the API token as Authorization: Bearer TOKEN",
+            )),
+            Some(presented) if token.matches(presented.trim()) => Ok(()),
+            Some(_) => Err((403, "forbidden: wrong API token")),
+        }
     }
 
     fn listen_addrs(&self) -> Vec<SocketAddr> {
@@ -199,24 +212,16 @@ impl Endpoint {
                     .collect();
                 (200, json::paged(items, paging.page, per_page, "sessions"))
             }
-            Route::Kick(id) => {
-                if !self.authorized(&request) {
-                    (
-                        403,
-                        json::error(
-                            "forbidden: set -api-token and send Authorization: Bearer TOKEN",
-                        ),
-                    )
-                } else {
-                    match id {
-                        Some(id) if self.server.kick(id) => {
-                            log::info!("conn#{id} kicked through the API");
-                            (200, serde_json::json!({ "kicked": id }))
-                        }
-                        _ => (404, json::error("no such client")),
+            Route::Kick(id) => match self.authorize(&request) {
+                Err((status, why)) => (status, json::error(why)),
+                Ok(()) => match id {
+                    Some(id) if self.server.kick(id) => {
+                        log::info!("conn#{id} kicked through the API");
+                        (200, serde_json::json!({ "kicked": id }))
                     }
-                }
-            }
+                    _ => (404, json::error("no such client")),
+                },
+            },
             Route::MethodNotAllowed => (405, json::error("method not allowed")),
             Route::NotFound => (404, json::error("not found")),
         };
@@ -228,6 +233,11 @@ impl Endpoint {
 fn respond(request: Request, status: u16, content_type: &str, body: String) {
     let mut response = Response::from_string(body).with_status_code(status);
     if let Ok(header) = Header::from_bytes("Content-Type", content_type) {
+        response = response.with_header(header);
+    }
+    if status == 401
+        && let Ok(header) = Header::from_bytes("WWW-Authenticate", "Bearer")
+    {
         response = response.with_header(header);
     }
     let _ = request.respond(response);

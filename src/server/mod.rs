@@ -160,6 +160,7 @@ impl ServerHandle {
 
 impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
+        stream_key::set_log_redaction(config.log_redact_keys);
         let listener = listen(config.listen)?;
         let local_addr = listener.local_addr()?;
         let config = Arc::new(config);

@@ -1,7 +1,18 @@
 //! Stream keys: `app/name` with any `?query` split off and kept (for later
-//! authentication), and a redacted form that is safe to log.
+//! authentication) but never shown, and the form logs show: the whole
+//! `app/name` by default, `app/abc***` with `-log-redact-keys` (for a
+//! server facing the internet, where a stream name is a secret).
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether logs redact stream names; set once at startup.
+static REDACT_IN_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Makes logs show stream names as `app/abc***` (`-log-redact-keys`).
+pub fn set_log_redaction(on: bool) {
+    REDACT_IN_LOGS.store(on, Ordering::Relaxed);
+}
 
 /// Longest stream name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
@@ -85,6 +96,16 @@ impl StreamKey {
     }
 }
 
+/// An `app/name` path as logs show it: whole, or redacted when
+/// `-log-redact-keys` is on. Never a query: paths have none.
+pub fn log_path(path: &str) -> String {
+    if REDACT_IN_LOGS.load(Ordering::Relaxed) {
+        redact_path(path)
+    } else {
+        path.to_owned()
+    }
+}
+
 /// Redacts the name part of an `app/name` path for logging.
 pub fn redact_path(path: &str) -> String {
     let (app, name) = path.rsplit_once('/').unwrap_or(("", path));
@@ -99,10 +120,10 @@ pub fn redact_path(path: &str) -> String {
 }
 
 impl fmt::Display for StreamKey {
-    /// Always the redacted form, so a key cannot be logged in full by
-    /// accident.
+    /// The form logs show: `app/name` (redacted with `-log-redact-keys`),
+    /// never the query, so a token cannot be logged by accident.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
+        f.write_str(&log_path(&self.as_path()))
     }
 }
 
@@ -121,15 +142,13 @@ mod tests {
     }
 
     #[test]
-    fn display_never_shows_the_whole_name_or_query() {
+    fn display_shows_the_name_never_the_query_and_redacts_when_asked() {
         let key = StreamKey::new("live", "live_1234567890abcdef?token=s3cret").unwrap();
         let shown = key.to_string();
-        assert_eq!(shown, "live/liv***");
-        assert!(!shown.contains("1234") && !shown.contains("s3cret"));
-        assert_eq!(
-            StreamKey::new("live", "ab").unwrap().to_string(),
-            "live/***"
-        );
+        assert_eq!(shown, "live/live_1234567890abcdef");
+        assert!(!shown.contains("s3cret"));
+        assert_eq!(key.redacted(), "live/liv***");
+        assert_eq!(StreamKey::new("live", "ab").unwrap().redacted(), "live/***");
     }
 
     #[test]

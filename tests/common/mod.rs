@@ -242,7 +242,17 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn start(args: &[&str]) -> ServerProcess {
-        let mut child = Command::new(BIN)
+        ServerProcess::start_with_env(args, None)
+    }
+
+    /// Starts the binary with one more environment variable.
+    pub fn start_with_env(args: &[&str], env: Option<(&str, &str)>) -> ServerProcess {
+        let mut command = Command::new(BIN);
+        command.env_remove("RTMP_API_TOKEN");
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let mut child = command
             .args(args)
             .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
