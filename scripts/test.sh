@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lint checks, unit tests, integration tests
-# and end-to-end tests with real clients (ffmpeg, ffprobe, rtmpdump), which
-# it installs first when they are missing.
+# Runs every test: formatting and lint checks, unit tests, integration and
+# end-to-end tests with real clients (ffmpeg, ffprobe, rtmpdump), the
+# systemd unit's checks (systemd-analyze), and the README's run command as
+# written. Installs with apt whatever of those tools is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v rtmpdump >/dev/null 2>&1 || missing+=(rtmpdump)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 scripts/apt-install.sh "${missing[@]}"
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-# End-to-end tests fail (instead of skipping) when a client is missing.
+# Tests that need a tool fail (instead of skipping) when it is missing.
 RTMP_SERVER_E2E=require cargo test --all-targets --locked
+# The README's first set-up command, exactly as the README has it.
+scripts/check-readme-run.sh
