@@ -149,8 +149,8 @@ fn set_chunk_size_max_then_tiny_chunks() {
 fn thousands_of_distinct_chunk_stream_ids() {
     survive(&[], |addr| {
         let mut client = Client::connect(addr, "live").unwrap();
-        // 10,000 csids each with a complete tiny message: accepted.
-        for csid in 3..10_003u32 {
+        // 250 more csids each with a complete tiny message: accepted.
+        for csid in 10..260u32 {
             client
                 .send(
                     csid,
@@ -159,6 +159,14 @@ fn thousands_of_distinct_chunk_stream_ids() {
                 .unwrap();
         }
         client.play("still-here").unwrap();
+        // 10,000: closed past the bound on ids per connection.
+        for csid in 260..10_000u32 {
+            let noop = command(vec![Value::string("noop"), Value::Number(0.0)], 0);
+            if client.send(csid, &noop).is_err() {
+                break;
+            }
+        }
+        assert_closed(&mut client.socket().try_clone().unwrap());
         // Then partial messages on many csids: closed past the bound.
         let mut raw = handshaken(addr);
         for csid in 64..400u32 {
@@ -231,6 +239,115 @@ fn amf_objects_nested_100000_deep() {
             payload: Bytes::from(payload),
         };
         client.send(3, &message).unwrap();
+        assert_closed(&mut client.socket().try_clone().unwrap());
+    });
+}
+
+/// Peak resident memory allowed while the server decodes a hostile message.
+const PEAK_RSS_LIMIT: usize = 32 << 20;
+
+/// Runs `attack` and checks the server's peak resident memory (its high
+/// water mark, VmHWM, which no sampling can miss) stayed under 32 MiB.
+fn survive_within_peak(attack: impl FnOnce(SocketAddr)) {
+    let server = survive(&[], attack);
+    let peak = server.peak_rss();
+    assert!(peak > 0, "no VmHWM for the server");
+    eprintln!("peak RSS during the attack: {} KiB", peak >> 10);
+    assert!(
+        peak < PEAK_RSS_LIMIT,
+        "peak RSS {} MiB during the attack",
+        peak >> 20
+    );
+}
+
+/// Chunks a raw message with the server's default inbound chunk size (128)
+/// and sends it as fast as the socket takes it, ignoring a closed socket.
+fn send_raw_message(client: &mut Client, csid: u32, message: &RawMessage) {
+    let mut encoder = rtmp_server::protocol::chunk_encoder::ChunkEncoder::new(128);
+    let mut wire = Vec::with_capacity(message.payload.len() + message.payload.len() / 128 + 16);
+    encoder.write_message(csid, message, &mut wire);
+    let _ = client.write_raw(&wire);
+}
+
+/// Sends `amf` (4 MiB of it) twice: as a command on a fresh connection,
+/// which is refused at its header since commands are small, and as a data
+/// message inside an aggregate from a publisher, which may be that large
+/// and whose AMF is decoded (bounded by the values per message). Both
+/// connections must be closed.
+fn send_4_mib_of_amf(addr: SocketAddr, key: &str, amf: &[u8]) {
+    let mut payload = amf.to_vec();
+    payload.resize(4 << 20, 0x05);
+    let mut client = Client::connect(addr, "live").unwrap();
+    let message = RawMessage {
+        type_id: type_id::COMMAND_AMF0,
+        timestamp: 0,
+        stream_id: 0,
+        payload: Bytes::from(payload.clone()),
+    };
+    send_raw_message(&mut client, 3, &message);
+    assert_closed(&mut client.socket().try_clone().unwrap());
+
+    let mut publisher = publisher(addr, key);
+    payload.truncate((4 << 20) - 64);
+    let sub = RawMessage {
+        type_id: type_id::DATA_AMF0,
+        timestamp: 0,
+        stream_id: 1,
+        payload: Bytes::from(payload),
+    };
+    let aggregate = RawMessage {
+        type_id: type_id::AGGREGATE,
+        timestamp: 0,
+        stream_id: publisher.stream_id(),
+        payload: rtmp_server::protocol::aggregate::join(&[sub]),
+    };
+    send_raw_message(&mut publisher, 6, &aggregate);
+    assert_closed(&mut publisher.socket().try_clone().unwrap());
+}
+
+#[test]
+fn a_4_mib_command_of_amf_nulls() {
+    survive_within_peak(|addr| {
+        let amf = amf0::encode_all(&[Value::string("onCuePoint"), Value::Number(2.0)]);
+        send_4_mib_of_amf(addr, "nulls", &amf);
+    });
+}
+
+#[test]
+fn a_strict_array_declaring_4_billion_elements() {
+    survive_within_peak(|addr| {
+        let mut amf = amf0::encode_all(&[Value::string("onCuePoint"), Value::Number(1.0)]);
+        amf.extend_from_slice(&[0x0a, 0xff, 0xff, 0xff, 0xff]);
+        send_4_mib_of_amf(addr, "array", &amf);
+        // And within the command limit, where its AMF is decoded.
+        let mut client = handshaken(addr);
+        let mut payload = amf0::encode_all(&[Value::string("connect"), Value::Number(1.0)]);
+        payload.extend_from_slice(&[0x0a, 0xff, 0xff, 0xff, 0xff]);
+        payload.resize(200 * 1024, 0x05);
+        let message = RawMessage {
+            type_id: type_id::COMMAND_AMF0,
+            timestamp: 0,
+            stream_id: 0,
+            payload: Bytes::from(payload),
+        };
+        send_raw_message(&mut client, 3, &message);
+        assert_closed(&mut client.socket().try_clone().unwrap());
+    });
+}
+
+#[test]
+fn sixty_five_thousand_chunk_stream_ids_of_one_byte_each() {
+    survive_within_peak(|addr| {
+        let mut client = Client::connect(addr, "live").unwrap();
+        let mut wire = Vec::new();
+        // Every 3-byte chunk stream id, each with a one-byte message.
+        for csid in 64..65_600u32 {
+            let id = csid - 64;
+            wire.extend_from_slice(&[0x01, id as u8, (id >> 8) as u8]);
+            wire.extend_from_slice(&[0, 0, 0, 0, 0, 1, type_id::VIDEO, 0, 0, 0, 0, 0x27]);
+        }
+        let _ = client.write_raw(&wire);
+        // Closed past the bound on chunk stream ids per connection.
         assert_closed(&mut client.socket().try_clone().unwrap());
     });
 }

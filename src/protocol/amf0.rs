@@ -1,7 +1,9 @@
 //! AMF0: the Action Message Format values carried by RTMP commands and data
-//! messages. Decoding is bounded: nesting depth is limited and every length
-//! is checked against the bytes actually present before anything is
-//! allocated.
+//! messages. Decoding is bounded: nesting depth is limited, every length is
+//! checked against the bytes actually present before anything is allocated,
+//! nothing is reserved on a declared count, and one message may hold at most
+//! [`MAX_VALUES`] values (a value takes 48 bytes decoded, so a message of
+//! one-byte nulls would otherwise cost 48 times its size).
 
 use std::fmt;
 
@@ -9,6 +11,12 @@ use byteorder::{BigEndian, ByteOrder};
 
 /// Deepest nesting of objects and arrays accepted by [`decode_all`].
 pub const MAX_DEPTH: usize = 32;
+/// Most values, nested ones included, in one decoded message: far more
+/// than any `connect` or `onMetaData` holds (tens), and at most about
+/// 2 MiB decoded.
+pub const MAX_VALUES: usize = 16 * 1024;
+/// Elements reserved up front for an array, whatever count it declares.
+const MAX_RESERVE: usize = 64;
 
 mod marker {
     pub const NUMBER: u8 = 0x00;
@@ -70,6 +78,8 @@ pub enum Amf0Error {
     /// A marker that AMF0 reserves (movieclip, recordset) or AMF3 values
     /// embedded through the AVM+ switch.
     Unsupported(u8),
+    /// More than [`MAX_VALUES`] values in one message.
+    TooManyValues,
 }
 
 impl fmt::Display for Amf0Error {
@@ -79,6 +89,7 @@ impl fmt::Display for Amf0Error {
             Amf0Error::UnknownMarker(m) => write!(f, "unknown AMF0 marker 0x{m:02x}"),
             Amf0Error::TooDeep => write!(f, "AMF0 nesting deeper than {MAX_DEPTH}"),
             Amf0Error::Unsupported(m) => write!(f, "unsupported AMF0 marker 0x{m:02x}"),
+            Amf0Error::TooManyValues => write!(f, "more than {MAX_VALUES} AMF0 values"),
         }
     }
 }
@@ -138,7 +149,7 @@ impl Value {
 
 /// Decodes every value in `input`.
 pub fn decode_all(input: &[u8]) -> Result<Vec<Value>, Amf0Error> {
-    let mut reader = Reader { input, pos: 0 };
+    let mut reader = Reader::new(input);
     let mut values = Vec::new();
     while reader.pos < input.len() {
         values.push(reader.value(0)?);
@@ -148,7 +159,7 @@ pub fn decode_all(input: &[u8]) -> Result<Vec<Value>, Amf0Error> {
 
 /// Decodes the first value of `input`, returning it and the bytes consumed.
 pub fn decode_one(input: &[u8]) -> Result<(Value, usize), Amf0Error> {
-    let mut reader = Reader { input, pos: 0 };
+    let mut reader = Reader::new(input);
     let value = reader.value(0)?;
     Ok((value, reader.pos))
 }
@@ -156,9 +167,19 @@ pub fn decode_one(input: &[u8]) -> Result<(Value, usize), Amf0Error> {
 struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Values that may still be decoded.
+    budget: usize,
 }
 
 impl<'a> Reader<'a> {
+    fn new(input: &'a [u8]) -> Self {
+        Reader {
+            input,
+            pos: 0,
+            budget: MAX_VALUES,
+        }
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], Amf0Error> {
         let end = self.pos.checked_add(n).ok_or(Amf0Error::Truncated)?;
         let bytes = self.input.get(self.pos..end).ok_or(Amf0Error::Truncated)?;
@@ -196,14 +217,11 @@ impl<'a> Reader<'a> {
         self.utf8(len)
     }
 
-    fn remaining(&self) -> usize {
-        self.input.len().saturating_sub(self.pos)
-    }
-
     fn value(&mut self, depth: usize) -> Result<Value, Amf0Error> {
         if depth > MAX_DEPTH {
             return Err(Amf0Error::TooDeep);
         }
+        self.budget = self.budget.checked_sub(1).ok_or(Amf0Error::TooManyValues)?;
         let m = self.u8()?;
         Ok(match m {
             marker::NUMBER => Value::Number(self.f64()?),
@@ -221,9 +239,9 @@ impl<'a> Reader<'a> {
             }
             marker::STRICT_ARRAY => {
                 let count = self.u32()? as usize;
-                // Every element takes at least one byte: never reserve more
-                // than the input could hold.
-                let mut items = Vec::with_capacity(count.min(self.remaining()));
+                // The count is the sender's claim: reserve a little and let
+                // the elements that really come grow the array.
+                let mut items = Vec::with_capacity(count.min(MAX_RESERVE));
                 for _ in 0..count {
                     items.push(self.value(depth + 1)?);
                 }
@@ -469,6 +487,30 @@ mod tests {
             decode_all(&[marker::STRING, 0x10, 0x00, b'a']),
             Err(Amf0Error::Truncated)
         );
+    }
+
+    #[test]
+    fn values_per_message_are_bounded() {
+        // A 256 KiB message of one-byte nulls would be 12 MiB decoded.
+        let nulls = vec![marker::NULL; 256 * 1024];
+        assert_eq!(decode_all(&nulls), Err(Amf0Error::TooManyValues));
+        assert_eq!(decode_all(&nulls[..MAX_VALUES]).unwrap().len(), MAX_VALUES);
+        // Nested values count too.
+        let mut array = vec![marker::STRICT_ARRAY];
+        array.extend_from_slice(&(MAX_VALUES as u32).to_be_bytes());
+        array.extend(std::iter::repeat_n(marker::NULL, MAX_VALUES));
+        assert_eq!(decode_all(&array), Err(Amf0Error::TooManyValues));
+    }
+
+    #[test]
+    fn a_declared_count_reserves_nothing_large() {
+        // 2^32-1 elements declared, then a few: an error, fast and small.
+        let mut bytes = vec![marker::STRICT_ARRAY, 0xff, 0xff, 0xff, 0xff];
+        bytes.extend(std::iter::repeat_n(marker::NULL, 100_000));
+        assert_eq!(decode_all(&bytes), Err(Amf0Error::TooManyValues));
+        let mut short = vec![marker::STRICT_ARRAY, 0xff, 0xff, 0xff, 0xff];
+        short.extend([marker::NULL; 10]);
+        assert_eq!(decode_all(&short), Err(Amf0Error::Truncated));
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! extended timestamps (on type-3 chunks too), timestamp deltas with 32-bit
 //! wrapping, Set Chunk Size applied from the very next chunk and Abort
 //! dropping a partial message. Memory is bounded: a message longer than the
-//! configured maximum is refused when its header arrives, payload memory
-//! grows only as bytes arrive, and only a few chunk streams may hold a
-//! partial message at once.
+//! configured maximum (or, for anything but audio, video and aggregates,
+//! longer than [`MAX_COMMAND_MESSAGE`]) is refused when its header arrives,
+//! payload memory grows only as bytes arrive and is trimmed to the message
+//! when it completes, only a few chunk streams may hold a partial message at
+//! once, and a connection may use at most [`MAX_CHUNK_STREAMS`] chunk
+//! stream ids.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +23,14 @@ use super::message::{RawMessage, type_id};
 pub const DEFAULT_CHUNK_SIZE: usize = 128;
 /// How many chunk streams may hold a partially received message at once.
 pub const MAX_PARTIAL_MESSAGES: usize = 64;
+/// How many chunk stream ids one connection may use. Clients use a handful
+/// (nginx-rtmp refuses ids from 32 up by default); every id's state is
+/// kept for the connection's life, so their number is bounded.
+pub const MAX_CHUNK_STREAMS: usize = 256;
+/// Longest command, data or control message: they are small (a `connect`
+/// object, `onMetaData`), and decoding AMF costs far more memory than the
+/// bytes it decodes, so they get a much lower limit than media.
+pub const MAX_COMMAND_MESSAGE: usize = 256 * 1024;
 /// Payload memory reserved up front for a new message; more is allocated
 /// only as its bytes arrive.
 const INITIAL_RESERVE: usize = 64 * 1024;
@@ -30,10 +41,16 @@ const EXTENDED: u32 = 0xff_ffff;
 pub enum ChunkError {
     /// A format 1, 2 or 3 chunk on a chunk stream that has had no header.
     NoPreviousHeader { csid: u32, fmt: u8 },
-    /// A message longer than the configured maximum.
-    MessageTooLarge { length: u32, max: usize },
+    /// A message longer than the configured maximum for its type.
+    MessageTooLarge {
+        length: u32,
+        type_id: u8,
+        max: usize,
+    },
     /// More chunk streams with partial messages than allowed.
     TooManyPartialMessages,
+    /// More chunk stream ids than allowed.
+    TooManyChunkStreams,
     /// Set Chunk Size of zero.
     InvalidChunkSize(u32),
     /// Partial messages together hold more bytes than allowed.
@@ -49,13 +66,23 @@ impl fmt::Display for ChunkError {
                     "format {fmt} chunk on chunk stream {csid} with no previous header"
                 )
             }
-            ChunkError::MessageTooLarge { length, max } => {
-                write!(f, "message of {length} bytes exceeds the limit of {max}")
+            ChunkError::MessageTooLarge {
+                length,
+                type_id,
+                max,
+            } => {
+                write!(
+                    f,
+                    "message of type {type_id} and {length} bytes exceeds the limit of {max}"
+                )
             }
             ChunkError::TooManyPartialMessages => write!(
                 f,
                 "more than {MAX_PARTIAL_MESSAGES} chunk streams with partial messages"
             ),
+            ChunkError::TooManyChunkStreams => {
+                write!(f, "more than {MAX_CHUNK_STREAMS} chunk stream ids")
+            }
             ChunkError::InvalidChunkSize(size) => write!(f, "invalid chunk size {size}"),
             ChunkError::TooMuchBuffered { limit } => {
                 write!(f, "partial messages hold more than {limit} bytes")
@@ -171,6 +198,11 @@ impl ChunkDecoder {
         self.stats
     }
 
+    /// Chunk stream ids seen (at most [`MAX_CHUNK_STREAMS`]).
+    pub fn chunk_streams(&self) -> usize {
+        self.streams.len()
+    }
+
     /// Returns the next complete message, or `None` when more bytes are
     /// needed. Set Chunk Size and Abort are applied here, before the next
     /// chunk is read, and also returned to the caller.
@@ -198,7 +230,9 @@ impl ChunkDecoder {
                 }
                 self.open = None;
                 if partial.len() >= stream.length as usize {
-                    let payload = stream.partial.take().unwrap_or_default();
+                    let mut payload = stream.partial.take().unwrap_or_default();
+                    // A large message grew by doubling: hold only its bytes.
+                    payload.shrink_to_fit();
                     self.partials -= 1;
                     self.partial_bytes -= payload.len();
                     let message = RawMessage {
@@ -273,10 +307,16 @@ impl ChunkDecoder {
         }
         if fmt <= 1 {
             let length = BigEndian::read_u24(&fields[3..6]);
-            if length as usize > self.max_message_size {
+            let type_id = fields[6];
+            let max = match type_id {
+                type_id::AUDIO | type_id::VIDEO | type_id::AGGREGATE => self.max_message_size,
+                _ => self.max_message_size.min(MAX_COMMAND_MESSAGE),
+            };
+            if length as usize > max {
                 return Err(ChunkError::MessageTooLarge {
                     length,
-                    max: self.max_message_size,
+                    type_id,
+                    max,
                 });
             }
             header.length = Some(length);
@@ -306,6 +346,9 @@ impl ChunkDecoder {
     /// chunk's payload for reading.
     fn start_chunk(&mut self, header: Header) -> Result<(), ChunkError> {
         let chunk_size = self.chunk_size;
+        if self.streams.len() >= MAX_CHUNK_STREAMS && !self.streams.contains_key(&header.csid) {
+            return Err(ChunkError::TooManyChunkStreams);
+        }
         let stream = self.streams.entry(header.csid).or_default();
         let continuing = header.fmt == 3 && stream.partial.is_some();
         if !continuing {
@@ -385,6 +428,7 @@ impl ChunkDecoder {
 mod tests {
     use super::*;
     use crate::protocol::chunk_encoder::ChunkEncoder;
+    use crate::protocol::message::Message;
 
     fn decode_all(decoder: &mut ChunkDecoder) -> Vec<RawMessage> {
         let mut out = Vec::new();
@@ -668,9 +712,88 @@ mod tests {
             d.decode(),
             Err(ChunkError::MessageTooLarge {
                 length: 0xff_ffff,
+                type_id: 9,
                 max: 4 << 20
             })
         );
+    }
+
+    #[test]
+    fn command_and_data_messages_have_a_lower_limit() {
+        let header = |len: u32, type_id: u8| {
+            let l = len.to_be_bytes();
+            [0x03, 0, 0, 0, l[1], l[2], l[3], type_id, 0, 0, 0, 0]
+        };
+        for type_id in [
+            type_id::COMMAND_AMF0,
+            type_id::DATA_AMF0,
+            type_id::COMMAND_AMF3,
+            1,
+            4,
+        ] {
+            let mut d = ChunkDecoder::new(4 << 20);
+            d.feed(&header(MAX_COMMAND_MESSAGE as u32 + 1, type_id));
+            assert_eq!(
+                d.decode(),
+                Err(ChunkError::MessageTooLarge {
+                    length: MAX_COMMAND_MESSAGE as u32 + 1,
+                    type_id,
+                    max: MAX_COMMAND_MESSAGE
+                })
+            );
+            let mut d = ChunkDecoder::new(4 << 20);
+            d.feed(&header(MAX_COMMAND_MESSAGE as u32, type_id));
+            assert_eq!(
+                d.decode(),
+                Ok(None),
+                "type {type_id} at the limit waits for bytes"
+            );
+        }
+        for type_id in [type_id::AUDIO, type_id::VIDEO, type_id::AGGREGATE] {
+            let mut d = ChunkDecoder::new(4 << 20);
+            d.feed(&header(2 << 20, type_id));
+            assert_eq!(d.decode(), Ok(None), "media of type {type_id} may be large");
+        }
+    }
+
+    #[test]
+    fn chunk_stream_ids_per_connection_are_bounded() {
+        let mut d = ChunkDecoder::new(1 << 20);
+        let mut enc = ChunkEncoder::new(128);
+        let mut wire = Vec::new();
+        for csid in 3..3 + MAX_CHUNK_STREAMS as u32 {
+            enc.write_message(csid, &message(9, 0, 1, 1), &mut wire);
+        }
+        d.feed(&wire);
+        assert_eq!(decode_all(&mut d).len(), MAX_CHUNK_STREAMS);
+        assert_eq!(d.chunk_streams(), MAX_CHUNK_STREAMS);
+        // Known ids go on working; one more new id is refused.
+        wire.clear();
+        enc.write_message(3, &message(9, 40, 1, 1), &mut wire);
+        d.feed(&wire);
+        assert!(d.decode().unwrap().is_some());
+        wire.clear();
+        enc.write_message(60_000, &message(9, 0, 1, 1), &mut wire);
+        d.feed(&wire);
+        assert_eq!(d.decode(), Err(ChunkError::TooManyChunkStreams));
+    }
+
+    #[test]
+    fn completed_payloads_hold_only_their_bytes() {
+        let mut d = ChunkDecoder::new(4 << 20);
+        let mut enc = ChunkEncoder::new(4096);
+        let mut wire = Message::SetChunkSize(4096).encode(0, 0);
+        let mut bytes = Vec::new();
+        enc.write_message(2, &wire, &mut bytes);
+        wire = message(9, 0, 1, 300_000);
+        enc.write_message(6, &wire, &mut bytes);
+        d.feed(&bytes);
+        let payload = decode_all(&mut d).swap_remove(1).payload;
+        assert_eq!(payload.len(), 300_000);
+        // Shrunk to its length: a Vec whose capacity is its length becomes
+        // Bytes that can turn back into a Vec without copying.
+        let vec = Vec::from(payload);
+        assert_eq!(vec.capacity(), 300_000);
     }
 
     #[test]
@@ -710,18 +833,6 @@ mod tests {
             }
         };
         assert_eq!(result, Err(ChunkError::TooMuchBuffered { limit: 2000 }));
-    }
-
-    #[test]
-    fn many_chunk_streams_with_complete_messages_are_fine() {
-        let mut d = ChunkDecoder::new(1 << 20);
-        let mut enc = ChunkEncoder::new(128);
-        let mut wire = Vec::new();
-        for csid in 3..3000u32 {
-            enc.write_message(csid, &message(9, 0, 1, 3), &mut wire);
-        }
-        d.feed(&wire);
-        assert_eq!(decode_all(&mut d).len(), 2997);
     }
 
     #[test]

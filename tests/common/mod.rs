@@ -319,6 +319,11 @@ impl ServerProcess {
         self.status_field("VmRSS:") * 1024
     }
 
+    /// The most resident memory the server process has had (VmHWM).
+    pub fn peak_rss(&self) -> usize {
+        self.status_field("VmHWM:") * 1024
+    }
+
     pub fn threads(&self) -> usize {
         self.status_field("Threads:")
     }
