@@ -1,16 +1,22 @@
 //! `rtmp-server`: a small, dependable RTMP live-streaming server.
 //!
-//! [`protocol`] is the sans-IO core (handshake, chunks, AMF0, messages,
-//! commands, media tags); [`server`] drives it with one thread per
-//! connection; [`client`] is a blocking RTMP client used by the tests and
-//! tools; [`http`] serves metrics and status; [`cli`] parses the Go-style
-//! command line.
+//! The shape of the code is inputs → stream → outputs:
+//! - [`protocol`]: the sans-IO RTMP core (handshake, chunks, AMF0,
+//!   messages, commands);
+//! - [`media`]: sans-IO codec parsing and containers (FLV);
+//! - [`hub`]: streams, their registry, the GOP cache and the bounded queues
+//!   of their outputs;
+//! - [`rtmp`]: RTMP over TCP, the server's connections and the client;
+//! - [`server`]: the listener and the server's life, tying them together;
+//! - [`http`]: metrics and status; [`cli`] and [`config`]: settings.
 
-pub mod bench;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod http;
+pub mod hub;
+pub mod media;
+pub mod metrics;
 pub mod proc_stats;
 pub mod protocol;
+pub mod rtmp;
 pub mod server;

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{ServerProcess as Running, read_media, video_frame};
-use rtmp_server::client::Client;
+use rtmp_server::rtmp::client::Client;
 
 const BIN: &str = common::BIN;
 

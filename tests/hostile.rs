@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use rtmp_server::client::{Client, ClientOptions};
 use rtmp_server::protocol::amf0::{self, Value};
 use rtmp_server::protocol::command::request;
 use rtmp_server::protocol::message::{Message, RawMessage, type_id};
+use rtmp_server::rtmp::client::{Client, ClientOptions};
 
 /// How far resident memory may stay above its level before the attack.
 const RSS_SLACK: usize = 6 << 20;

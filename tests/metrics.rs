@@ -6,8 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::*;
-use rtmp_server::client::Client;
 use rtmp_server::protocol::amf0::Value as Amf;
+use rtmp_server::rtmp::client::Client;
 use serde_json::Value;
 
 struct Reply {

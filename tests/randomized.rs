@@ -5,13 +5,13 @@
 
 use bytes::Bytes;
 use proptest::prelude::*;
+use rtmp_server::media::codec;
 use rtmp_server::protocol::aggregate;
 use rtmp_server::protocol::amf0;
 use rtmp_server::protocol::chunk_decoder::ChunkDecoder;
 use rtmp_server::protocol::chunk_encoder::ChunkEncoder;
 use rtmp_server::protocol::command::Command;
 use rtmp_server::protocol::handshake::ServerHandshake;
-use rtmp_server::protocol::media;
 use rtmp_server::protocol::message::{Message, RawMessage};
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -56,10 +56,10 @@ fn inspect(raw: &RawMessage) {
 }
 
 fn inspect_media(raw: &RawMessage) {
-    let _ = media::inspect_video(&raw.payload);
-    let _ = media::inspect_audio(&raw.payload);
-    let _ = media::video_profile_level(&raw.payload);
-    let _ = media::audio_format(&raw.payload);
+    let _ = codec::inspect_video(&raw.payload);
+    let _ = codec::inspect_audio(&raw.payload);
+    let _ = codec::video_profile_level(&raw.payload);
+    let _ = codec::audio_format(&raw.payload);
 }
 
 prop_compose! {

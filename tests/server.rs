@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use rtmp_server::client::{Client, ClientError, ClientOptions};
 use rtmp_server::config::SlowSubscriberPolicy;
 use rtmp_server::protocol::aggregate;
 use rtmp_server::protocol::amf0::Value;
 use rtmp_server::protocol::command::request;
 use rtmp_server::protocol::message::{Message, RawMessage, UserControl, type_id};
+use rtmp_server::rtmp::client::{Client, ClientError, ClientOptions};
 
 fn send_gop(publisher: &mut Client, start: u32, frames: u32, frame_len: usize) {
     for i in 0..frames {

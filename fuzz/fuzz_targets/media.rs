@@ -3,17 +3,17 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rtmp_server::protocol::media;
+use rtmp_server::media::codec;
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(video) = media::inspect_video(data) {
+    if let Some(video) = codec::inspect_video(data) {
         assert!(!(video.keyframe && video.sequence_header));
         let _ = video.codec.name();
         let _ = video.codec.fourcc();
     }
-    if let Some(audio) = media::inspect_audio(data) {
+    if let Some(audio) = codec::inspect_audio(data) {
         let _ = audio.codec.name();
     }
-    let _ = media::video_profile_level(data);
-    let _ = media::audio_format(data);
+    let _ = codec::video_profile_level(data);
+    let _ = codec::audio_format(data);
 });

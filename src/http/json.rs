@@ -9,9 +9,9 @@ use std::time::SystemTime;
 use serde_json::{Value, json};
 
 use super::snapshot::{METRICS, Snapshot};
-use crate::protocol::media::Codec;
-use crate::server::history::SessionRecord;
-use crate::server::stream_status::StreamStatus;
+use crate::hub::history::SessionRecord;
+use crate::hub::stream_status::StreamStatus;
+use crate::media::codec::Codec;
 
 fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()

@@ -81,7 +81,7 @@ pub fn render(snapshot: &Snapshot) -> String {
         &'static str,
         Kind,
         &'static str,
-        fn(&crate::server::stream_status::StreamStatus) -> f64,
+        fn(&crate::hub::stream_status::StreamStatus) -> f64,
     );
     let per_stream: [Series; 5] = [
         (

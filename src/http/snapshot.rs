@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
+use crate::hub::history::SessionRecord;
+use crate::hub::stream_status::StreamStatus;
+use crate::metrics::{self, Metrics};
 use crate::proc_stats::ProcessFigures;
 use crate::server::ServerHandle;
-use crate::server::history::SessionRecord;
-use crate::server::metrics::{self, Metrics};
-use crate::server::stream_status::StreamStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -8,7 +8,5 @@ pub mod chunk_decoder;
 pub mod chunk_encoder;
 pub mod command;
 pub mod data;
-pub mod flv;
 pub mod handshake;
-pub mod media;
 pub mod message;

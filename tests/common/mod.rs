@@ -9,11 +9,11 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rtmp_server::client::{Client, ClientError};
 use rtmp_server::config::Config;
+use rtmp_server::hub::registry::Registry;
 use rtmp_server::protocol::amf0::{self, Value};
 use rtmp_server::protocol::message::{Message, RawMessage, UserControl, type_id};
-use rtmp_server::server::registry::Registry;
+use rtmp_server::rtmp::client::{Client, ClientError};
 use rtmp_server::server::{Server, ServerHandle};
 
 pub struct TestServer {

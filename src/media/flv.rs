@@ -6,7 +6,7 @@ use std::fmt;
 use byteorder::{BigEndian, ByteOrder};
 use bytes::Bytes;
 
-use super::message::RawMessage;
+use crate::protocol::message::RawMessage;
 
 const HEADER_LEN: usize = 9;
 const TAG_HEADER_LEN: usize = 11;

@@ -1,10 +1,7 @@
 //! The load benchmark behind `rtmp-bench`: one process publishes a
 //! pre-encoded FLV file in real time and plays it with N players, then
 //! reports the server's CPU and memory, delivery, gaps, time to first
-//! frame and delivery delay. Also a micro-benchmark of the protocol core.
-
-pub mod micro;
-pub mod report;
+//! frame and delivery delay.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,12 +13,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::client::{Client, ClientError, ClientOptions};
-use crate::proc_stats::{self, ProcessFigures};
-use crate::protocol::flv;
-use crate::protocol::media;
-use crate::protocol::message::{RawMessage, type_id};
-use report::RunResult;
+use crate::report::RunResult;
+use rtmp_server::media::codec;
+use rtmp_server::media::flv;
+use rtmp_server::proc_stats::{self, ProcessFigures};
+use rtmp_server::protocol::message::{RawMessage, type_id};
+use rtmp_server::rtmp::client::{Client, ClientError, ClientOptions};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -92,9 +89,9 @@ fn publish(
                 return Ok(());
             }
             let is_header = tag.type_id == type_id::DATA_AMF0
-                || media::inspect_video(&tag.payload).is_some_and(|v| v.sequence_header)
+                || codec::inspect_video(&tag.payload).is_some_and(|v| v.sequence_header)
                     && tag.type_id == type_id::VIDEO
-                || media::inspect_audio(&tag.payload).is_some_and(|a| a.sequence_header)
+                || codec::inspect_audio(&tag.payload).is_some_and(|a| a.sequence_header)
                     && tag.type_id == type_id::AUDIO;
             if round > 0 && is_header {
                 continue;
@@ -156,7 +153,7 @@ fn play(spec: &RunSpec, log: &Mutex<PlayerLog>, stop: &AtomicBool) -> Result<(),
         let at = Instant::now();
         if first_frame.is_none()
             && message.type_id == type_id::VIDEO
-            && media::inspect_video(&message.payload).is_some_and(|v| v.keyframe)
+            && codec::inspect_video(&message.payload).is_some_and(|v| v.keyframe)
         {
             first_frame = Some(at);
         }

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, TcpStream};
 
-use super::packet::{Packet, csid};
+use crate::hub::packet::{Packet, csid};
 use crate::protocol::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use crate::protocol::chunk_encoder::{ChunkEncoder, MessageHeader};
 use crate::protocol::message::{Message, RawMessage};
@@ -186,8 +186,8 @@ fn write_all_vectored(socket: &mut TcpStream, mut slices: &mut [IoSlice<'_>]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::packet::PacketKind;
     use crate::protocol::chunk_decoder::ChunkDecoder;
-    use crate::server::packet::PacketKind;
     use bytes::Bytes;
     use std::io::Read;
     use std::net::TcpListener;

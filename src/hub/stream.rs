@@ -11,10 +11,8 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
-use super::conn_writer::ConnWriter;
 use super::gop_cache::GopCache;
 use super::history::{EndReason, SessionRecord};
-use super::metrics::{self, Metrics, StreamCounters, StreamCounts};
 use super::packet::{Packet, PacketKind};
 use super::stream_status::{
     BitrateSamples, MediaDescription, PublisherStatus, StreamStatus, SubscriberStatus,
@@ -23,6 +21,8 @@ use super::subscriber::{
     Offer, Outbound, ResumeContext, SubscriberShared, SubscriberSlot, SubscriberStats,
 };
 use crate::config::{Config, SlowSubscriberPolicy};
+use crate::metrics::{self, Metrics, StreamCounters, StreamCounts};
+use crate::rtmp::writer::ConnWriter;
 
 /// The current publisher and its session's figures.
 struct Publisher {

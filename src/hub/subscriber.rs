@@ -14,13 +14,13 @@ use std::time::{Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
-use super::conn_writer::{ConnWriter, Frame};
-use super::metrics::{self, Metrics, StreamCounters};
 use super::packet::{Packet, PacketKind, csid};
 use crate::config::SlowSubscriberPolicy;
+use crate::metrics::{self, Metrics, StreamCounters};
 use crate::protocol::amf0::Value;
 use crate::protocol::command::{self, Level, status};
 use crate::protocol::message::{Message, UserControl};
+use crate::rtmp::writer::{ConnWriter, Frame};
 
 /// Queue slots kept free of media for stream events, so that a full queue
 /// can still be told the publisher left.

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::protocol::chunk_decoder::ChunkDecoder;
-use crate::protocol::chunk_encoder::{ChunkEncoder, chunk_body};
-use crate::protocol::message::{Message, RawMessage};
+use rtmp_server::protocol::chunk_decoder::ChunkDecoder;
+use rtmp_server::protocol::chunk_encoder::{ChunkEncoder, chunk_body};
+use rtmp_server::protocol::message::{Message, RawMessage};
 
 /// Throughput of one operation.
 #[derive(Debug, Clone)]

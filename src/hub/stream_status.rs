@@ -6,11 +6,11 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::metrics::StreamCounts;
 use super::packet::{Packet, PacketKind};
 use super::subscriber::SubscriberStats;
+use crate::media::codec::{self, Codec};
+use crate::metrics::StreamCounts;
 use crate::protocol::amf0::{self, Value};
-use crate::protocol::media::{self, Codec};
 
 /// Window over which bitrates are computed.
 pub const BITRATE_WINDOW: Duration = Duration::from_secs(5);
@@ -38,7 +38,7 @@ impl MediaDescription {
                 if let Some(codec) = packet.codec {
                     self.video_codec = Some(codec);
                 }
-                if let Some(pl) = media::video_profile_level(&packet.payload) {
+                if let Some(pl) = codec::video_profile_level(&packet.payload) {
                     self.profile = Some(pl.profile);
                     self.level = Some(pl.level);
                 }
@@ -48,7 +48,7 @@ impl MediaDescription {
                     self.audio_codec = Some(codec);
                 }
                 if (packet.sequence_header || self.sample_rate.is_none())
-                    && let Some((rate, channels)) = media::audio_format(&packet.payload)
+                    && let Some((rate, channels)) = codec::audio_format(&packet.payload)
                 {
                     self.sample_rate = Some(rate);
                     self.channels = Some(channels);
@@ -61,11 +61,11 @@ impl MediaDescription {
 
     /// Names of the video profile and level ("High", "3.1").
     pub fn profile_level_names(&self) -> Option<(&'static str, String)> {
-        let pl = media::ProfileLevel {
+        let pl = codec::ProfileLevel {
             profile: self.profile?,
             level: self.level?,
         };
-        media::profile_level_names(self.video_codec?, pl)
+        codec::profile_level_names(self.video_codec?, pl)
     }
 
     fn learn_metadata(&mut self, payload: &[u8]) {

@@ -10,12 +10,12 @@ use parking_lot::Mutex;
 
 use std::net::SocketAddr;
 
-use super::conn_writer::ConnWriter;
 use super::history::{EndReason, History};
-use super::metrics::Metrics;
 use super::stream::{Stream, Subscription};
 use super::stream_key::StreamKey;
 use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rtmp::writer::ConnWriter;
 
 /// A second publisher on a live stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,18 +2,6 @@
 //! its own thread (which does the handshake, never the accept loop), the
 //! stream registry, and graceful shutdown.
 
-mod conn_writer;
-mod connection;
-mod gop_cache;
-pub mod history;
-pub mod metrics;
-pub mod packet;
-pub mod registry;
-pub mod stream;
-pub mod stream_key;
-pub mod stream_status;
-pub mod subscriber;
-
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -26,9 +14,11 @@ use parking_lot::{Condvar, Mutex};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use history::EndReason;
-use metrics::Metrics;
-use registry::Registry;
+use crate::hub::history::EndReason;
+use crate::hub::registry::Registry;
+use crate::hub::stream_key;
+use crate::metrics::{self, Metrics};
+use crate::rtmp::connection;
 
 const CONNECTION_STACK_SIZE: usize = 256 * 1024;
 /// How long shutdown waits for connections to close.

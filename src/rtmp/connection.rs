@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::Shared;
-use super::conn_writer::ConnWriter;
-use super::history::EndReason;
-use super::metrics::{self, GaugeGuard, Metrics};
-use super::packet::{Packet, PacketKind, csid};
-use super::stream::Stream;
-use super::stream_key::StreamKey;
-use super::subscriber::{self, Drained, PlayerQueue, SubscriberShared};
+use super::writer::ConnWriter;
+use crate::hub::history::EndReason;
+use crate::hub::packet::{Packet, PacketKind, csid};
+use crate::hub::stream::Stream;
+use crate::hub::stream_key::StreamKey;
+use crate::hub::subscriber::{self, Drained, PlayerQueue, SubscriberShared};
+use crate::metrics::{self, GaugeGuard, Metrics};
 use crate::protocol::aggregate::{self, AggregateError};
 use crate::protocol::amf0::{self, Value};
 use crate::protocol::chunk_decoder::{ChunkDecoder, ChunkError};
@@ -29,6 +28,7 @@ use crate::protocol::handshake::{HandshakeError, ServerHandshake};
 use crate::protocol::message::{
     BandwidthLimit, Message, MessageError, RawMessage, UserControl, type_id,
 };
+use crate::server::Shared;
 
 /// Window Acknowledgement Size and peer bandwidth the server announces.
 const WINDOW_ACK_SIZE: u32 = 5_000_000;

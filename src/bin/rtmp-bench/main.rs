@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
-use rtmp_server::bench::{self, RunSpec, report};
+mod load;
+mod micro;
+mod report;
+
+use load::RunSpec;
 
 /// RTMP load benchmark.
 #[derive(FromArgs)]
@@ -123,7 +127,7 @@ fn main() -> ExitCode {
                 window: Duration::from_secs_f64(run.window),
                 server_pids: run.server_pid,
             };
-            match bench::run(spec) {
+            match load::run(spec) {
                 Ok(result) => {
                     for e in result.errors.iter().take(3) {
                         eprintln!("rtmp-bench: player error: {e}");
@@ -157,7 +161,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Micro(micro) => {
-            for t in bench::micro::run(Duration::from_secs_f64(micro.seconds)) {
+            for t in micro::run(Duration::from_secs_f64(micro.seconds)) {
                 println!("{:<34} {:>9.0} MB/s", t.name, t.megabytes_per_second);
             }
             ExitCode::SUCCESS

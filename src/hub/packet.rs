@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+use crate::media::codec::{self, Codec};
 use crate::protocol::chunk_encoder::chunk_body;
-use crate::protocol::media::{self, Codec};
 use crate::protocol::message::type_id;
 
 /// Chunk stream ids the server sends on.
@@ -44,10 +44,10 @@ impl Packet {
     /// Builds a packet, inspecting the payload for keyframes and headers.
     pub fn new(kind: PacketKind, timestamp: u32, payload: Bytes) -> Packet {
         let (keyframe, sequence_header, codec) = match kind {
-            PacketKind::Video => media::inspect_video(&payload).map_or((false, false, None), |i| {
+            PacketKind::Video => codec::inspect_video(&payload).map_or((false, false, None), |i| {
                 (i.keyframe, i.sequence_header, Some(i.codec))
             }),
-            PacketKind::Audio => media::inspect_audio(&payload).map_or((false, false, None), |i| {
+            PacketKind::Audio => codec::inspect_audio(&payload).map_or((false, false, None), |i| {
                 (false, i.sequence_header, Some(i.codec))
             }),
             PacketKind::Data => (false, false, None),

@@ -1,0 +1,5 @@
+//! Sans-IO media: what audio and video payloads are (codecs, keyframes,
+//! sequence headers) and the FLV container.
+
+pub mod codec;
+pub mod flv;
