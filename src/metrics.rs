@@ -41,6 +41,8 @@ pub struct Metrics {
     pub connections_rejected: AtomicU64,
     /// Connection threads that panicked (and were contained).
     pub connection_panics: AtomicU64,
+    /// Lifecycle events a consumer fell too far behind to receive.
+    pub events_dropped: AtomicU64,
 }
 
 /// One stream's counters, shared by its publisher and its players' writer

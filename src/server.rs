@@ -1,6 +1,7 @@
-//! The server layer: a `TcpListener` accept loop handing each connection to
+//! The server: the RTMP listener's accept loop handing each connection to
 //! its own thread (which does the handshake, never the accept loop), the
-//! stream registry, and graceful shutdown.
+//! hub's registry and event channel, the table of open connections (to
+//! kick one or close them all), and graceful shutdown.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,6 +15,7 @@ use parking_lot::{Condvar, Mutex};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::hub::events::{Event, Events};
 use crate::hub::history::EndReason;
 use crate::hub::registry::Registry;
 use crate::hub::stream_key;
@@ -22,14 +24,16 @@ use crate::rtmp::connection;
 
 const CONNECTION_STACK_SIZE: usize = 256 * 1024;
 /// How long shutdown waits for connections to close.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
-/// How long players get to receive the end-of-stream notice at shutdown.
-const SHUTDOWN_FLUSH: Duration = Duration::from_millis(200);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long players of live streams get to write the end-of-stream notice
+/// at shutdown (they leave as soon as they have).
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
 /// An open connection as the server tracks it.
 struct ConnectionEntry {
-    /// A handle on its socket, to close it at shutdown or on a kick.
-    socket: TcpStream,
+    /// Its socket (shared, not duplicated), to close it at shutdown or on
+    /// a kick.
+    socket: Arc<TcpStream>,
     kicked: Arc<AtomicBool>,
 }
 
@@ -51,6 +55,7 @@ pub(crate) struct Shared {
     pub config: Arc<Config>,
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
+    pub events: Arc<Events>,
     pub started: Instant,
     pub started_at: SystemTime,
     pub listen_addr: SocketAddr,
@@ -76,6 +81,11 @@ impl Shared {
         if connections.is_empty() {
             self.all_closed.notify_all();
         }
+        drop(connections);
+        self.events.emit(|| Event::ConnectionClosed {
+            id,
+            remote_addr: peer,
+        });
     }
 
     /// Closes connection `id` (publisher or player); false if unknown.
@@ -124,6 +134,11 @@ impl ServerHandle {
         &self.shared.metrics
     }
 
+    /// The lifecycle events: subscribe to get them.
+    pub fn events(&self) -> &Arc<Events> {
+        &self.shared.events
+    }
+
     /// Closes connection `id` (a publisher or a player); false if no such
     /// connection is open.
     pub fn kick(&self, id: u64) -> bool {
@@ -155,13 +170,15 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
+        let events = Arc::new(Events::new(Arc::clone(&metrics)));
         Ok(Server {
             listener,
             local_addr,
             shared: Arc::new(Shared {
-                registry: Registry::new(Arc::clone(&config), Arc::clone(&metrics)),
+                registry: Registry::new(&config, Arc::clone(&metrics), Arc::clone(&events)),
                 config,
                 metrics,
+                events,
                 started: Instant::now(),
                 started_at: SystemTime::now(),
                 listen_addr: local_addr,
@@ -239,20 +256,18 @@ impl Server {
             return;
         }
         let _ = socket.set_nodelay(true);
-        let closer = match socket.try_clone() {
-            Ok(closer) => closer,
-            Err(e) => {
-                log::warn!("conn#{id} {peer} dropped: {e}");
-                return;
-            }
-        };
+        let socket = Arc::new(socket);
         let kicked = Arc::new(AtomicBool::new(false));
         let entry = ConnectionEntry {
-            socket: closer,
+            socket: Arc::clone(&socket),
             kicked: Arc::clone(&kicked),
         };
         self.shared.connections.lock().insert(id, entry);
         log::debug!("conn#{id} {peer} accepted");
+        self.shared.events.emit(|| Event::ConnectionAccepted {
+            id,
+            remote_addr: peer,
+        });
         let shared = Arc::clone(&self.shared);
         let spawned = thread::Builder::new()
             .name(format!("conn-{id}"))
@@ -273,9 +288,16 @@ impl Server {
     fn close_all(&self) {
         log::info!("shutting down");
         let registry = &self.shared.registry;
-        registry.unpublish_all(EndReason::Shutdown);
-        if registry.streams().iter().any(|s| s.subscriber_count() > 0) {
-            thread::sleep(SHUTDOWN_FLUSH);
+        let live: Vec<_> = registry
+            .streams()
+            .into_iter()
+            .filter(|s| s.is_live())
+            .collect();
+        registry.end_all(EndReason::Shutdown);
+        // Their players write the end-of-stream notice, then leave.
+        let flushed = Instant::now() + SHUTDOWN_FLUSH;
+        while live.iter().any(|s| s.output_count() > 0) && Instant::now() < flushed {
+            thread::sleep(Duration::from_millis(10));
         }
         let mut connections = self.shared.connections.lock();
         for entry in connections.values() {
@@ -313,7 +335,7 @@ mod tests {
         shared.connections.lock().insert(
             7,
             ConnectionEntry {
-                socket,
+                socket: Arc::new(socket),
                 kicked: Arc::default(),
             },
         );

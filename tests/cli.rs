@@ -192,12 +192,21 @@ fn metrics_endpoint_starts_with_the_flag_and_a_busy_address_exits_2() {
 fn a_second_signal_exits_at_once() {
     let mut server = Running::start(&["-listen", "127.0.0.1:0"]);
     let addr = server.listen_addr();
-    // A player makes shutdown give players 200 ms to hear the stream ended.
+    // A player that reads nothing of a live stream: its writer blocks on a
+    // full socket, so shutdown waits (up to a second) for it to be told
+    // the stream ended, and the second signal comes meanwhile.
     let _player = {
         let mut p = Client::connect(addr, "live").unwrap();
-        p.play("waiting").unwrap();
+        p.play("busy").unwrap();
         p
     };
+    let mut publisher = Client::connect(addr, "live").unwrap();
+    publisher.publish("busy").unwrap();
+    for n in 0..200 {
+        publisher
+            .send_video(n * 40, &video_frame(n, n % 25 == 0, 100_000))
+            .unwrap();
+    }
     let pid = server.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     // Two quick signals may arrive as one: send the second once the first

@@ -204,7 +204,7 @@ fn ffmpeg_and_rtmpdump_players_receive_exactly_what_ffmpeg_published() {
         server
             .registry()
             .get("live/e2e")
-            .is_some_and(|s| s.subscriber_count() == 2)
+            .is_some_and(|s| s.player_count() == 2)
     }));
     let publisher = spawn_publisher(&url, &dir.join("sent.flv"), 4, 25);
     let published = finish(publisher, Duration::from_secs(30), "publisher");
@@ -246,7 +246,7 @@ fn late_ffmpeg_player_starts_on_the_cached_keyframe() {
         server
             .registry()
             .get("live/late")
-            .is_some_and(|s| s.has_publisher())
+            .is_some_and(|s| s.input_id().is_some())
     }));
     thread::sleep(Duration::from_millis(2500));
     let player = spawn_ffmpeg_player(&url, &dir.join("late.flv"));

@@ -275,7 +275,7 @@ fn history_records_timeouts_and_kicks_newest_first() {
         .is_empty()));
     let kicked = publisher(server.addr, "kicked");
     let stream = server.registry().get("live/kicked").unwrap();
-    let id = stream.publisher_id().unwrap();
+    let id = stream.input_id().unwrap();
     let url = format!("http://{}/api/clients/{id}", server.http.unwrap());
     assert_eq!(request("DELETE", &url, Some(token)).status, 200);
     assert!(wait_for(Duration::from_secs(5), || server
@@ -496,7 +496,7 @@ fn kick_needs_the_token_and_nothing_leaks_tokens_or_queries() {
         .registry()
         .get("live/leaky")
         .unwrap()
-        .publisher_id()
+        .input_id()
         .unwrap();
     let base = format!("http://{}", server.http.unwrap());
 
@@ -537,7 +537,7 @@ fn kick_needs_the_token_and_nothing_leaks_tokens_or_queries() {
             .registry()
             .get("live/leaky")
             .unwrap()
-            .publisher_id()
+            .input_id()
             .is_some()
     );
     let ok = request("DELETE", &url, Some(token));
@@ -546,7 +546,7 @@ fn kick_needs_the_token_and_nothing_leaks_tokens_or_queries() {
     assert!(wait_for(Duration::from_secs(5), || server
         .registry()
         .get("live/leaky")
-        .is_none_or(|s| s.publisher_id().is_none())));
+        .is_none_or(|s| s.input_id().is_none())));
     assert!(
         (0..100).any(|_| publisher.read_message().is_err()),
         "kicked publisher closed"
@@ -568,7 +568,7 @@ fn without_a_token_every_write_is_forbidden() {
         .registry()
         .get("live/safe")
         .unwrap()
-        .publisher_id()
+        .input_id()
         .unwrap();
     let url = format!("http://{}/api/clients/{id}", server.http.unwrap());
     for token in [None, Some(""), Some("guess")] {
@@ -588,7 +588,7 @@ fn without_a_token_every_write_is_forbidden() {
             .registry()
             .get("live/safe")
             .unwrap()
-            .publisher_id()
+            .input_id()
             .is_some()
     );
 }

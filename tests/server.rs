@@ -99,7 +99,7 @@ fn late_joiner_gets_metadata_headers_then_the_cached_gop() {
         server
             .registry()
             .get("live/late")
-            .is_some_and(|s| s.has_publisher())
+            .is_some_and(|s| s.input_id().is_some())
     });
     thread::sleep(Duration::from_millis(200));
 
@@ -274,7 +274,7 @@ fn a_player_that_never_reads_does_not_hold_back_others() {
         "the reading player got everything"
     );
     let stream = server.registry().get("live/stuck").unwrap();
-    let stats = stream.subscriber_stats();
+    let stats = stream.player_stats();
     let stuck_stats = stats.iter().max_by_key(|s| s.dropped_messages).unwrap();
     assert!(stuck_stats.dropped_messages > 0, "{stats:?}");
     assert!(stuck_stats.skip_events > 0);
@@ -298,7 +298,7 @@ fn a_skipping_player_resumes_at_a_keyframe() {
     // Now read everything: after the first frames, any frame following a
     // gap must be a keyframe.
     let stream = server.registry().get("live/resume").unwrap();
-    assert!(stream.subscriber_stats()[0].skip_events > 0);
+    assert!(stream.player_stats()[0].skip_events > 0);
     let reader = thread::spawn(move || {
         read_until(&mut slow, |m| {
             frame_number(&m.payload).is_some_and(|n| (600..10_000).contains(&n))
@@ -345,9 +345,7 @@ fn slow_subscriber_disconnect_policy_closes_the_player() {
         send_gop(&mut publisher, gop * 30, 30, 20_000);
     }
     let stream = server.registry().get("live/kick").unwrap();
-    assert!(wait_for(Duration::from_secs(5), || stream
-        .subscriber_count()
-        == 0));
+    assert!(wait_for(Duration::from_secs(5), || stream.player_count() == 0));
 }
 
 #[test]
@@ -739,12 +737,12 @@ fn a_player_whose_socket_accepts_nothing_is_closed_after_the_write_timeout() {
     // buffers fill, then a write makes no progress for 500 ms.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut n = 0;
-    while stream.subscriber_count() > 0 && Instant::now() < deadline {
+    while stream.player_count() > 0 && Instant::now() < deadline {
         send_gop(&mut publisher, n * 30, 30, 20_000);
         n += 1;
         thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(stream.subscriber_count(), 0, "deaf player still subscribed");
+    assert_eq!(stream.player_count(), 0, "deaf player still subscribed");
 }
 
 #[test]

@@ -63,12 +63,12 @@ pub fn expvar(snapshot: &Snapshot) -> Value {
         .map(|s| {
             json!({
                 "key": s.key,
-                "subscribers": s.subscribers.len(),
+                "subscribers": s.players.len(),
                 "codecs": {
                     "video": s.media.video_codec.map(|c| c.name()),
                     "audio": s.media.audio_codec.map(|c| c.name()),
                 },
-                "uptime_seconds": s.publisher.as_ref().map_or(0.0, |p| p.uptime.as_secs_f64()),
+                "uptime_seconds": s.input.as_ref().map_or(0.0, |p| p.uptime.as_secs_f64()),
                 "recording": false,
             })
         })
@@ -84,9 +84,9 @@ pub fn stream(s: &StreamStatus) -> Value {
     let media = &s.media;
     json!({
         "key": s.key,
-        "publisher": s.publisher.as_ref().map(|p| json!({
+        "publisher": s.input.as_ref().map(|p| json!({
             "id": p.id,
-            "remote_addr": p.remote_addr.to_string(),
+            "remote_addr": p.remote_addr.map(|a| a.to_string()),
             "connected_at": rfc3339(p.connected_at),
             "uptime_ms": p.uptime.as_millis() as u64,
         })),
@@ -120,9 +120,9 @@ pub fn stream(s: &StreamStatus) -> Value {
             "dropped_bytes": s.counts.dropped_bytes,
             "max_lag_ms": s.max_lag_ms,
         },
-        "subscribers": s.subscribers.iter().map(|sub| json!({
+        "subscribers": s.players.iter().map(|sub| json!({
             "id": sub.stats.id,
-            "remote_addr": sub.stats.remote_addr.to_string(),
+            "remote_addr": sub.stats.remote_addr.map(|a| a.to_string()),
             "connected_at": rfc3339(sub.stats.connected_at),
             "bytes_sent": sub.stats.bytes_sent,
             "queue_depth": sub.stats.queue_depth,

@@ -88,7 +88,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             "rtmp_stream_subscribers",
             Kind::Gauge,
             "Players of the stream.",
-            |s| s.subscribers.len() as f64,
+            |s| s.players.len() as f64,
         ),
         (
             "rtmp_stream_ingress_kbps",

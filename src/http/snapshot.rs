@@ -203,6 +203,13 @@ pub const METRICS: &[MetricDef] = &[
         "Connections refused at accept over -max-connections."
     ),
     metric!(
+        "rtmp_events_dropped_total",
+        "rtmp_events_dropped_total",
+        Counter,
+        events_dropped,
+        "Lifecycle events dropped because a consumer fell behind."
+    ),
+    metric!(
         "rtmp_connection_panics_total",
         "rtmp_connection_panics_total",
         Counter,
@@ -249,7 +256,7 @@ impl Snapshot {
         streams.sort_by(|a, b| a.key.cmp(&b.key));
         Snapshot {
             values,
-            streams_active: streams.iter().filter(|s| s.publisher.is_some()).count() as u64,
+            streams_active: streams.iter().filter(|s| s.input.is_some()).count() as u64,
             uptime: server.uptime(),
             info: ServerInfo {
                 version: env!("CARGO_PKG_VERSION"),
@@ -272,7 +279,7 @@ impl Snapshot {
     }
 
     pub fn live_streams(&self) -> impl Iterator<Item = &StreamStatus> {
-        self.streams.iter().filter(|s| s.publisher.is_some())
+        self.streams.iter().filter(|s| s.input.is_some())
     }
 }
 

@@ -1,11 +1,18 @@
-//! The hub: live streams by key, each with its metadata, sequence headers,
-//! GOP cache and the bounded queues of its outputs.
+//! The hub: live streams by key, each fed by an input and drained by its
+//! outputs (RTMP players now; recorders, relays and HTTP viewers later),
+//! each output with its own bounded queue. Lifecycle events go out on
+//! bounded channels. Nothing here does IO.
 
+pub mod events;
 pub mod gop_cache;
 pub mod history;
+pub mod input;
+pub mod output;
 pub mod packet;
 pub mod registry;
 pub mod stream;
 pub mod stream_key;
 pub mod stream_status;
-pub mod subscriber;
+
+#[cfg(test)]
+mod tests;

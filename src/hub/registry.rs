@@ -1,21 +1,23 @@
-//! The stream registry: live streams by `app/name`. An entry exists while
-//! the stream has a publisher or a player, and is removed when the last
-//! one leaves. Lock order: registry, then stream.
+//! The stream registry: live streams by `app/name`, and the owner of each.
+//! An entry exists while the stream has a session, an input or an output,
+//! and is removed when the last of them goes. For a plain stream the
+//! registry is the owner that decides what an input leaving means: the
+//! session ends with it. Lock order: registry, then stream.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use std::net::SocketAddr;
-
+use super::events::Events;
 use super::history::{EndReason, History};
-use super::stream::{Stream, Subscription};
+use super::output::OutputSpec;
+use super::stream::{Stream, StreamSettings, Subscription};
 use super::stream_key::StreamKey;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::rtmp::writer::ConnWriter;
 
 /// A second publisher on a live stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,18 +32,20 @@ impl fmt::Display for AlreadyPublishing {
 impl std::error::Error for AlreadyPublishing {}
 
 pub struct Registry {
-    config: Arc<Config>,
+    settings: StreamSettings,
     metrics: Arc<Metrics>,
+    events: Arc<Events>,
     history: History,
     streams: Mutex<HashMap<String, Arc<Stream>>>,
 }
 
 impl Registry {
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: &Config, metrics: Arc<Metrics>, events: Arc<Events>) -> Self {
         Registry {
+            settings: StreamSettings::from_config(config),
             history: History::new(config.history_limit),
-            config,
             metrics,
+            events,
             streams: Mutex::new(HashMap::new()),
         }
     }
@@ -51,65 +55,71 @@ impl Registry {
         &self.history
     }
 
+    pub fn events(&self) -> &Arc<Events> {
+        &self.events
+    }
+
     fn entry(&self, streams: &mut HashMap<String, Arc<Stream>>, key: &StreamKey) -> Arc<Stream> {
         let path = key.as_path();
         Arc::clone(streams.entry(path.clone()).or_insert_with(|| {
-            Arc::new(Stream::new(path, &self.config, Arc::clone(&self.metrics)))
+            Arc::new(Stream::new(
+                path,
+                self.settings,
+                Arc::clone(&self.metrics),
+                Arc::clone(&self.events),
+            ))
         }))
     }
 
-    /// Claims the stream for a publisher.
+    /// Makes `input` the stream's input (its publisher).
     pub fn publish(
         &self,
         key: &StreamKey,
-        publisher: u64,
+        input: u64,
         remote_addr: SocketAddr,
     ) -> Result<Arc<Stream>, AlreadyPublishing> {
         let mut streams = self.streams.lock();
         let stream = self.entry(&mut streams, key);
-        if stream.start_publishing(publisher, remote_addr) {
+        if stream.attach_input(input, Some(remote_addr)) {
             Ok(stream)
         } else {
             Err(AlreadyPublishing)
         }
     }
 
-    /// Adds a player to the stream, creating the entry if no publisher is
-    /// there yet (the player waits for one).
-    pub fn subscribe(
-        &self,
-        key: &StreamKey,
-        subscriber: u64,
-        remote_addr: SocketAddr,
-        conn: Arc<ConnWriter>,
-    ) -> (Arc<Stream>, Subscription) {
+    /// The input left: as the owner of a plain stream, ends its session
+    /// (outputs are told) and records it in the history.
+    pub fn input_ended(&self, stream: &Arc<Stream>, input: u64, reason: EndReason) {
         let mut streams = self.streams.lock();
-        let stream = self.entry(&mut streams, key);
-        let subscription = stream.subscribe(subscriber, remote_addr, conn);
-        (stream, subscription)
-    }
-
-    /// Ends a publish session, recording it in the history.
-    pub fn unpublish(&self, stream: &Arc<Stream>, publisher: u64, reason: EndReason) {
-        let mut streams = self.streams.lock();
-        if let Some(record) = stream.stop_publishing(publisher, reason) {
+        if stream.detach_input(input)
+            && let Some(record) = stream.end_session(reason)
+        {
             self.history.push(record);
         }
         Self::remove_if_idle(&mut streams, stream);
     }
 
-    /// Ends every publish session (server shutdown); players are told.
-    pub fn unpublish_all(&self, reason: EndReason) {
+    /// Ends every live session (server shutdown); outputs are told.
+    pub fn end_all(&self, reason: EndReason) {
         for stream in self.streams() {
-            if let Some(publisher) = stream.publisher_id() {
-                self.unpublish(&stream, publisher, reason);
+            if let Some(record) = stream.end_session(reason) {
+                self.history.push(record);
             }
         }
     }
 
-    pub fn unsubscribe(&self, stream: &Arc<Stream>, subscriber: u64) {
+    /// Adds an output to the stream, creating the entry if no input is
+    /// there yet (the output waits for one).
+    pub fn subscribe(&self, key: &StreamKey, spec: OutputSpec) -> (Arc<Stream>, Subscription) {
         let mut streams = self.streams.lock();
-        stream.unsubscribe(subscriber);
+        let stream = self.entry(&mut streams, key);
+        let subscription = stream.subscribe(spec);
+        (stream, subscription)
+    }
+
+    pub fn unsubscribe(&self, stream: &Arc<Stream>, output: u64) {
+        let mut streams = self.streams.lock();
+        stream.unsubscribe(output);
         Self::remove_if_idle(&mut streams, stream);
     }
 

@@ -1,54 +1,65 @@
-//! One live stream (`app/name`): its publisher, metadata, sequence headers,
-//! GOP cache and players. The publisher's thread fans each packet out to
-//! every player's queue under the stream's own lock, never blocking on a
-//! player; a joining player gets, in order, metadata, sequence headers and
-//! the cached GOP, then live media, with no gap and nothing twice.
+//! One live stream (`app/name`): its input, its live session, metadata,
+//! sequence headers, GOP cache and outputs. The input's thread fans each
+//! packet out to every output's queue under the stream's own lock, never
+//! blocking on an output; an output joining late gets, in order, metadata,
+//! sequence headers and the cached GOP, then live media, with no gap and
+//! nothing twice.
+//!
+//! An input going away ([`Stream::detach_input`]) does not end the stream:
+//! its owner decides whether to end the session ([`Stream::end_session`],
+//! which tells the outputs) or to keep it open for another input.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
+use super::events::{Event, Events};
 use super::gop_cache::GopCache;
 use super::history::{EndReason, SessionRecord};
+use super::output::{
+    Offer, Outbound, OutputQueue, OutputSlot, OutputSpec, OutputStats, ResumeContext,
+};
 use super::packet::{Packet, PacketKind};
 use super::stream_status::{
-    BitrateSamples, MediaDescription, PublisherStatus, StreamStatus, SubscriberStatus,
+    BitrateSamples, InputStatus, MediaDescription, OutputStatus, StreamStatus,
 };
-use super::subscriber::{
-    Offer, Outbound, ResumeContext, SubscriberShared, SubscriberSlot, SubscriberStats,
-};
-use crate::config::{Config, SlowSubscriberPolicy};
+use crate::config::Config;
 use crate::metrics::{self, Metrics, StreamCounters, StreamCounts};
-use crate::rtmp::writer::ConnWriter;
 
-/// The current publisher and its session's figures.
-struct Publisher {
+/// The input feeding the stream now.
+struct InputState {
     id: u64,
-    remote_addr: SocketAddr,
+    remote_addr: Option<SocketAddr>,
     connected_at: SystemTime,
+    started: Instant,
+}
+
+/// A live session: from the first input's start to the owner ending it,
+/// whatever inputs come and go meanwhile. Its figures go to the history.
+struct LiveSession {
     opened_at: SystemTime,
     started: Instant,
     baseline: StreamCounts,
-    peak_subscribers: usize,
-    total_subscribers: u64,
+    peak_players: usize,
+    total_players: u64,
 }
 
 struct StreamState {
-    publisher: Option<Publisher>,
+    input: Option<InputState>,
+    session: Option<LiveSession>,
     media: MediaDescription,
     samples: BitrateSamples,
     metadata: Option<Arc<Packet>>,
     video_header: Option<Arc<Packet>>,
     audio_header: Option<Arc<Packet>>,
-    /// Metadata and sequence headers in the order players need them.
+    /// Metadata and sequence headers in the order outputs need them.
     headers: Vec<Arc<Packet>>,
     gop: GopCache,
     has_video: bool,
     last_timestamp: u32,
-    subscribers: Vec<SubscriberSlot>,
+    outputs: Vec<OutputSlot>,
 }
 
 impl StreamState {
@@ -69,58 +80,92 @@ impl StreamState {
             .cloned()
             .collect();
     }
+
+    fn players(&self) -> impl Iterator<Item = &OutputSlot> {
+        self.outputs.iter().filter(|o| o.options().counts_as_player)
+    }
+
+    /// Queues an event on every output; one that cannot take even that is
+    /// dropped (and woken) rather than left waiting forever. Returns the
+    /// players dropped.
+    fn notify_all(&mut self, event: impl Fn() -> Outbound) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        self.outputs.retain_mut(|slot| {
+            let told = slot.notify(event());
+            if !told {
+                slot.wake_dropped();
+                if slot.options().counts_as_player {
+                    dropped.push(slot.id());
+                }
+            }
+            told
+        });
+        dropped
+    }
 }
 
-/// Settings a stream applies to its players and cache.
+/// What a stream needs from the server's settings.
 #[derive(Debug, Clone, Copy)]
-struct StreamSettings {
-    gop_cache: bool,
-    policy: SlowSubscriberPolicy,
-    queue_max_messages: usize,
-    queue_max_bytes: usize,
+pub struct StreamSettings {
+    pub gop_cache: bool,
+    pub gop_max_messages: usize,
+    pub gop_max_bytes: usize,
+}
+
+impl StreamSettings {
+    pub fn from_config(config: &Config) -> StreamSettings {
+        StreamSettings {
+            gop_cache: config.gop_cache,
+            gop_max_messages: config.gop_max_messages,
+            gop_max_bytes: config.gop_max_bytes,
+        }
+    }
 }
 
 pub struct Stream {
     path: String,
     settings: StreamSettings,
     metrics: Arc<Metrics>,
+    events: Arc<Events>,
     counters: Arc<StreamCounters>,
     state: Mutex<StreamState>,
 }
 
-/// What a new player needs to start.
+/// What a new output needs to start.
 pub struct Subscription {
-    pub shared: Arc<SubscriberShared>,
-    pub rx: Receiver<Outbound>,
-    /// Metadata, sequence headers and cached GOP, to send before the queue.
+    pub queue: OutputQueue,
+    /// Metadata, sequence headers and cached GOP, to write before the
+    /// queue's items.
     pub catch_up: Vec<Arc<Packet>>,
 }
 
 impl Stream {
-    pub fn new(path: String, config: &Config, metrics: Arc<Metrics>) -> Stream {
+    pub fn new(
+        path: String,
+        settings: StreamSettings,
+        metrics: Arc<Metrics>,
+        events: Arc<Events>,
+    ) -> Stream {
         Stream {
             path,
             metrics,
+            events,
             counters: Arc::new(StreamCounters::default()),
-            settings: StreamSettings {
-                gop_cache: config.gop_cache,
-                policy: config.slow_subscriber,
-                queue_max_messages: config.queue_max_messages,
-                queue_max_bytes: config.queue_max_bytes,
-            },
             state: Mutex::new(StreamState {
-                publisher: None,
+                input: None,
+                session: None,
                 media: MediaDescription::default(),
                 samples: BitrateSamples::default(),
                 metadata: None,
                 video_header: None,
                 audio_header: None,
                 headers: Vec::new(),
-                gop: GopCache::new(config.gop_max_messages, config.gop_max_bytes),
+                gop: GopCache::new(settings.gop_max_messages, settings.gop_max_bytes),
                 has_video: false,
                 last_timestamp: 0,
-                subscribers: Vec::new(),
+                outputs: Vec::new(),
             }),
+            settings,
         }
     }
 
@@ -129,82 +174,117 @@ impl Stream {
         &self.path
     }
 
-    /// Makes connection `id` the stream's publisher; false if it has one.
-    pub fn start_publishing(&self, id: u64, remote_addr: SocketAddr) -> bool {
+    /// Makes `id` the stream's input; false if it has one. The first input
+    /// opens a live session (outputs waiting are told it started); an
+    /// input taking over a session kept open continues it.
+    pub fn attach_input(&self, id: u64, remote_addr: Option<SocketAddr>) -> bool {
         let mut state = self.state.lock();
-        if state.publisher.is_some() {
+        if state.input.is_some() {
             return false;
         }
-        let watching = state.subscribers.len();
-        state.publisher = Some(Publisher {
+        state.input = Some(InputState {
             id,
             remote_addr,
             connected_at: SystemTime::now(),
+            started: Instant::now(),
+        });
+        if state.session.is_some() {
+            // Its frames must not follow the old input's in a late
+            // joiner's catch-up; its headers replace the old ones as they
+            // come.
+            state.gop.clear();
+            return true;
+        }
+        let players = state.players().count();
+        state.session = Some(LiveSession {
             opened_at: SystemTime::now(),
             started: Instant::now(),
             baseline: self.counters.read(),
-            peak_subscribers: watching,
-            total_subscribers: watching as u64,
+            peak_players: players,
+            total_players: players as u64,
         });
         state.reset_media();
         state.samples.clear();
-        notify_all(&mut state.subscribers, || Outbound::PublishStarted);
+        let dropped = state.notify_all(|| Outbound::PublishStarted);
+        self.players_dropped(state, dropped);
+        self.events.emit(|| Event::PublishStarted {
+            key: self.path.clone(),
+            input_id: id,
+            remote_addr,
+        });
         true
     }
 
-    /// Ends connection `id`'s publish session, tells the players, and
-    /// returns the session's record.
-    pub fn stop_publishing(&self, id: u64, reason: EndReason) -> Option<SessionRecord> {
+    /// The input `id` went away. The session stays open, outputs are not
+    /// told: the stream's owner decides (see [`Stream::end_session`]).
+    /// False if `id` is not the stream's input.
+    pub fn detach_input(&self, id: u64) -> bool {
         let mut state = self.state.lock();
-        if state.publisher.as_ref().map(|p| p.id) != Some(id) {
-            return None;
+        if state.input.as_ref().map(|i| i.id) != Some(id) {
+            return false;
         }
-        let publisher = state.publisher.take()?;
+        state.input = None;
+        true
+    }
+
+    /// Ends the live session: outputs are told the stream ended, media
+    /// state is cleared, and the session's record returned (`None` if no
+    /// session was open).
+    pub fn end_session(&self, reason: EndReason) -> Option<SessionRecord> {
+        let mut state = self.state.lock();
+        let session = state.session.take()?;
+        state.input = None;
         state.reset_media();
-        // Bitrates belong to the session: players left waiting see zero.
+        // Bitrates belong to the session: outputs left waiting see zero.
         state.samples.clear();
-        notify_all(&mut state.subscribers, || Outbound::PublishEnded);
-        let counts = self.counters.read().since(&publisher.baseline);
+        let dropped = state.notify_all(|| Outbound::PublishEnded);
+        self.players_dropped(state, dropped);
+        self.events.emit(|| Event::PublishStopped {
+            key: self.path.clone(),
+            reason,
+        });
+        let counts = self.counters.read().since(&session.baseline);
         Some(SessionRecord {
             key: self.path.clone(),
-            opened_at: publisher.opened_at,
+            opened_at: session.opened_at,
             closed_at: SystemTime::now(),
-            duration_ms: publisher.started.elapsed().as_millis() as u64,
+            duration_ms: session.started.elapsed().as_millis() as u64,
             reason,
-            peak_subscribers: publisher.peak_subscribers,
-            total_subscribers: publisher.total_subscribers,
+            peak_subscribers: session.peak_players,
+            total_subscribers: session.total_players,
             bytes_in: counts.bytes_in,
             bytes_out: counts.bytes_out,
             dropped_messages: counts.dropped_messages,
         })
     }
 
-    /// The id of the publishing connection, if any.
-    pub fn publisher_id(&self) -> Option<u64> {
-        self.state.lock().publisher.as_ref().map(|p| p.id)
+    /// The id of the input feeding the stream, if any.
+    pub fn input_id(&self) -> Option<u64> {
+        self.state.lock().input.as_ref().map(|i| i.id)
     }
 
-    pub fn has_publisher(&self) -> bool {
-        self.state.lock().publisher.is_some()
+    /// Whether a live session is open (with or without an input now).
+    pub fn is_live(&self) -> bool {
+        self.state.lock().session.is_some()
     }
 
+    /// Neither a session nor an output: the entry can go.
     pub fn is_idle(&self) -> bool {
         let state = self.state.lock();
-        state.publisher.is_none() && state.subscribers.is_empty()
+        state.session.is_none() && state.input.is_none() && state.outputs.is_empty()
     }
 
-    pub fn subscriber_count(&self) -> usize {
-        self.state.lock().subscribers.len()
+    pub fn player_count(&self) -> usize {
+        self.state.lock().players().count()
+    }
+
+    pub fn output_count(&self) -> usize {
+        self.state.lock().outputs.len()
     }
 
     /// Delivery figures of each player.
-    pub fn subscriber_stats(&self) -> Vec<SubscriberStats> {
-        self.state
-            .lock()
-            .subscribers
-            .iter()
-            .map(SubscriberSlot::stats)
-            .collect()
+    pub fn player_stats(&self) -> Vec<OutputStats> {
+        self.state.lock().players().map(OutputSlot::stats).collect()
     }
 
     /// Takes a bitrate reading (the status thread does, once a second).
@@ -221,19 +301,19 @@ impl Stream {
         let state = self.state.lock();
         let counts = self.counters.read();
         let (bitrate_in_kbps, bitrate_out_kbps) = state.samples.kbps();
-        let subscribers: Vec<SubscriberStatus> = state
-            .subscribers
-            .iter()
+        let live = state.input.is_some();
+        let players: Vec<OutputStatus> = state
+            .players()
             .map(|slot| {
                 let stats = slot.stats();
-                let lag_ms = if state.publisher.is_some() {
+                let lag_ms = if live {
                     state
                         .last_timestamp
                         .wrapping_sub(stats.last_written_timestamp) as i32
                 } else {
                     0
                 };
-                SubscriberStatus {
+                OutputStatus {
                     stats,
                     lag_ms: lag_ms.max(0) as u64,
                 }
@@ -241,43 +321,38 @@ impl Stream {
             .collect();
         StreamStatus {
             key: self.path.clone(),
-            publisher: state.publisher.as_ref().map(|p| PublisherStatus {
-                id: p.id,
-                remote_addr: p.remote_addr,
-                connected_at: p.connected_at,
-                uptime: p.started.elapsed(),
+            input: state.input.as_ref().map(|i| InputStatus {
+                id: i.id,
+                remote_addr: i.remote_addr,
+                connected_at: i.connected_at,
+                uptime: i.started.elapsed(),
             }),
             media: state.media.clone(),
             counts: state
-                .publisher
+                .session
                 .as_ref()
-                .map_or(StreamCounts::default(), |p| counts.since(&p.baseline)),
+                .map_or(StreamCounts::default(), |s| counts.since(&s.baseline)),
             bitrate_in_kbps,
             bitrate_out_kbps,
             gop_cache_messages: state.gop.packets().len(),
             gop_cache_video_frames: state.gop.video_frames(),
             gop_cache_bytes: state.gop.bytes(),
-            max_lag_ms: subscribers.iter().map(|s| s.lag_ms).max().unwrap_or(0),
-            subscribers,
+            max_lag_ms: players.iter().map(|s| s.lag_ms).max().unwrap_or(0),
+            players,
         }
     }
 
-    /// Records a packet from the publisher and offers it to every player.
-    pub fn publish(&self, packet: Packet) {
+    /// Records a packet from input `input_id` and offers it to every
+    /// output. False (and dropped) if that is not the stream's input: it
+    /// was detached, and should stop.
+    pub fn publish(&self, input_id: u64, packet: Packet) -> bool {
         let packet = Arc::new(packet);
-        let bytes = packet.payload.len() as u64;
-        metrics::add(&self.counters.messages_in, 1);
-        match packet.kind {
-            PacketKind::Audio => metrics::add(&self.metrics.messages_audio, 1),
-            PacketKind::Video => metrics::add(&self.metrics.messages_video, 1),
-            PacketKind::Data => {}
-        }
-        if packet.kind != PacketKind::Data {
-            metrics::add(&self.counters.bytes_in, bytes);
-            metrics::add(&self.metrics.bytes_ingested, bytes);
-        }
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        if state.input.as_ref().map(|i| i.id) != Some(input_id) {
+            return false;
+        }
+        self.count_in(&packet);
         state.last_timestamp = packet.timestamp;
         let codec_unknown = match packet.kind {
             PacketKind::Video => state.media.video_codec.is_none(),
@@ -285,7 +360,16 @@ impl Stream {
             PacketKind::Data => false,
         };
         if packet.sequence_header || codec_unknown {
+            let before = (state.media.video_codec, state.media.audio_codec);
             state.media.learn(&packet);
+            let after = (state.media.video_codec, state.media.audio_codec);
+            if before != after {
+                self.events.emit(|| Event::CodecDetected {
+                    key: self.path.clone(),
+                    video: after.0,
+                    audio: after.1,
+                });
+            }
         }
         match packet.kind {
             PacketKind::Video => {
@@ -304,51 +388,68 @@ impl Stream {
         if self.settings.gop_cache {
             state.gop.push(&packet);
         }
-        self.fan_out(state, &packet);
+        let dropped = fan_out(state, &packet);
+        self.players_dropped(guard, dropped);
+        true
     }
 
-    /// Stores metadata (already in player form), replacing any earlier,
-    /// and forwards it.
-    pub fn set_metadata(&self, packet: Packet) {
+    /// Stores metadata (already in the form outputs get) from input
+    /// `input_id`, replacing any earlier, and forwards it. False if that is
+    /// not the stream's input.
+    pub fn set_metadata(&self, input_id: u64, packet: Packet) -> bool {
         let packet = Arc::new(packet.into_metadata());
-        metrics::add(&self.counters.messages_in, 1);
         let mut guard = self.state.lock();
         let state = &mut *guard;
+        if state.input.as_ref().map(|i| i.id) != Some(input_id) {
+            return false;
+        }
+        metrics::add(&self.counters.messages_in, 1);
         state.media.learn(&packet);
         state.metadata = Some(Arc::clone(&packet));
         state.rebuild_headers();
-        self.fan_out(state, &packet);
+        let dropped = fan_out(state, &packet);
+        self.players_dropped(guard, dropped);
+        true
     }
 
-    fn fan_out(&self, state: &mut StreamState, packet: &Arc<Packet>) {
-        let ctx = ResumeContext {
-            audio_only: !state.has_video,
-            headers: &state.headers,
-            policy: self.settings.policy,
-        };
-        state.subscribers.retain_mut(|slot| {
-            if slot.offer(packet, &ctx) == Offer::Disconnect {
-                slot.disconnect();
-                return false;
-            }
-            true
-        });
+    /// Tells event consumers about players the stream dropped (they were
+    /// too slow), after releasing the lock.
+    fn players_dropped(&self, state: parking_lot::MutexGuard<'_, StreamState>, dropped: Vec<u64>) {
+        if dropped.is_empty() {
+            return;
+        }
+        let left = state.players().count();
+        drop(state);
+        for id in dropped {
+            self.events.emit(|| Event::PlayStopped {
+                key: self.path.clone(),
+                id,
+            });
+        }
+        if left == 0 {
+            self.events.emit(|| Event::LastPlayerLeft {
+                key: self.path.clone(),
+            });
+        }
     }
 
-    /// Adds a player. Live packets published after this call go to its
+    fn count_in(&self, packet: &Packet) {
+        let bytes = packet.payload.len() as u64;
+        metrics::add(&self.counters.messages_in, 1);
+        match packet.kind {
+            PacketKind::Audio => metrics::add(&self.metrics.messages_audio, 1),
+            PacketKind::Video => metrics::add(&self.metrics.messages_video, 1),
+            PacketKind::Data => return,
+        }
+        metrics::add(&self.counters.bytes_in, bytes);
+        metrics::add(&self.metrics.bytes_ingested, bytes);
+    }
+
+    /// Adds an output. Live packets published after this call go to its
     /// queue; everything it needs before them is in the catch-up list.
-    pub fn subscribe(
-        &self,
-        id: u64,
-        remote_addr: SocketAddr,
-        conn: Arc<ConnWriter>,
-    ) -> Subscription {
-        let shared = Arc::new(SubscriberShared::new(
-            id,
-            remote_addr,
-            Arc::clone(&self.metrics),
-            Arc::clone(&self.counters),
-        ));
+    pub fn subscribe(&self, spec: OutputSpec) -> Subscription {
+        let is_player = spec.options.counts_as_player;
+        let (id, remote_addr) = (spec.id, spec.remote_addr);
         let mut state = self.state.lock();
         let gop = state.gop.packets();
         let base = gop
@@ -368,45 +469,67 @@ impl Stream {
             })
             .collect();
         catch_up.extend(gop.iter().cloned());
-        // Without a cached GOP a player joining a live video stream starts
+        // Without a cached GOP an output joining a live video stream starts
         // at the next keyframe rather than on frames it cannot decode.
-        let wait_for_keyframe = state.publisher.is_some() && state.has_video && gop.is_empty();
-        let (slot, rx) = SubscriberSlot::new(
-            Arc::clone(&shared),
-            conn,
-            self.settings.queue_max_messages,
-            self.settings.queue_max_bytes,
+        let wait_for_keyframe = state.session.is_some() && state.has_video && gop.is_empty();
+        let (slot, queue) = OutputSlot::new(
+            spec,
+            Arc::clone(&self.metrics),
+            Arc::clone(&self.counters),
             wait_for_keyframe,
         );
-        state.subscribers.push(slot);
-        let watching = state.subscribers.len();
-        if let Some(publisher) = &mut state.publisher {
-            publisher.total_subscribers += 1;
-            publisher.peak_subscribers = publisher.peak_subscribers.max(watching);
+        state.outputs.push(slot);
+        if is_player {
+            let players = state.players().count();
+            if let Some(session) = &mut state.session {
+                session.total_players += 1;
+                session.peak_players = session.peak_players.max(players);
+            }
+            drop(state);
+            self.events.emit(|| Event::PlayStarted {
+                key: self.path.clone(),
+                id,
+                remote_addr,
+            });
+            if players == 1 {
+                self.events.emit(|| Event::FirstPlayerJoined {
+                    key: self.path.clone(),
+                });
+            }
         }
-        Subscription {
-            shared,
-            rx,
-            catch_up,
-        }
+        Subscription { queue, catch_up }
     }
 
-    pub fn unsubscribe(&self, subscriber_id: u64) {
-        self.state
-            .lock()
-            .subscribers
-            .retain(|s| s.id() != subscriber_id);
+    /// Removes output `id` (its queue's consumer sees it released).
+    pub fn unsubscribe(&self, id: u64) {
+        let mut state = self.state.lock();
+        let Some(at) = state.outputs.iter().position(|o| o.id() == id) else {
+            return;
+        };
+        let slot = state.outputs.remove(at);
+        if slot.options().counts_as_player {
+            self.players_dropped(state, vec![id]);
+        }
     }
 }
 
-fn notify_all(subscribers: &mut Vec<SubscriberSlot>, event: impl Fn() -> Outbound) {
-    subscribers.retain_mut(|slot| {
-        let told = slot.notify(event());
-        if !told {
-            // Its queue is full even of events: it cannot be told, so it
-            // is closed rather than left waiting forever.
-            slot.disconnect();
+/// Offers a packet to every output; one whose policy says so is dropped.
+/// Returns the players dropped (no allocation when there are none).
+fn fan_out(state: &mut StreamState, packet: &Arc<Packet>) -> Vec<u64> {
+    let ctx = ResumeContext {
+        audio_only: !state.has_video,
+        headers: &state.headers,
+    };
+    let mut dropped = Vec::new();
+    state.outputs.retain_mut(|slot| {
+        if slot.offer(packet, &ctx) == Offer::Disconnect {
+            slot.wake_dropped();
+            if slot.options().counts_as_player {
+                dropped.push(slot.id());
+            }
+            return false;
         }
-        told
+        true
     });
+    dropped
 }

@@ -1,13 +1,13 @@
-//! What a stream reports about itself: who publishes, which codecs and
-//! formats (from sequence headers and metadata), its byte figures and its
-//! players. Plain snapshot types, filled under the stream's lock.
+//! What a stream reports about itself: its input, which codecs and formats
+//! (from sequence headers and metadata), its byte figures and its players.
+//! Plain snapshot types, filled under the stream's lock.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::output::OutputStats;
 use super::packet::{Packet, PacketKind};
-use super::subscriber::SubscriberStats;
 use crate::media::codec::{self, Codec};
 use crate::metrics::StreamCounts;
 use crate::protocol::amf0::{self, Value};
@@ -98,11 +98,11 @@ impl MediaDescription {
     }
 }
 
-/// The publisher of a stream.
+/// The input of a stream (its publisher).
 #[derive(Debug, Clone)]
-pub struct PublisherStatus {
+pub struct InputStatus {
     pub id: u64,
-    pub remote_addr: SocketAddr,
+    pub remote_addr: Option<SocketAddr>,
     pub connected_at: SystemTime,
     pub uptime: Duration,
 }
@@ -111,7 +111,7 @@ pub struct PublisherStatus {
 #[derive(Debug, Clone)]
 pub struct StreamStatus {
     pub key: String,
-    pub publisher: Option<PublisherStatus>,
+    pub input: Option<InputStatus>,
     pub media: MediaDescription,
     /// Figures of the current publish session.
     pub counts: StreamCounts,
@@ -124,12 +124,12 @@ pub struct StreamStatus {
     pub gop_cache_bytes: usize,
     /// Largest lag of any player behind the newest published timestamp.
     pub max_lag_ms: u64,
-    pub subscribers: Vec<SubscriberStatus>,
+    pub players: Vec<OutputStatus>,
 }
 
 #[derive(Debug, Clone)]
-pub struct SubscriberStatus {
-    pub stats: SubscriberStats,
+pub struct OutputStatus {
+    pub stats: OutputStats,
     pub lag_ms: u64,
 }
 

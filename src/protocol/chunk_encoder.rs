@@ -7,16 +7,34 @@
 //! change, format 3 when the delta repeats that of the previous format 1/2
 //! header, and format 2 else.
 //!
-//! Because continuation chunks depend only on the chunk stream id, chunk
-//! size and timestamp, [`chunk_body`] can build a message's chunked body
-//! once and share it between every connection; each connection then writes
-//! only its own first-chunk header ([`ChunkEncoder::write_header`]).
+//! Continuation chunks depend only on the chunk stream id and timestamp,
+//! so a writer can send a shared payload without copying it: its own
+//! first-chunk header ([`ChunkEncoder::write_header`]), then the payload's
+//! pieces of [`ChunkEncoder::chunk_size`] bytes, each after the first one
+//! behind the same small [`Continuation`] header.
+//!
+//! Writing a Set Chunk Size message switches the encoder to that size for
+//! the messages after it, as the decoder does on reading one.
 
 use std::collections::HashMap;
 
-use super::message::RawMessage;
+use byteorder::{BigEndian, ByteOrder};
+
+use super::message::{RawMessage, type_id};
 
 const EXTENDED: u32 = 0xff_ffff;
+
+/// Chunk stream ids this implementation sends on.
+pub mod csid {
+    /// Protocol control and user control messages.
+    pub const CONTROL: u32 = 2;
+    /// NetConnection commands and their answers.
+    pub const COMMAND: u32 = 3;
+    /// NetStream commands, status and data messages.
+    pub const STREAM: u32 = 5;
+    pub const AUDIO: u32 = 6;
+    pub const VIDEO: u32 = 7;
+}
 
 /// The header fields of one outgoing message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,23 +80,48 @@ fn put_u24(value: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&value.to_be_bytes()[1..]);
 }
 
-/// The payload split into chunks of `chunk_size` with a type-3 header
-/// (carrying the extended timestamp when `timestamp` needs it) before each
-/// continuation. The first chunk's header is not included.
-pub fn chunk_body(payload: &[u8], chunk_size: usize, csid: u32, timestamp: u32) -> Vec<u8> {
-    let chunk_size = chunk_size.max(1);
-    let pieces = payload.len().div_ceil(chunk_size).max(1);
-    let mut out = Vec::with_capacity(payload.len() + (pieces - 1) * 8);
-    for (i, piece) in payload.chunks(chunk_size).enumerate() {
-        if i > 0 {
-            put_basic_header(3, csid, &mut out);
-            if timestamp >= EXTENDED {
-                out.extend_from_slice(&timestamp.to_be_bytes());
+/// The type-3 header before each continuation chunk of a message on one
+/// chunk stream: the basic header, and the extended timestamp when the
+/// message's timestamp needs it. At most 7 bytes, kept inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Continuation {
+    bytes: [u8; 7],
+    len: u8,
+}
+
+impl Continuation {
+    pub fn new(csid: u32, timestamp: u32) -> Continuation {
+        let mut bytes = [0u8; 7];
+        let basic = match csid {
+            0..=63 => {
+                bytes[0] = 0xc0 | csid as u8;
+                1
             }
+            64..=319 => {
+                bytes[..2].copy_from_slice(&[0xc0, (csid - 64) as u8]);
+                2
+            }
+            _ => {
+                let id = csid.min(65599) - 64;
+                bytes[..3].copy_from_slice(&[0xc1, id as u8, (id >> 8) as u8]);
+                3
+            }
+        };
+        let len = if timestamp >= EXTENDED {
+            BigEndian::write_u32(&mut bytes[basic..basic + 4], timestamp);
+            basic + 4
+        } else {
+            basic
+        };
+        Continuation {
+            bytes,
+            len: len as u8,
         }
-        out.extend_from_slice(piece);
     }
-    out
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
 }
 
 impl ChunkEncoder {
@@ -93,8 +136,8 @@ impl ChunkEncoder {
         self.chunk_size
     }
 
-    /// Changes the chunk size for the following messages. The caller must
-    /// have written a Set Chunk Size message with the same value first.
+    /// Changes the chunk size for the following messages, as writing a Set
+    /// Chunk Size message does (the peer must be told).
     pub fn set_chunk_size(&mut self, chunk_size: usize) {
         self.chunk_size = chunk_size.max(1);
     }
@@ -163,12 +206,18 @@ impl ChunkEncoder {
             stream_id: message.stream_id,
         };
         self.write_header(&header, out);
-        out.extend_from_slice(&chunk_body(
-            &message.payload,
-            self.chunk_size,
-            csid,
-            message.timestamp,
-        ));
+        let continuation = Continuation::new(csid, message.timestamp);
+        for (i, piece) in message.payload.chunks(self.chunk_size).enumerate() {
+            if i > 0 {
+                out.extend_from_slice(continuation.as_bytes());
+            }
+            out.extend_from_slice(piece);
+        }
+        if message.type_id == type_id::SET_CHUNK_SIZE
+            && let Some(size) = message.payload.get(..4).map(BigEndian::read_u32)
+        {
+            self.set_chunk_size((size & 0x7fff_ffff) as usize);
+        }
     }
 }
 
@@ -261,12 +310,38 @@ mod tests {
     }
 
     #[test]
-    fn chunk_body_splits_with_type3_separators() {
-        let body = chunk_body(&[1; 10], 4, 6, 0);
-        assert_eq!(body, vec![1, 1, 1, 1, 0xc6, 1, 1, 1, 1, 0xc6, 1, 1]);
-        let body = chunk_body(&[1; 5], 4, 70, 0x0100_0000);
-        assert_eq!(body, vec![1, 1, 1, 1, 0xc0, 6, 1, 0, 0, 0, 1]);
-        assert!(chunk_body(&[], 4, 6, 0).is_empty());
+    fn continuation_headers_carry_the_extended_timestamp() {
+        assert_eq!(Continuation::new(6, 0).as_bytes(), &[0xc6]);
+        assert_eq!(
+            Continuation::new(70, 0x0100_0000).as_bytes(),
+            &[0xc0, 6, 1, 0, 0, 0]
+        );
+        assert_eq!(
+            Continuation::new(400, 0xff_ffff).as_bytes(),
+            &[0xc1, 0x50, 0x01, 0, 0xff, 0xff, 0xff]
+        );
+    }
+
+    #[test]
+    fn writing_set_chunk_size_switches_the_encoder() {
+        let mut enc = ChunkEncoder::new(128);
+        let mut out = Vec::new();
+        enc.write_message(
+            2,
+            &crate::protocol::message::Message::SetChunkSize(4096).encode(0, 0),
+            &mut out,
+        );
+        assert_eq!(enc.chunk_size(), 4096);
+        let mut d = ChunkDecoder::new(1 << 20);
+        enc.write_message(6, &msg(0, 3000, 9), &mut out);
+        d.feed(&out);
+        d.decode().unwrap().unwrap();
+        assert_eq!(d.decode().unwrap().unwrap().payload.len(), 3000);
+        assert_eq!(
+            out.len(),
+            16 + 12 + 3000,
+            "one chunk: no continuation headers"
+        );
     }
 
     #[test]

@@ -3,4 +3,6 @@
 
 pub mod client;
 pub(crate) mod connection;
+pub mod player;
+mod requests;
 pub mod writer;

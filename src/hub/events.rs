@@ -1,0 +1,202 @@
+//! Lifecycle events: connections accepted and closed, publish and play
+//! starting and stopping, a stream's first player joining and last leaving,
+//! codecs detected. Consumers (hooks, the recorder and pull managers) each
+//! get their own bounded channel and run on their own threads; emitting
+//! never blocks: when a consumer falls behind, its events are dropped and
+//! counted (`rtmp_events_dropped_total`), never queued without bound.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::RwLock;
+
+use super::history::EndReason;
+use crate::media::codec::Codec;
+use crate::metrics::{self, Metrics};
+
+/// Something that happened. Stream keys are `app/name`, never with a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    ConnectionAccepted {
+        id: u64,
+        remote_addr: SocketAddr,
+    },
+    ConnectionClosed {
+        id: u64,
+        remote_addr: SocketAddr,
+    },
+    PublishStarted {
+        key: String,
+        input_id: u64,
+        remote_addr: Option<SocketAddr>,
+    },
+    PublishStopped {
+        key: String,
+        reason: EndReason,
+    },
+    PlayStarted {
+        key: String,
+        id: u64,
+        remote_addr: Option<SocketAddr>,
+    },
+    PlayStopped {
+        key: String,
+        id: u64,
+    },
+    FirstPlayerJoined {
+        key: String,
+    },
+    LastPlayerLeft {
+        key: String,
+    },
+    /// The stream's codecs became known or changed.
+    CodecDetected {
+        key: String,
+        video: Option<Codec>,
+        audio: Option<Codec>,
+    },
+}
+
+impl Event {
+    /// A short name, as hooks and logs call it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::ConnectionAccepted { .. } => "connection_accepted",
+            Event::ConnectionClosed { .. } => "connection_closed",
+            Event::PublishStarted { .. } => "publish_start",
+            Event::PublishStopped { .. } => "publish_stop",
+            Event::PlayStarted { .. } => "play_start",
+            Event::PlayStopped { .. } => "play_stop",
+            Event::FirstPlayerJoined { .. } => "first_player_joined",
+            Event::LastPlayerLeft { .. } => "last_player_left",
+            Event::CodecDetected { .. } => "codec_detected",
+        }
+    }
+}
+
+struct Consumer {
+    name: &'static str,
+    tx: Sender<Event>,
+}
+
+/// Where events are emitted: a bounded channel per consumer.
+pub struct Events {
+    metrics: Arc<Metrics>,
+    consumers: RwLock<Vec<Consumer>>,
+}
+
+impl Events {
+    pub fn new(metrics: Arc<Metrics>) -> Events {
+        Events {
+            metrics,
+            consumers: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// A new consumer's channel, holding at most `capacity` events it has
+    /// not taken yet. It gets every event emitted from now on, unless it
+    /// falls that far behind. Dropping the receiver unsubscribes.
+    pub fn subscribe(&self, name: &'static str, capacity: usize) -> Receiver<Event> {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        self.consumers.write().push(Consumer { name, tx });
+        rx
+    }
+
+    /// Emits the event `make` builds, to every consumer, without blocking.
+    /// Nothing is built when nobody listens.
+    pub fn emit(&self, make: impl FnOnce() -> Event) {
+        let consumers = self.consumers.read();
+        let Some((last, others)) = consumers.split_last() else {
+            return;
+        };
+        let event = make();
+        let mut gone = Vec::new();
+        for consumer in others {
+            if self.send(consumer, event.clone()) {
+                gone.push(consumer.tx.clone());
+            }
+        }
+        if self.send(last, event) {
+            gone.push(last.tx.clone());
+        }
+        drop(consumers);
+        if !gone.is_empty() {
+            self.consumers
+                .write()
+                .retain(|c| !gone.iter().any(|g| g.same_channel(&c.tx)));
+        }
+    }
+
+    /// Sends to one consumer; true if it is gone.
+    fn send(&self, consumer: &Consumer, event: Event) -> bool {
+        match consumer.tx.try_send(event) {
+            Ok(()) => false,
+            Err(TrySendError::Full(event)) => {
+                metrics::add(&self.metrics.events_dropped, 1);
+                log::debug!(
+                    "event {} dropped: consumer {} is behind",
+                    event.name(),
+                    consumer.name
+                );
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(n: u64) -> Event {
+        Event::PlayStarted {
+            key: "live/cam".into(),
+            id: n,
+            remote_addr: None,
+        }
+    }
+
+    #[test]
+    fn every_consumer_gets_every_event_in_order() {
+        let events = Events::new(Arc::default());
+        let a = events.subscribe("a", 16);
+        let b = events.subscribe("b", 16);
+        for n in 0..5 {
+            events.emit(|| started(n));
+        }
+        for rx in [a, b] {
+            let got: Vec<Event> = rx.try_iter().collect();
+            assert_eq!(got, (0..5).map(started).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_consumer_that_falls_behind_loses_events_counted_never_blocks() {
+        let metrics = Arc::new(Metrics::default());
+        let events = Events::new(Arc::clone(&metrics));
+        let slow = events.subscribe("slow", 4);
+        let fast = events.subscribe("fast", 1000);
+        for n in 0..100 {
+            events.emit(|| started(n));
+        }
+        assert_eq!(slow.try_iter().count(), 4, "bounded");
+        assert_eq!(fast.try_iter().count(), 100, "others unaffected");
+        assert_eq!(metrics::get(&metrics.events_dropped), 96);
+        // After catching up it gets new events again.
+        events.emit(|| started(100));
+        assert_eq!(slow.try_recv().unwrap(), started(100));
+    }
+
+    #[test]
+    fn nothing_is_built_without_consumers_and_gone_ones_are_forgotten() {
+        let events = Events::new(Arc::default());
+        events.emit(|| unreachable!("no consumer: the event is not built"));
+        let rx = events.subscribe("gone", 4);
+        drop(rx);
+        events.emit(|| started(1));
+        assert!(events.consumers.read().is_empty());
+        events.emit(|| unreachable!("the gone consumer was forgotten"));
+    }
+}

@@ -1,0 +1,118 @@
+//! An input of a stream: where its media comes from (an RTMP publisher
+//! today; a pulled URL later). [`Input::ingest`] turns the messages any
+//! input receives into the stream's packets: audio and video (codecs,
+//! keyframes and sequence headers read once), data (`@setDataFrame
+//! onMetaData` stored as metadata without the prefix), and aggregates
+//! split into their parts.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::packet::{Packet, PacketKind};
+use super::stream::Stream;
+use crate::protocol::aggregate::{self, AggregateError};
+use crate::protocol::amf0;
+use crate::protocol::data;
+use crate::protocol::message::{Message, MessageError, RawMessage, type_id};
+
+/// A message an input cannot take: the input should be closed.
+#[derive(Debug)]
+pub enum IngestError {
+    Aggregate(AggregateError),
+    Message(MessageError),
+    /// The stream took another input: this one was let go.
+    Detached,
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IngestError::Aggregate(e) => write!(f, "bad aggregate: {e}"),
+            IngestError::Message(e) => write!(f, "bad data message: {e}"),
+            IngestError::Detached => write!(f, "no longer the stream's input"),
+        }
+    }
+}
+
+impl std::error::Error for IngestError {}
+
+/// A stream's input, as its feeder holds it.
+pub struct Input {
+    stream: Arc<Stream>,
+    id: u64,
+}
+
+impl Input {
+    /// The input `id` that [`Stream::attach_input`] accepted.
+    pub fn new(stream: Arc<Stream>, id: u64) -> Input {
+        Input { stream, id }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// Takes one message the input received; types other than audio,
+    /// video, data and aggregate are not media and are ignored.
+    pub fn ingest(&self, message: &RawMessage) -> Result<(), IngestError> {
+        match message.type_id {
+            type_id::AGGREGATE => {
+                let parts = aggregate::split(message).map_err(IngestError::Aggregate)?;
+                for part in parts.iter().filter(|p| p.type_id != type_id::AGGREGATE) {
+                    self.ingest(part)?;
+                }
+                Ok(())
+            }
+            type_id::AUDIO => self.media(PacketKind::Audio, message),
+            type_id::VIDEO => self.media(PacketKind::Video, message),
+            type_id::DATA_AMF0 | type_id::DATA_AMF3 => {
+                let Message::Data(values) =
+                    Message::decode(message).map_err(IngestError::Message)?
+                else {
+                    return Ok(());
+                };
+                self.data(message.timestamp, values)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn media(&self, kind: PacketKind, message: &RawMessage) -> Result<(), IngestError> {
+        if message.payload.is_empty() {
+            return Ok(());
+        }
+        let packet = Packet::new(kind, message.timestamp, message.payload.clone());
+        self.accepted(self.stream.publish(self.id, packet))
+    }
+
+    fn data(&self, timestamp: u32, values: Vec<amf0::Value>) -> Result<(), IngestError> {
+        let (values, is_metadata) = match data::metadata_for_players(&values) {
+            Some(metadata) => (metadata, true),
+            None => (values, false),
+        };
+        let packet = Packet::new(
+            PacketKind::Data,
+            timestamp,
+            Bytes::from(amf0::encode_all(&values)),
+        );
+        self.accepted(if is_metadata {
+            self.stream.set_metadata(self.id, packet)
+        } else {
+            self.stream.publish(self.id, packet)
+        })
+    }
+
+    fn accepted(&self, taken: bool) -> Result<(), IngestError> {
+        if taken {
+            Ok(())
+        } else {
+            Err(IngestError::Detached)
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! The hub without sockets: fan-out, catch-up, the slow-subscriber policy,
+//! pausing, inputs coming and going, and the events a stream emits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+
+use super::events::{Event, Events};
+use super::history::EndReason;
+use super::input::Input;
+use super::output::{Outbound, OutputKind, OutputOptions, OutputQueue, OutputSpec, Released};
+use super::packet::{Packet, PacketKind};
+use super::stream::{Stream, StreamSettings};
+use crate::config::SlowSubscriberPolicy;
+use crate::metrics::{self, Metrics};
+use crate::protocol::amf0::{self, Value};
+use crate::protocol::message::{Message, RawMessage, type_id};
+
+const INPUT: u64 = 1;
+
+fn settings(gop_cache: bool) -> StreamSettings {
+    StreamSettings {
+        gop_cache,
+        gop_max_messages: 2500,
+        gop_max_bytes: 32 << 20,
+    }
+}
+
+fn new_stream(gop_cache: bool) -> (Stream, Arc<Metrics>, Arc<Events>) {
+    let metrics = Arc::new(Metrics::default());
+    let events = Arc::new(Events::new(Arc::clone(&metrics)));
+    let stream = Stream::new(
+        "live/cam".into(),
+        settings(gop_cache),
+        Arc::clone(&metrics),
+        Arc::clone(&events),
+    );
+    (stream, metrics, events)
+}
+
+fn options(max_messages: usize, max_bytes: usize, policy: SlowSubscriberPolicy) -> OutputOptions {
+    OutputOptions {
+        kind: OutputKind::RtmpPlayer,
+        max_messages,
+        max_bytes,
+        policy,
+        counts_as_player: true,
+    }
+}
+
+fn spec(id: u64, options: OutputOptions) -> OutputSpec {
+    OutputSpec {
+        id,
+        remote_addr: None,
+        options,
+        on_drop: None,
+    }
+}
+
+fn roomy() -> OutputOptions {
+    options(1000, 64 << 20, SlowSubscriberPolicy::Skip)
+}
+
+fn video(n: u32, key: bool, len: usize) -> Packet {
+    let mut payload = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+    payload.extend_from_slice(&n.to_be_bytes());
+    payload.resize(len.max(9), 0);
+    Packet::new(PacketKind::Video, n * 40, Bytes::from(payload))
+}
+
+fn avc_header(version: u8) -> Packet {
+    Packet::new(
+        PacketKind::Video,
+        0,
+        Bytes::from(vec![0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f, version]),
+    )
+}
+
+fn aac_header() -> Packet {
+    Packet::new(
+        PacketKind::Audio,
+        0,
+        Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+    )
+}
+
+fn aac(n: u32) -> Packet {
+    Packet::new(
+        PacketKind::Audio,
+        n * 40 + 5,
+        Bytes::from(vec![0xaf, 1, n as u8]),
+    )
+}
+
+fn metadata(width: f64) -> Packet {
+    let values = [
+        Value::string("onMetaData"),
+        Value::EcmaArray(vec![("width".into(), Value::Number(width))]),
+    ];
+    Packet::new(PacketKind::Data, 0, Bytes::from(amf0::encode_all(&values)))
+}
+
+/// Everything queued now.
+fn drain(queue: &OutputQueue) -> Vec<Outbound> {
+    let mut out = Vec::new();
+    while let Ok(Some(item)) = queue.try_recv() {
+        if let Outbound::Media(p) = &item {
+            queue.release_queued(p.payload.len());
+        }
+        out.push(item);
+    }
+    out
+}
+
+fn media(items: &[Outbound]) -> Vec<Arc<Packet>> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Outbound::Media(p) => Some(Arc::clone(p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The frame number of a [`video`] packet.
+fn number(packet: &Packet) -> Option<u32> {
+    let b = packet.payload.get(5..9)?;
+    (packet.kind == PacketKind::Video && !packet.sequence_header)
+        .then(|| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+#[test]
+fn every_output_gets_each_packet_shared_not_copied() {
+    let (stream, _, _) = new_stream(true);
+    assert!(stream.attach_input(INPUT, None));
+    let a = stream.subscribe(spec(10, roomy())).queue;
+    let b = stream.subscribe(spec(11, roomy())).queue;
+    for n in 0..5 {
+        assert!(stream.publish(INPUT, video(n, n == 0, 100)));
+    }
+    let (a, b) = (media(&drain(&a)), media(&drain(&b)));
+    assert_eq!(
+        a.iter().map(|p| number(p)).collect::<Vec<_>>(),
+        (0..5).map(Some).collect::<Vec<_>>()
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert!(Arc::ptr_eq(x, y), "one packet for every output");
+    }
+}
+
+#[test]
+fn a_late_output_catches_up_with_metadata_headers_then_the_cached_gop() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    stream.set_metadata(INPUT, metadata(320.0));
+    stream.publish(INPUT, avc_header(1));
+    stream.publish(INPUT, aac_header());
+    for n in 0..30 {
+        stream.publish(INPUT, video(n, n % 10 == 0, 100));
+        stream.publish(INPUT, aac(n));
+    }
+    stream.set_metadata(INPUT, metadata(640.0));
+    let joined = stream.subscribe(spec(10, roomy()));
+    let catch_up = &joined.catch_up;
+    assert_eq!(catch_up[0].kind, PacketKind::Data);
+    assert!(catch_up[0].payload.windows(3).any(|_| true));
+    let width = amf0::decode_all(&catch_up[0].payload).unwrap()[1]
+        .get("width")
+        .and_then(Value::as_number);
+    assert_eq!(width, Some(640.0), "the newest metadata");
+    assert!(catch_up[1].sequence_header && catch_up[1].kind == PacketKind::Video);
+    assert!(catch_up[2].sequence_header && catch_up[2].kind == PacketKind::Audio);
+    assert!(catch_up[3].keyframe);
+    assert_eq!(
+        number(&catch_up[3]),
+        Some(20),
+        "the GOP since the last keyframe"
+    );
+    // Headers are retimed to the GOP's start: nothing goes backwards.
+    assert!(
+        catch_up[..3]
+            .iter()
+            .all(|p| p.timestamp <= catch_up[3].timestamp)
+    );
+    let video_numbers: Vec<_> = catch_up.iter().filter_map(|p| number(p)).collect();
+    assert_eq!(video_numbers, (20..30).collect::<Vec<_>>());
+    // Then live media, with no gap and nothing twice.
+    stream.publish(INPUT, video(30, false, 100));
+    let live = media(&drain(&joined.queue));
+    assert_eq!(
+        live.iter().filter_map(|p| number(p)).collect::<Vec<_>>(),
+        [30]
+    );
+}
+
+#[test]
+fn without_a_gop_cache_a_late_output_starts_at_the_next_keyframe() {
+    let (stream, _, _) = new_stream(false);
+    stream.attach_input(INPUT, None);
+    stream.publish(INPUT, avc_header(1));
+    stream.publish(INPUT, video(0, true, 100));
+    stream.publish(INPUT, video(1, false, 100));
+    let joined = stream.subscribe(spec(10, roomy()));
+    assert_eq!(joined.catch_up.len(), 1, "only the sequence header");
+    stream.publish(INPUT, video(2, false, 100));
+    stream.publish(INPUT, video(3, true, 100));
+    stream.publish(INPUT, video(4, false, 100));
+    let got: Vec<_> = media(&drain(&joined.queue))
+        .iter()
+        .filter_map(|p| number(p))
+        .collect();
+    assert_eq!(got, [3, 4]);
+}
+
+#[test]
+fn a_slow_output_skips_to_the_next_keyframe_while_others_get_everything() {
+    let (stream, metrics, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    let slow = stream
+        .subscribe(spec(10, options(4, 1 << 20, SlowSubscriberPolicy::Skip)))
+        .queue;
+    let fast = stream.subscribe(spec(11, roomy())).queue;
+    for n in 0..10 {
+        stream.publish(INPUT, video(n, n == 0, 100));
+    }
+    // The slow one took 4 and then dropped the rest of the GOP...
+    let got: Vec<_> = media(&drain(&slow))
+        .iter()
+        .filter_map(|p| number(p))
+        .collect();
+    assert_eq!(got, [0, 1, 2, 3]);
+    // ...and does not resume on an inter frame, only on a keyframe.
+    stream.publish(INPUT, video(10, false, 100));
+    stream.publish(INPUT, video(11, true, 100));
+    stream.publish(INPUT, video(12, false, 100));
+    let got: Vec<_> = media(&drain(&slow))
+        .iter()
+        .filter_map(|p| number(p))
+        .collect();
+    assert_eq!(got, [11, 12]);
+    let all: Vec<_> = media(&drain(&fast))
+        .iter()
+        .filter_map(|p| number(p))
+        .collect();
+    assert_eq!(all, (0..13).collect::<Vec<_>>());
+    let stats = stream.player_stats();
+    let slow_stats = stats.iter().find(|s| s.id == 10).unwrap();
+    assert_eq!(
+        (slow_stats.skip_events, slow_stats.dropped_messages),
+        (1, 7)
+    );
+    assert_eq!(metrics::get(&metrics.slow_skips), 1);
+}
+
+#[test]
+fn headers_missed_while_skipping_are_resent_before_the_keyframe() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    stream.publish(INPUT, avc_header(1));
+    let slow = stream
+        .subscribe(spec(10, options(2, 1 << 20, SlowSubscriberPolicy::Skip)))
+        .queue;
+    for n in 0..4 {
+        stream.publish(INPUT, video(n, n == 0, 100));
+    }
+    // While it skips, the encoder changes its configuration.
+    stream.publish(INPUT, avc_header(2));
+    drain(&slow);
+    stream.publish(INPUT, video(4, true, 100));
+    let got = media(&drain(&slow));
+    assert!(got[0].sequence_header, "the new header first");
+    assert_eq!(got[0].payload.last(), Some(&2));
+    assert_eq!(number(&got[1]), Some(4));
+}
+
+#[test]
+fn queue_byte_bounds_count_the_payloads_held() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    let queue = stream
+        .subscribe(spec(10, options(1000, 10_000, SlowSubscriberPolicy::Skip)))
+        .queue;
+    // One message larger than the bound is still taken by an empty queue.
+    stream.publish(INPUT, video(0, true, 50_000));
+    assert_eq!(queue.shared().stats().queued_bytes, 50_000);
+    drain(&queue);
+    stream.publish(INPUT, video(1, true, 3000));
+    for n in 2..10 {
+        stream.publish(INPUT, video(n, false, 3000));
+        assert!(queue.shared().stats().queued_bytes <= 10_000);
+    }
+    let got: Vec<_> = media(&drain(&queue))
+        .iter()
+        .filter_map(|p| number(p))
+        .collect();
+    assert_eq!(got, [1, 2, 3]);
+    assert_eq!(queue.shared().stats().queued_bytes, 0);
+}
+
+#[test]
+fn the_disconnect_policy_drops_the_output_and_wakes_it() {
+    let (stream, _, events) = new_stream(true);
+    let watcher = events.subscribe("test", 64);
+    stream.attach_input(INPUT, None);
+    let woken = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&woken);
+    let queue = stream
+        .subscribe(OutputSpec {
+            on_drop: Some(Box::new(move || flag.store(true, Ordering::SeqCst))),
+            ..spec(10, options(2, 1 << 20, SlowSubscriberPolicy::Disconnect))
+        })
+        .queue;
+    for n in 0..3 {
+        stream.publish(INPUT, video(n, n == 0, 100));
+    }
+    assert!(woken.load(Ordering::SeqCst));
+    assert_eq!(stream.player_count(), 0);
+    assert_eq!(drain(&queue).len(), 2, "what it had queued");
+    assert_eq!(queue.try_recv().unwrap_err(), Released);
+    let names: Vec<_> = watcher.try_iter().map(|e| e.name()).collect();
+    assert!(
+        names.ends_with(&["play_stop", "last_player_left"]),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_paused_output_gets_a_new_sequence_header_before_its_next_frame() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    stream.publish(INPUT, avc_header(1));
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    stream.publish(INPUT, video(0, true, 100));
+    drain(&queue);
+    queue.shared().set_paused(true);
+    stream.publish(INPUT, video(1, false, 100));
+    stream.publish(INPUT, avc_header(2));
+    stream.publish(INPUT, video(2, true, 100));
+    assert!(drain(&queue).is_empty(), "nothing while paused");
+    queue.shared().set_paused(false);
+    stream.publish(INPUT, video(3, false, 100));
+    stream.publish(INPUT, video(4, true, 100));
+    let got = media(&drain(&queue));
+    assert!(
+        got[0].sequence_header && got[0].payload.last() == Some(&2),
+        "{got:?}"
+    );
+    assert_eq!(number(&got[1]), Some(4), "resumes on a keyframe");
+}
+
+#[test]
+fn receive_video_false_then_true_gets_the_new_header_before_video() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    stream.publish(INPUT, avc_header(1));
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    queue.shared().set_receive(PacketKind::Video, false);
+    stream.publish(INPUT, avc_header(2));
+    stream.publish(INPUT, video(0, true, 100));
+    stream.publish(INPUT, aac(0));
+    let got = media(&drain(&queue));
+    assert!(
+        got.iter().all(|p| p.kind == PacketKind::Audio),
+        "audio only"
+    );
+    queue.shared().set_receive(PacketKind::Video, true);
+    stream.publish(INPUT, video(1, true, 100));
+    let got = media(&drain(&queue));
+    assert!(got[0].sequence_header && got[0].payload.last() == Some(&2));
+    assert_eq!(number(&got[1]), Some(1));
+}
+
+#[test]
+fn an_output_with_a_full_queue_is_still_told_the_stream_ended() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    let queue = stream
+        .subscribe(spec(10, options(4, 1 << 20, SlowSubscriberPolicy::Skip)))
+        .queue;
+    for n in 0..10 {
+        stream.publish(INPUT, video(n, n == 0, 100));
+    }
+    stream.end_session(EndReason::PublisherClosed);
+    let items = drain(&queue);
+    assert!(matches!(items.last(), Some(Outbound::PublishEnded)));
+}
+
+#[test]
+fn outputs_that_are_not_players_are_fed_but_not_counted_as_players() {
+    let (stream, _, events) = new_stream(true);
+    let watcher = events.subscribe("test", 64);
+    stream.attach_input(INPUT, None);
+    let recorder = stream.subscribe(spec(
+        10,
+        OutputOptions {
+            kind: OutputKind::Recorder,
+            counts_as_player: false,
+            ..roomy()
+        },
+    ));
+    stream.publish(INPUT, video(0, true, 100));
+    assert_eq!(media(&drain(&recorder.queue)).len(), 1);
+    assert_eq!((stream.player_count(), stream.output_count()), (0, 1));
+    assert!(stream.status().players.is_empty());
+    assert!(
+        watcher
+            .try_iter()
+            .all(|e| !matches!(e, Event::PlayStarted { .. }))
+    );
+}
+
+#[test]
+fn a_stream_outlives_its_input_until_its_owner_ends_it() {
+    let (stream, _, _) = new_stream(true);
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    assert!(stream.attach_input(1, None));
+    assert!(matches!(drain(&queue)[..], [Outbound::PublishStarted]));
+    stream.publish(1, avc_header(1));
+    stream.publish(1, video(0, true, 100));
+    assert!(stream.detach_input(1));
+    assert!(
+        !stream.publish(1, video(1, false, 100)),
+        "a detached input is refused"
+    );
+    assert!(stream.is_live(), "the session stays open");
+    // Another input takes over: the output is not told anything ended.
+    assert!(stream.attach_input(2, None));
+    assert!(!stream.attach_input(3, None), "one input at a time");
+    stream.publish(2, video(2, true, 100));
+    let items = drain(&queue);
+    assert!(
+        items.iter().all(|i| matches!(i, Outbound::Media(_))),
+        "{items:?}"
+    );
+    assert_eq!(
+        media(&items)
+            .iter()
+            .filter_map(|p| number(p))
+            .collect::<Vec<_>>(),
+        [0, 2]
+    );
+    let record = stream.end_session(EndReason::PublisherClosed).unwrap();
+    assert_eq!(record.key, "live/cam");
+    assert!(matches!(drain(&queue)[..], [Outbound::PublishEnded]));
+    assert!(!stream.is_live());
+}
+
+#[test]
+fn a_stream_emits_its_lifecycle_in_order() {
+    let (stream, _, events) = new_stream(true);
+    let watcher = events.subscribe("test", 64);
+    stream.attach_input(INPUT, None);
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    stream.publish(INPUT, avc_header(1));
+    stream.publish(INPUT, aac_header());
+    stream.unsubscribe(10);
+    stream.end_session(EndReason::PublisherClosed);
+    drop(queue);
+    let names: Vec<_> = watcher.try_iter().map(|e| e.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "publish_start",
+            "play_start",
+            "first_player_joined",
+            "codec_detected",
+            "codec_detected",
+            "play_stop",
+            "last_player_left",
+            "publish_stop"
+        ]
+    );
+}
+
+#[test]
+fn an_input_ingests_metadata_media_and_aggregates() {
+    let (stream, _, _) = new_stream(true);
+    let stream = Arc::new(stream);
+    stream.attach_input(INPUT, None);
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    let input = Input::new(Arc::clone(&stream), INPUT);
+    let set_data_frame = Message::Data(vec![
+        Value::string("@setDataFrame"),
+        Value::string("onMetaData"),
+        Value::EcmaArray(vec![("width".into(), Value::Number(1280.0))]),
+    ])
+    .encode(0, 1);
+    input.ingest(&set_data_frame).unwrap();
+    let parts = [avc_header(1), video(0, true, 300)].map(|p| RawMessage {
+        type_id: type_id::VIDEO,
+        timestamp: p.timestamp,
+        stream_id: 1,
+        payload: p.payload,
+    });
+    let aggregate = RawMessage {
+        type_id: type_id::AGGREGATE,
+        timestamp: 1000,
+        stream_id: 1,
+        payload: crate::protocol::aggregate::join(&parts),
+    };
+    input.ingest(&aggregate).unwrap();
+    let got = media(&drain(&queue));
+    let values = amf0::decode_all(&got[0].payload).unwrap();
+    assert_eq!(
+        values[0].as_str(),
+        Some("onMetaData"),
+        "without @setDataFrame"
+    );
+    assert!(got[1].sequence_header);
+    assert!(got[2].keyframe);
+    assert_eq!(got[2].timestamp, 1000);
+    let status = stream.status();
+    assert_eq!(status.media.width, Some(1280.0));
+    assert_eq!(
+        status.media.video_codec.map(|c| c.name()),
+        Some("H264".into())
+    );
+}

@@ -1,0 +1,171 @@
+//! What a connection does with its session's events: publish and play
+//! requests accepted or refused (the decision point for who may publish or
+//! play), a publisher's media fed to its stream's input, a player's
+//! switches, and leaving a role.
+
+use std::sync::Arc;
+
+use super::connection::{Connection, ConnectionError, PUBLISHER_READ_BUFFER_SIZE, Role};
+use super::player::PlayerWriter;
+use crate::hub::history::EndReason;
+use crate::hub::input::Input;
+use crate::hub::output::{OutputOptions, OutputSpec};
+use crate::hub::packet::PacketKind;
+use crate::hub::stream_key::StreamKey;
+use crate::metrics::GaugeGuard;
+use crate::protocol::command::status;
+use crate::protocol::session::server::ServerEvent;
+
+/// Unknown commands logged at info level per connection; more go to debug.
+const MAX_LOGGED_UNKNOWN: u32 = 10;
+
+impl Connection {
+    pub(super) fn on_event(&mut self, event: ServerEvent) -> Result<(), ConnectionError> {
+        match event {
+            ServerEvent::Connected { .. } => {
+                log::debug!("conn#{} {} connected", self.id, self.peer)
+            }
+            ServerEvent::PublishRequested { stream_id, name } => {
+                self.on_publish(stream_id, &name)?
+            }
+            ServerEvent::PlayRequested { stream_id, name } => self.on_play(stream_id, &name)?,
+            ServerEvent::Media(message) => {
+                if let Role::Publisher { input, .. } = &self.role {
+                    input.ingest(&message)?;
+                }
+            }
+            ServerEvent::StrayMedia => log::warn!(
+                "conn#{} {} sent media without publishing; dropped",
+                self.id,
+                self.peer
+            ),
+            ServerEvent::Stopped(_) => self.leave_role(EndReason::PublisherClosed),
+            ServerEvent::Paused(paused) => {
+                if let Role::Player { writer, .. } = &self.role {
+                    writer.queue().shared().set_paused(paused);
+                }
+            }
+            ServerEvent::ReceiveAudio(on) => self.set_receive(PacketKind::Audio, on),
+            ServerEvent::ReceiveVideo(on) => self.set_receive(PacketKind::Video, on),
+            ServerEvent::UnknownCommand { name, count } => {
+                // A flood of them must not flood the log.
+                let level = if count <= MAX_LOGGED_UNKNOWN {
+                    log::Level::Info
+                } else {
+                    log::Level::Debug
+                };
+                log::log!(
+                    level,
+                    "conn#{} {} unknown command {name:?}",
+                    self.id,
+                    self.peer
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn set_receive(&self, kind: PacketKind, on: bool) {
+        if let Role::Player { writer, .. } = &self.role {
+            writer.queue().shared().set_receive(kind, on);
+        }
+    }
+
+    /// The key of a publish or play request, or the request refused with
+    /// `code`.
+    fn stream_key(
+        &mut self,
+        stream_id: u32,
+        name: &str,
+        code: &str,
+    ) -> Result<StreamKey, ConnectionError> {
+        let app = self.session.app().unwrap_or_default();
+        StreamKey::new(app, name).map_err(|e| {
+            self.session.reject(stream_id, code, "Invalid stream name.");
+            ConnectionError::Rejected(e.to_string())
+        })
+    }
+
+    fn on_publish(&mut self, stream_id: u32, name: &str) -> Result<(), ConnectionError> {
+        let key = self.stream_key(stream_id, name, status::PUBLISH_BAD_NAME)?;
+        let Ok(stream) = self.shared.registry.publish(&key, self.id, self.peer) else {
+            self.session.reject(
+                stream_id,
+                status::PUBLISH_BAD_NAME,
+                "Stream already publishing.",
+            );
+            return Err(ConnectionError::Rejected(format!(
+                "{key} already has a publisher"
+            )));
+        };
+        log::info!("conn#{} {} publishing {key}", self.id, self.peer);
+        self.role = Role::Publisher {
+            input: Input::new(stream, self.id),
+            key,
+            _active: GaugeGuard::raise(
+                &self.shared.metrics,
+                |m| &m.publishers_active,
+                Some(|m| &m.publishers_total),
+            ),
+        };
+        self.read_buffer.resize(PUBLISHER_READ_BUFFER_SIZE, 0);
+        self.session.accept_publish(stream_id);
+        Ok(())
+    }
+
+    fn on_play(&mut self, stream_id: u32, name: &str) -> Result<(), ConnectionError> {
+        let key = self.stream_key(stream_id, name, status::PLAY_FAILED)?;
+        let closer = Arc::clone(&self.writer);
+        let spec = OutputSpec {
+            id: self.id,
+            remote_addr: Some(self.peer),
+            options: OutputOptions::rtmp_player(&self.shared.config),
+            // A player the stream drops may be blocked writing: wake it.
+            on_drop: Some(Box::new(move || closer.shutdown())),
+        };
+        let (stream, subscription) = self.shared.registry.subscribe(&key, spec);
+        let waiting = if stream.input_id().is_some() {
+            ""
+        } else {
+            " (waiting for a publisher)"
+        };
+        log::info!("conn#{} {} playing {key}{waiting}", self.id, self.peer);
+        // Recorded before anything can fail, so leaving always unsubscribes.
+        self.role = Role::Player {
+            stream,
+            key,
+            writer: PlayerWriter::new(subscription.queue, stream_id),
+            _active: GaugeGuard::raise(
+                &self.shared.metrics,
+                |m| &m.subscribers_active,
+                Some(|m| &m.subscribers_total),
+            ),
+        };
+        self.session.accept_play(stream_id);
+        self.flush()?;
+        if let Role::Player { writer, .. } = &self.role {
+            writer.write_catch_up(&subscription.catch_up, &self.writer)?;
+        }
+        Ok(())
+    }
+
+    /// Stops publishing or playing: a publisher's stream is told its input
+    /// left; a player's queue is released (what is still in it is not
+    /// written).
+    pub(super) fn leave_role(&mut self, reason: EndReason) {
+        self.session.clear_role();
+        match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Idle => {}
+            Role::Publisher { input, key, .. } => {
+                self.shared
+                    .registry
+                    .input_ended(input.stream(), input.id(), reason);
+                log::info!("conn#{} {} stopped publishing {key}", self.id, self.peer);
+            }
+            Role::Player { stream, key, .. } => {
+                self.shared.registry.unsubscribe(&stream, self.id);
+                log::debug!("conn#{} {} stopped playing {key}", self.id, self.peer);
+            }
+        }
+    }
+}
