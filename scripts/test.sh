@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lint checks, unit tests, integration and
-# end-to-end tests with real clients (ffmpeg, ffprobe, rtmpdump), the
-# systemd unit's checks (systemd-analyze), and the README's run command as
-# written. Installs with apt whatever of those tools is missing.
+# end-to-end tests with real clients and peers (ffmpeg, ffprobe, rtmpdump,
+# nginx with its RTMP module), the systemd unit's checks (systemd-analyze),
+# and the README's run command as written. Installs with apt whatever of
+# those tools is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v rtmpdump >/dev/null 2>&1 || missing+=(rtmpdump)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
 scripts/apt-install.sh "${missing[@]}"
 
 cargo fmt --all -- --check

@@ -5,8 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{ServerProcess as Running, read_media, video_frame};
-use rtmp_server::rtmp::client::Client;
+use common::{ServerProcess as Running, connect, read_media, video_frame};
 
 const BIN: &str = common::BIN;
 
@@ -102,9 +101,9 @@ fn serves_with_go_style_flags_and_exits_0_on_sigterm() {
         args.extend(["-chunk-size", "8192"]);
         let mut server = Running::start(&args);
         let addr = server.listen_addr();
-        let mut publisher = Client::connect(addr, "live").unwrap();
+        let mut publisher = connect(addr, "live").unwrap();
         publisher.publish("mysecretkey42?token=hunter2").unwrap();
-        let mut player = Client::connect(addr, "live").unwrap();
+        let mut player = connect(addr, "live").unwrap();
         player.play("mysecretkey42").unwrap();
         publisher
             .send_video(0, &video_frame(1, true, 20_000))
@@ -125,9 +124,9 @@ fn serves_with_go_style_flags_and_exits_0_on_sigterm() {
 fn log_redact_keys_hides_stream_names_and_queries_never_show() {
     let mut server = Running::start(&["-listen", "127.0.0.1:0", "-log-redact-keys"]);
     let addr = server.listen_addr();
-    let mut publisher = Client::connect(addr, "live?app=Query1").unwrap();
+    let mut publisher = connect(addr, "live?app=Query1").unwrap();
     publisher.publish("mysecretkey42?token=hunter2").unwrap();
-    let mut player = Client::connect(addr, "live").unwrap();
+    let mut player = connect(addr, "live").unwrap();
     player.play("mysecretkey42?viewer=Query3").unwrap();
     server.wait_line("playing live/mys***");
     drop(publisher);
@@ -152,7 +151,7 @@ fn log_level_flag_controls_verbosity() {
     );
     let mut verbose = Running::start(&["-listen", "127.0.0.1:0", "-log-level", "debug"]);
     let addr = verbose.listen_addr();
-    let _client = Client::connect(addr, "live").unwrap();
+    let _client = connect(addr, "live").unwrap();
     verbose.wait_line("handshake done");
     let _ = quiet.terminate();
 }
@@ -196,11 +195,11 @@ fn a_second_signal_exits_at_once() {
     // full socket, so shutdown waits (up to a second) for it to be told
     // the stream ended, and the second signal comes meanwhile.
     let _player = {
-        let mut p = Client::connect(addr, "live").unwrap();
+        let mut p = connect(addr, "live").unwrap();
         p.play("busy").unwrap();
         p
     };
-    let mut publisher = Client::connect(addr, "live").unwrap();
+    let mut publisher = connect(addr, "live").unwrap();
     publisher.publish("busy").unwrap();
     for n in 0..200 {
         publisher

@@ -128,7 +128,7 @@ fn a_chunk_header_claiming_a_16_mib_message() {
 #[test]
 fn set_chunk_size_max_then_tiny_chunks() {
     survive(&[], |addr| {
-        let mut publisher = Client::connect(addr, "live").unwrap();
+        let mut publisher = connect(addr, "live").unwrap();
         publisher.publish("huge-chunks").unwrap();
         publisher.set_chunk_size(0x7fff_ffff).unwrap();
         for n in 0..2000u32 {
@@ -148,7 +148,7 @@ fn set_chunk_size_max_then_tiny_chunks() {
 #[test]
 fn thousands_of_distinct_chunk_stream_ids() {
     survive(&[], |addr| {
-        let mut client = Client::connect(addr, "live").unwrap();
+        let mut client = connect(addr, "live").unwrap();
         // 250 more csids each with a complete tiny message: accepted.
         for csid in 10..260u32 {
             client
@@ -277,7 +277,7 @@ fn send_raw_message(client: &mut Client, csid: u32, message: &RawMessage) {
 fn send_4_mib_of_amf(addr: SocketAddr, key: &str, amf: &[u8]) {
     let mut payload = amf.to_vec();
     payload.resize(4 << 20, 0x05);
-    let mut client = Client::connect(addr, "live").unwrap();
+    let mut client = connect(addr, "live").unwrap();
     let message = RawMessage {
         type_id: type_id::COMMAND_AMF0,
         timestamp: 0,
@@ -338,7 +338,7 @@ fn a_strict_array_declaring_4_billion_elements() {
 #[test]
 fn sixty_five_thousand_chunk_stream_ids_of_one_byte_each() {
     survive_within_peak(|addr| {
-        let mut client = Client::connect(addr, "live").unwrap();
+        let mut client = connect(addr, "live").unwrap();
         let mut wire = Vec::new();
         // Every 3-byte chunk stream id, each with a one-byte message.
         for csid in 64..65_600u32 {
@@ -385,7 +385,7 @@ fn a_64_kib_stream_name() {
     survive(&[], |addr| {
         let name = "n".repeat(64 * 1024);
         for verb in ["publish", "play"] {
-            let mut client = Client::connect(addr, "live").unwrap();
+            let mut client = connect(addr, "live").unwrap();
             let result = if verb == "publish" {
                 client.publish(&name).map(|_| ())
             } else {
@@ -416,7 +416,7 @@ fn play_and_publish_before_connect() {
 #[test]
 fn create_stream_10000_times() {
     survive(&[], |addr| {
-        let mut client = Client::connect(addr, "live").unwrap();
+        let mut client = connect(addr, "live").unwrap();
         for tx in 0..10_000u32 {
             client
                 .command(0, request::call("createStream", tx as f64 + 2.0, vec![]))
@@ -563,7 +563,7 @@ fn a_publisher_that_disconnects_mid_message() {
 fn idle_connections_are_closed_after_the_idle_timeout() {
     survive(&["-idle-timeout", "1s"], |addr| {
         // Connected, never publishes or plays.
-        let client = Client::connect(addr, "live").unwrap();
+        let client = connect(addr, "live").unwrap();
         // A player waiting for a publisher that never comes.
         let waiting = player(addr, "nobody");
         let started = Instant::now();

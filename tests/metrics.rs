@@ -488,9 +488,9 @@ fn prometheus_exposition_is_valid_and_has_per_stream_series() {
 fn kick_needs_the_token_and_nothing_leaks_tokens_or_queries() {
     let token = "api-Sup3rSecret";
     let server = TestServer::with_http(Some(token), |_| {});
-    let mut publisher = Client::connect(server.addr, "live?app_token=AppQuery1").unwrap();
+    let mut publisher = connect(server.addr, "live?app_token=AppQuery1").unwrap();
     publisher.publish("leaky?token=StreamQuery2").unwrap();
-    let mut player = Client::connect(server.addr, "live").unwrap();
+    let mut player = connect(server.addr, "live").unwrap();
     player.play("leaky?viewer=ViewerQuery3").unwrap();
     let id = server
         .registry()

@@ -162,9 +162,9 @@ fn without_gop_cache_a_late_joiner_starts_at_the_next_keyframe() {
 fn second_publisher_gets_bad_name_and_is_closed() {
     let server = TestServer::start();
     let _first = publisher(server.addr, "dup");
-    let mut second = Client::connect(server.addr, "live").unwrap();
+    let mut second = connect(server.addr, "live").unwrap();
     match second.publish("dup") {
-        Err(ClientError::Refused { code }) => assert_eq!(code, "NetStream.Publish.BadName"),
+        Err(ClientError::Refused { code, .. }) => assert_eq!(code, "NetStream.Publish.BadName"),
         other => panic!("expected BadName, got {:?}", other.map(|_| ())),
     }
     // And the server closes the connection.
@@ -355,7 +355,7 @@ fn obs_style_publish_with_chunk_size_4096_and_set_data_frame() {
         chunk_size: Some(4096),
         ..ClientOptions::default()
     };
-    let mut obs = Client::connect_with(server.addr, "live", options).unwrap();
+    let mut obs = connect_with(server.addr, "live", options).unwrap();
     obs.publish("obs?key=secret").unwrap();
     obs.send_metadata(vec![
         ("encoder".into(), Value::string("obs-output module")),
@@ -386,7 +386,7 @@ fn digest_handshake_client_connects_and_plays() {
         digest_handshake: true,
         ..ClientOptions::default()
     };
-    let mut client = Client::connect_with(server.addr, "live", options).unwrap();
+    let mut client = connect_with(server.addr, "live", options).unwrap();
     client.play("digest").unwrap();
 }
 
@@ -447,7 +447,7 @@ fn connect_without_app_is_rejected() {
 #[test]
 fn unknown_commands_get_error_and_the_session_lives_on() {
     let server = TestServer::start();
-    let mut client = Client::connect(server.addr, "live").unwrap();
+    let mut client = connect(server.addr, "live").unwrap();
     client
         .command(0, request::call("launchRockets", 42.0, vec![]))
         .unwrap();
@@ -467,7 +467,7 @@ fn unknown_commands_get_error_and_the_session_lives_on() {
 fn fc_subscribe_is_answered_like_other_servers_do() {
     // rtmpdump sends FCSubscribe (transaction 0) before play.
     let server = TestServer::start();
-    let mut client = Client::connect(server.addr, "live").unwrap();
+    let mut client = connect(server.addr, "live").unwrap();
     client
         .command(
             0,
@@ -561,7 +561,7 @@ fn acknowledgements_follow_the_peer_window() {
 #[test]
 fn ping_request_is_answered() {
     let server = TestServer::start();
-    let mut client = Client::connect(server.addr, "live").unwrap();
+    let mut client = connect(server.addr, "live").unwrap();
     client
         .send(
             2,
@@ -812,7 +812,7 @@ fn delete_stream_answers_unpublish_success_and_frees_the_key() {
 #[test]
 fn get_stream_length_and_release_stream_are_answered() {
     let server = TestServer::start();
-    let mut client = Client::connect(server.addr, "live").unwrap();
+    let mut client = connect(server.addr, "live").unwrap();
     client
         .command(
             0,
@@ -843,7 +843,7 @@ fn an_incomplete_handshake_is_closed_after_the_timeout() {
 #[test]
 fn onstatus_for_play_uses_the_players_stream_id_and_status_level() {
     let server = TestServer::start();
-    let mut client = Client::connect(server.addr, "live").unwrap();
+    let mut client = connect(server.addr, "live").unwrap();
     client
         .command(0, request::call("createStream", 2.0, vec![]))
         .unwrap();

@@ -13,3 +13,4 @@ pub mod data;
 pub mod handshake;
 pub mod message;
 pub mod session;
+pub mod url;

@@ -13,7 +13,8 @@ use rtmp_server::config::Config;
 use rtmp_server::hub::registry::Registry;
 use rtmp_server::protocol::amf0::{self, Value};
 use rtmp_server::protocol::message::{Message, RawMessage, UserControl, type_id};
-use rtmp_server::rtmp::client::{Client, ClientError};
+use rtmp_server::protocol::url::RtmpUrl;
+use rtmp_server::rtmp::client::{Client, ClientError, ClientOptions};
 use rtmp_server::server::{Server, ServerHandle};
 
 pub struct TestServer {
@@ -85,14 +86,38 @@ impl Drop for TestServer {
     }
 }
 
+/// What the tests connect with: the simple handshake and 128-byte chunks
+/// unless a test asks otherwise.
+pub fn test_options() -> ClientOptions {
+    ClientOptions {
+        digest_handshake: false,
+        chunk_size: None,
+        ..ClientOptions::default()
+    }
+}
+
+/// Connects the library's client to `rtmp://addr/app`.
+pub fn connect(addr: SocketAddr, app: &str) -> Result<Client, ClientError> {
+    connect_with(addr, app, test_options())
+}
+
+pub fn connect_with(
+    addr: SocketAddr,
+    app: &str,
+    options: ClientOptions,
+) -> Result<Client, ClientError> {
+    let url = RtmpUrl::parse(&format!("rtmp://{addr}/{app}")).unwrap();
+    Client::connect(&url, &options)
+}
+
 pub fn publisher(addr: SocketAddr, name: &str) -> Client {
-    let mut client = Client::connect(addr, "live").unwrap();
+    let mut client = connect(addr, "live").unwrap();
     client.publish(name).unwrap();
     client
 }
 
 pub fn player(addr: SocketAddr, name: &str) -> Client {
-    let mut client = Client::connect(addr, "live").unwrap();
+    let mut client = connect(addr, "live").unwrap();
     client.play(name).unwrap();
     client
 }
@@ -458,4 +483,85 @@ pub fn round_trip(addr: SocketAddr, key: &str) {
         output.status.success() && frames >= 40,
         "player of {key} got {frames} frames"
     );
+}
+
+/// A local nginx with the RTMP module on a free loopback port, `application
+/// live { live on; }`, plus `rtmp_extra` in its `server` block.
+pub struct NginxRtmp {
+    pub port: u16,
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl NginxRtmp {
+    pub const MODULE: &'static str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+    /// Whether nginx and its RTMP module are installed; a failure when
+    /// `RTMP_SERVER_E2E=require`.
+    pub fn available() -> bool {
+        tool_available("nginx") && {
+            let found = std::path::Path::new(Self::MODULE).exists();
+            assert!(
+                found || std::env::var("RTMP_SERVER_E2E").as_deref() != Ok("require"),
+                "libnginx-mod-rtmp is required but not installed"
+            );
+            found
+        }
+    }
+
+    pub fn start(rtmp_extra: &str) -> NginxRtmp {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let dir = std::env::temp_dir().join(format!("rtmp-nginx-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = format!(
+            "load_module {module};\n\
+             daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             error_log {dir}/error.log info;\npid {dir}/nginx.pid;\n\
+             events {{ worker_connections 256; }}\n\
+             rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096; {rtmp_extra}\n\
+             application live {{ live on; }} }} }}\n",
+            module = Self::MODULE,
+            dir = dir.display(),
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        assert!(
+            wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(
+                addr
+            )
+            .is_ok()),
+            "nginx did not listen: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        NginxRtmp { port, child, dir }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        format!("127.0.0.1:{}", self.port).parse().unwrap()
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for NginxRtmp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -4,7 +4,6 @@
 //! frame and delivery delay.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -18,14 +17,15 @@ use rtmp_server::media::codec;
 use rtmp_server::media::flv;
 use rtmp_server::proc_stats::{self, ProcessFigures};
 use rtmp_server::protocol::message::{RawMessage, type_id};
+use rtmp_server::protocol::url::RtmpUrl;
 use rtmp_server::rtmp::client::{Client, ClientError, ClientOptions};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub label: String,
-    pub addr: SocketAddr,
-    pub app: String,
+    /// The server's application URL (`rtmp://host:port/app`).
+    pub url: RtmpUrl,
     pub name: String,
     pub flv: Vec<u8>,
     pub players: usize,
@@ -75,11 +75,12 @@ fn publish(
     sent: &SentLog,
     stop: &AtomicBool,
 ) -> Result<(), ClientError> {
+    // The simple handshake, as the measurements in the README were made.
     let options = ClientOptions {
-        chunk_size: Some(4096),
+        digest_handshake: false,
         ..ClientOptions::default()
     };
-    let mut client = Client::connect_with(spec.addr, &spec.app, options)?;
+    let mut client = Client::connect(&spec.url, &options)?;
     let stream_id = client.publish(&spec.name)?;
     let duration = tags.iter().map(|t| t.timestamp).max().unwrap_or(0) + 40;
     let start = Instant::now();
@@ -127,24 +128,18 @@ fn publish(
 fn play(spec: &RunSpec, log: &Mutex<PlayerLog>, stop: &AtomicBool) -> Result<(), ClientError> {
     log.lock().connect_started = Some(Instant::now());
     let options = ClientOptions {
+        digest_handshake: false,
         read_timeout: Duration::from_millis(500),
         ..ClientOptions::default()
     };
-    let mut client = Client::connect_with(spec.addr, &spec.app, options)?;
+    let mut client = Client::connect(&spec.url, &options)?;
     client.play(&spec.name)?;
     let mut received = Vec::with_capacity(4096);
     let mut first_frame = None;
     while !stop.load(Ordering::Relaxed) {
         let message = match client.read_message() {
             Ok(m) => m,
-            Err(ClientError::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if e.is_timeout() => continue,
             Err(e) => return Err(e),
         };
         if !is_media(&message) {

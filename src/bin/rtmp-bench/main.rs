@@ -7,7 +7,6 @@
 //! - `rtmp-bench report FILE` prints the table and the ratios.
 //! - `rtmp-bench micro` measures chunk encoding and decoding in MB/s.
 
-use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ mod micro;
 mod report;
 
 use load::RunSpec;
+use rtmp_server::protocol::url::RtmpUrl;
 
 /// RTMP load benchmark.
 #[derive(FromArgs)]
@@ -87,24 +87,18 @@ struct MicroArgs {
     seconds: f64,
 }
 
-fn parse_url(url: &str) -> Option<(std::net::SocketAddr, String, String)> {
-    let rest = url.strip_prefix("rtmp://")?;
-    let (host, path) = rest.split_once('/')?;
-    let (app, name) = path.split_once('/')?;
-    let host = if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:1935")
-    };
-    let addr = host.to_socket_addrs().ok()?.next()?;
-    Some((addr, app.to_owned(), name.to_owned()))
+/// The application URL and the stream name of `rtmp://host:port/app/name`.
+fn parse_url(url: &str) -> Option<(RtmpUrl, String)> {
+    let url = RtmpUrl::parse(url).ok()?;
+    let name = url.name.clone()?;
+    Some((url, name))
 }
 
 fn main() -> ExitCode {
     let args: Args = argh::from_env();
     match args.command {
         Command::Run(run) => {
-            let Some((addr, app, name)) = parse_url(&run.url) else {
+            let Some((url, name)) = parse_url(&run.url) else {
                 eprintln!("rtmp-bench: bad -url {:?}", run.url);
                 return ExitCode::from(2);
             };
@@ -117,8 +111,7 @@ fn main() -> ExitCode {
             };
             let spec = RunSpec {
                 label: run.label,
-                addr,
-                app,
+                url,
                 name,
                 flv,
                 players: run.players,

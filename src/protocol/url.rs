@@ -1,0 +1,247 @@
+//! `rtmp://host[:port]/app[/instance]/name[?query]` URLs, as encoders and
+//! services write them: the host an IPv4 address, an IPv6 address in
+//! brackets or a DNS name (resolved when connecting); the port 1935 unless
+//! given; the application everything up to the last path segment, the
+//! stream name that segment with its query (services such as YouTube put
+//! their stream key there, and it must arrive intact). A URL with no stream
+//! name (`rtmp://host/live?token=x`) keeps its query with the application.
+//! Shown (`Display`) without any query, so a token never reaches a log.
+
+use std::fmt;
+
+/// Why a string is not a usable RTMP URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlError {
+    /// Not `rtmp://...`.
+    Scheme(String),
+    /// `rtmps://`: RTMP over TLS is not built yet.
+    TlsNotSupported,
+    MissingHost,
+    BadPort(String),
+    /// No application after the host.
+    MissingApp,
+    /// `user:password@` before the host: RTMP has no place for them.
+    Credentials,
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlError::Scheme(scheme) => {
+                write!(f, "unsupported scheme {scheme:?}: want rtmp://")
+            }
+            UrlError::TlsNotSupported => write!(f, "rtmps:// is not supported yet: use rtmp://"),
+            UrlError::MissingHost => write!(f, "no host in the URL"),
+            UrlError::BadPort(port) => write!(f, "bad port {port:?}"),
+            UrlError::MissingApp => write!(f, "no application in the URL (rtmp://host/app/name)"),
+            UrlError::Credentials => {
+                write!(f, "user and password in an RTMP URL are not supported")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UrlError {}
+
+/// A parsed `rtmp://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
+    /// Host name or address (an IPv6 address without its brackets).
+    pub host: String,
+    pub port: u16,
+    /// Whether the URL said the port (it is then kept in the tcUrl).
+    explicit_port: bool,
+    /// `app` or `app/instance`.
+    pub app: String,
+    /// The query when it follows the application (no stream name).
+    pub app_query: Option<String>,
+    /// The stream name with its `?query`, if the URL has one.
+    pub name: Option<String>,
+}
+
+pub const DEFAULT_PORT: u16 = 1935;
+
+impl RtmpUrl {
+    pub fn parse(url: &str) -> Result<RtmpUrl, UrlError> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| UrlError::Scheme(url.chars().take(16).collect()))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => {}
+            "rtmps" => return Err(UrlError::TlsNotSupported),
+            other => return Err(UrlError::Scheme(other.to_owned())),
+        }
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.contains('@') {
+            return Err(UrlError::Credentials);
+        }
+        let (host, port) = split_host_port(authority)?;
+        if host.is_empty() {
+            return Err(UrlError::MissingHost);
+        }
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) => (path, Some(query.to_owned())),
+            None => (path, None),
+        };
+        let path = path.trim_matches('/');
+        if path.is_empty() {
+            return Err(UrlError::MissingApp);
+        }
+        let (app, name, app_query) = match path.rsplit_once('/') {
+            Some((app, name)) => {
+                let name = match &query {
+                    Some(query) => format!("{name}?{query}"),
+                    None => name.to_owned(),
+                };
+                (app.trim_end_matches('/').to_owned(), Some(name), None)
+            }
+            None => (path.to_owned(), None, query),
+        };
+        Ok(RtmpUrl {
+            host: host.to_owned(),
+            port: port.unwrap_or(DEFAULT_PORT),
+            explicit_port: port.is_some(),
+            app,
+            app_query,
+            name,
+        })
+    }
+
+    /// The `app` property of `connect`: the application, with the query
+    /// that followed it.
+    pub fn connect_app(&self) -> String {
+        match &self.app_query {
+            Some(query) => format!("{}?{query}", self.app),
+            None => self.app.clone(),
+        }
+    }
+
+    /// The URL without the stream name, as `connect`'s `tcUrl`.
+    pub fn tc_url(&self) -> String {
+        format!("rtmp://{}/{}", self.authority(), self.connect_app())
+    }
+
+    /// `host:port` for connecting (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.explicit_port || self.port != DEFAULT_PORT {
+            format!("{host}:{}", self.port)
+        } else {
+            host
+        }
+    }
+
+    /// The same URL with another stream name (`app/<name>` on the same
+    /// server).
+    pub fn with_name(&self, name: &str) -> RtmpUrl {
+        RtmpUrl {
+            name: Some(name.to_owned()),
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for RtmpUrl {
+    /// `rtmp://host[:port]/app/name` without any query.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rtmp://{}/{}", self.authority(), self.app)?;
+        if let Some(name) = &self.name {
+            let name = name.split('?').next().unwrap_or_default();
+            write!(f, "/{name}")?;
+        }
+        Ok(())
+    }
+}
+
+fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), UrlError> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or(UrlError::MissingHost)?;
+        match after.strip_prefix(':') {
+            Some(port) => (host, Some(port)),
+            None if after.is_empty() => (host, None),
+            None => return Err(UrlError::BadPort(after.to_owned())),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let port = port
+        .map(|p| match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(UrlError::BadPort(p.to_owned())),
+        })
+        .transpose()?;
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_name_and_the_query_with_the_name() {
+        let url = RtmpUrl::parse("rtmp://a.rtmp.youtube.com/live2/abcd-efgh?backup=1").unwrap();
+        assert_eq!(url.host, "a.rtmp.youtube.com");
+        assert_eq!(url.port, 1935);
+        assert_eq!(url.app, "live2");
+        assert_eq!(url.name.as_deref(), Some("abcd-efgh?backup=1"));
+        assert_eq!(url.tc_url(), "rtmp://a.rtmp.youtube.com/live2");
+        assert_eq!(url.to_string(), "rtmp://a.rtmp.youtube.com/live2/abcd-efgh");
+    }
+
+    #[test]
+    fn instances_ports_and_ipv6() {
+        let url = RtmpUrl::parse("rtmp://192.168.1.20:1936/app/inst/cam").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("192.168.1.20", 1936));
+        assert_eq!(
+            (url.app.as_str(), url.name.as_deref()),
+            ("app/inst", Some("cam"))
+        );
+        assert_eq!(url.tc_url(), "rtmp://192.168.1.20:1936/app/inst");
+        let v6 = RtmpUrl::parse("rtmp://[::1]:19350/live/x").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 19350));
+        assert_eq!(v6.authority(), "[::1]:19350");
+        let bare = RtmpUrl::parse("rtmp://[fe80::1]/live/x").unwrap();
+        assert_eq!(
+            (bare.port, bare.authority()),
+            (1935, "[fe80::1]".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_query_without_a_name_stays_with_the_app() {
+        let url = RtmpUrl::parse("rtmp://host/live?token=secret").unwrap();
+        assert_eq!(url.app, "live");
+        assert_eq!(url.name, None);
+        assert_eq!(url.connect_app(), "live?token=secret");
+        assert_eq!(url.tc_url(), "rtmp://host/live?token=secret");
+        assert_eq!(url.to_string(), "rtmp://host/live", "no query shown");
+        assert_eq!(url.with_name("cam").to_string(), "rtmp://host/live/cam");
+        let trailing = RtmpUrl::parse("rtmp://host/live/").unwrap();
+        assert_eq!((trailing.app.as_str(), trailing.name), ("live", None));
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (url, error) in [
+            ("http://host/live/x", UrlError::Scheme("http".into())),
+            ("rtmps://host/live/x", UrlError::TlsNotSupported),
+            ("rtmp:///live/x", UrlError::MissingHost),
+            ("rtmp://host", UrlError::MissingApp),
+            ("rtmp://host/", UrlError::MissingApp),
+            ("rtmp://host:http/live", UrlError::BadPort("http".into())),
+            ("rtmp://host:0/live", UrlError::BadPort("0".into())),
+            ("rtmp://host:70000/live", UrlError::BadPort("70000".into())),
+            ("rtmp://user:pw@host/live", UrlError::Credentials),
+            ("host/live", UrlError::Scheme("host/live".into())),
+        ] {
+            assert_eq!(RtmpUrl::parse(url), Err(error), "{url}");
+        }
+    }
+}
