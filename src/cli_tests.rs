@@ -1,0 +1,261 @@
+//! The command line as users type it: Go-style forms, defaults, booleans,
+//! token sources and one clear error per bad value.
+
+use super::*;
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn config(list: &[&str]) -> Config {
+    match parse("rtmp-server", &args(list)).unwrap() {
+        Invocation::Run { config, .. } => *config,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn go_style_single_dash_double_dash_and_equals() {
+    for form in [
+        vec!["-listen", "127.0.0.1:1936"],
+        vec!["--listen", "127.0.0.1:1936"],
+        vec!["-listen=127.0.0.1:1936"],
+        vec!["--listen=127.0.0.1:1936"],
+    ] {
+        assert_eq!(
+            config(&form).listen,
+            "127.0.0.1:1936".parse().unwrap(),
+            "{form:?}"
+        );
+    }
+}
+
+#[test]
+fn defaults() {
+    let c = config(&[]);
+    assert_eq!(c.listen, "0.0.0.0:1935".parse().unwrap());
+    assert_eq!(c.chunk_size, 4096);
+    assert!(c.gop_cache);
+    assert_eq!(c.slow_subscriber, SlowSubscriberPolicy::Skip);
+    assert_eq!(c.publisher_timeout, Duration::from_secs(10));
+    assert_eq!(c.write_timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn every_flag_parses() {
+    let c = config(&[
+        "-listen",
+        ":1940",
+        "-chunk-size",
+        "60000",
+        "-gop-cache=false",
+        "-slow-subscriber",
+        "disconnect",
+        "-publisher-timeout",
+        "1m30s",
+        "-write-timeout",
+        "500ms",
+        "-log-level",
+        "debug",
+    ]);
+    assert_eq!(c.listen.port(), 1940);
+    assert_eq!(c.chunk_size, 60000);
+    assert!(!c.gop_cache);
+    assert_eq!(c.slow_subscriber, SlowSubscriberPolicy::Disconnect);
+    assert_eq!(c.publisher_timeout, Duration::from_secs(90));
+    assert_eq!(c.write_timeout, Duration::from_millis(500));
+}
+
+#[test]
+fn invalid_values_name_the_flag() {
+    for (list, flag) in [
+        (vec!["-chunk-size", "127"], "-chunk-size"),
+        (vec!["-chunk-size", "65537"], "-chunk-size"),
+        (vec!["-chunk-size", "big"], "-chunk-size"),
+        (vec!["-gop-cache", "maybe"], "-gop-cache"),
+        (vec!["-slow-subscriber", "wait"], "-slow-subscriber"),
+        (vec!["-publisher-timeout", "0s"], "-publisher-timeout"),
+        (vec!["-write-timeout", "soon"], "-write-timeout"),
+        (vec!["-listen", "nonsense"], "-listen"),
+        (vec!["-log-level", "loud"], "-log-level"),
+        (vec!["-bogus", "1"], "-bogus"),
+        (vec!["-listen"], "-listen"),
+        (vec!["-metrics-addr", "8080"], "-metrics-addr"),
+        (vec!["-api-token", ""], "-api-token"),
+        (vec!["-history-limit", "many"], "-history-limit"),
+        (vec!["-idle-timeout", "0"], "-idle-timeout"),
+        (vec!["-write-coalesce", "1s"], "-write-coalesce"),
+        (vec!["-max-connections", "0"], "-max-connections"),
+        (vec!["-max-message-size", "16MiB"], "-max-message-size"),
+        (vec!["-max-message-size", "1KiB"], "-max-message-size"),
+    ] {
+        let err = parse("rtmp-server", &args(&list)).unwrap_err();
+        assert!(err.0.contains(flag), "{list:?}: {err}");
+        assert_eq!(err.0.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn help_lists_every_flag_with_its_default_in_go_style() {
+    for h in ["-h", "--help", "-help"] {
+        let Invocation::Print(text) = parse("rtmp-server", &args(&[h])).unwrap() else {
+            panic!("no help for {h}");
+        };
+        for flag in [
+            "-listen",
+            "-chunk-size",
+            "-log-level",
+            "-gop-cache",
+            "-slow-subscriber",
+            "-publisher-timeout",
+            "-write-timeout",
+            "-metrics-addr",
+            "-api-token",
+            "-api-token-file",
+            "-log-redact-keys",
+            "-history-limit",
+            "-idle-timeout",
+            "-write-coalesce",
+            "-max-connections",
+            "-max-message-size",
+            "-version",
+        ] {
+            assert!(text.contains(flag), "{flag} missing from help");
+        }
+        assert!(!text.contains("--"), "help should show Go-style flags");
+        assert!(text.contains("default \":1935\""));
+    }
+}
+
+#[test]
+fn limits_parse() {
+    let c = config(&[
+        "-idle-timeout",
+        "2m",
+        "-max-connections",
+        "50",
+        "-max-message-size",
+        "8MiB",
+    ]);
+    assert_eq!(c.idle_timeout, Duration::from_secs(120));
+    assert_eq!(c.max_connections, 50);
+    assert_eq!(c.max_message_size, 8 << 20);
+    assert_eq!(
+        config(&["-max-message-size", "100000"]).max_message_size,
+        100_000
+    );
+    assert_eq!(
+        config(&["-max-message-size", "512K"]).max_message_size,
+        512 << 10
+    );
+    let d = config(&[]);
+    assert_eq!(
+        (d.idle_timeout, d.max_connections, d.max_message_size),
+        (Duration::from_secs(60), 1000, 4 << 20)
+    );
+}
+
+#[test]
+fn version() {
+    let Invocation::Print(text) = parse("rtmp-server", &args(&["-version"])).unwrap() else {
+        panic!();
+    };
+    assert!(text.starts_with("rtmp-server "));
+}
+
+#[test]
+fn boolean_flags_take_go_and_go_rtmp_forms() {
+    for (form, want) in [
+        (vec!["-gop-cache"], true),
+        (vec!["-gop-cache=false"], false),
+        (vec!["--gop-cache=0"], false),
+        (vec!["-gop-cache", "false"], false),
+        (vec!["-gop-cache", "true"], true),
+        (vec!["-gop-cache", "F"], false),
+    ] {
+        assert_eq!(config(&form).gop_cache, want, "{form:?}");
+    }
+    // A bare boolean flag does not swallow the next flag.
+    let c = config(&["-gop-cache", "-listen", ":1940"]);
+    assert!(c.gop_cache);
+    assert_eq!(c.listen.port(), 1940);
+    let c = config(&["-log-redact-keys", "-gop-cache", "false"]);
+    assert!(c.log_redact_keys && !c.gop_cache);
+    assert!(!config(&[]).log_redact_keys);
+}
+
+#[test]
+fn every_flag_with_a_boolean_default_is_a_boolean_flag() {
+    let Invocation::Print(help) = parse("rtmp-server", &args(&["-h"])).unwrap() else {
+        panic!();
+    };
+    // Help entries may wrap: join them and split at the flags.
+    let joined = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let options = joined.split("Options: ").nth(1).unwrap();
+    let mut booleans = Vec::new();
+    for entry in options.split(" -").filter(|e| !e.is_empty()) {
+        let name = entry.trim_start_matches('-').split(' ').next().unwrap();
+        if entry.contains("(default true)") || entry.contains("(default false)") {
+            booleans.push(name.to_owned());
+        }
+    }
+    booleans.sort();
+    let mut listed: Vec<String> = BOOL_FLAGS.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(booleans, listed);
+}
+
+#[test]
+fn help_shows_h_not_a_stray_help_entry() {
+    let Invocation::Print(help) = parse("rtmp-server", &args(&["-h"])).unwrap() else {
+        panic!();
+    };
+    assert!(help.contains("-h, -help"), "{help}");
+    assert!(!help.contains(", help"), "{help}");
+}
+
+#[test]
+fn api_token_from_flag_file_or_environment() {
+    let token = |list: &[&str], env: Option<&str>| {
+        let env = env.map(str::to_owned);
+        match parse_with_env("rtmp-server", &args(list), |_| env.clone()) {
+            Ok(Invocation::Run { config, .. }) => Ok(config.api_token),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.0),
+        }
+    };
+    let is = |t: Option<ApiToken>, want: &str| t.is_some_and(|t| t.matches(want));
+    assert!(is(
+        token(&["-api-token", "abc"], Some("env")).unwrap(),
+        "abc"
+    ));
+    assert!(is(token(&[], Some("fromenv")).unwrap(), "fromenv"));
+    assert!(token(&[], None).unwrap().is_none());
+    let dir = std::env::temp_dir().join(format!("rtmp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let path = file.to_str().unwrap();
+    assert!(is(
+        token(&["-api-token-file", path], Some("env")).unwrap(),
+        "s3cret"
+    ));
+    let both = token(&["-api-token", "a", "-api-token-file", path], None).unwrap_err();
+    assert!(both.contains("-api-token-file"), "{both}");
+    let missing = token(&["-api-token-file", "/nonexistent/token"], None).unwrap_err();
+    assert!(missing.contains("-api-token-file"), "{missing}");
+    std::fs::write(&file, "\n").unwrap();
+    let empty = token(&["-api-token-file", path], None).unwrap_err();
+    assert!(empty.contains("must not be empty"), "{empty}");
+    let blank_env = token(&[], Some(" ")).unwrap_err();
+    assert!(blank_env.contains("RTMP_API_TOKEN"), "{blank_env}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn values_starting_with_a_dash_stay_values() {
+    assert_eq!(
+        normalize(&args(&["-log-level", "-x", "-version"])),
+        args(&["--log-level", "-x", "--version"])
+    );
+}
