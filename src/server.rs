@@ -25,8 +25,8 @@ use crate::rtmp::connection;
 const CONNECTION_STACK_SIZE: usize = 256 * 1024;
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-/// How long players of live streams get to write the end-of-stream notice
-/// at shutdown (they leave as soon as they have).
+/// How long outputs get to write the end-of-stream notice at shutdown
+/// (they leave as soon as they have).
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
 /// An open connection as the server tracks it.
@@ -288,15 +288,10 @@ impl Server {
     fn close_all(&self) {
         log::info!("shutting down");
         let registry = &self.shared.registry;
-        let live: Vec<_> = registry
-            .streams()
-            .into_iter()
-            .filter(|s| s.is_live())
-            .collect();
-        registry.end_all(EndReason::Shutdown);
-        // Their players write the end-of-stream notice, then leave.
+        registry.close_all(EndReason::Shutdown);
+        // Outputs write the end-of-stream notice, then leave.
         let flushed = Instant::now() + SHUTDOWN_FLUSH;
-        while live.iter().any(|s| s.output_count() > 0) && Instant::now() < flushed {
+        while registry.streams().iter().any(|s| s.output_count() > 0) && Instant::now() < flushed {
             thread::sleep(Duration::from_millis(10));
         }
         let mut connections = self.shared.connections.lock();

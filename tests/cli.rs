@@ -189,11 +189,19 @@ fn metrics_endpoint_starts_with_the_flag_and_a_busy_address_exits_2() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    let mut server = Running::start(&["-listen", "127.0.0.1:0"]);
+    let mut server = Running::start(&["-listen", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"]);
+    let metrics: std::net::SocketAddr = server
+        .wait_line("metrics and status on http://")
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let addr = server.listen_addr();
-    // A player that reads nothing of a live stream: its writer blocks on a
-    // full socket, so shutdown waits (up to a second) for it to be told
-    // the stream ended, and the second signal comes meanwhile.
+    // A player that reads nothing of a live stream: once its socket is
+    // full its writer blocks with media still queued, so shutdown waits
+    // (up to a second) for it to be told the stream ended, and the second
+    // signal comes meanwhile.
     let _player = {
         let mut p = connect(addr, "live").unwrap();
         p.play("busy").unwrap();
@@ -201,15 +209,35 @@ fn a_second_signal_exits_at_once() {
     };
     let mut publisher = connect(addr, "live").unwrap();
     publisher.publish("busy").unwrap();
-    for n in 0..200 {
-        publisher
-            .send_video(n * 40, &video_frame(n, n % 25 == 0, 100_000))
-            .unwrap();
+    let player_figures = || {
+        let body = http_body(metrics, "GET /api/streams/live/busy HTTP/1.0\r\n\r\n");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let player = &json["subscribers"][0];
+        let figure = |name: &str| player[name].as_u64().unwrap_or(0);
+        (figure("bytes_sent"), figure("dropped_messages"))
+    };
+    // Blocked: nothing more reaches the player's socket while the stream
+    // keeps dropping media for it.
+    let mut n = 0;
+    let mut last_sent = None;
+    loop {
+        assert!(n < 5000, "the player's writer never blocked");
+        for _ in 0..25 {
+            publisher
+                .send_video(n * 40, &video_frame(n, n % 25 == 0, 100_000))
+                .unwrap();
+            n += 1;
+        }
+        let (sent, dropped) = player_figures();
+        if dropped > 50 && last_sent == Some(sent) {
+            break;
+        }
+        last_sent = Some(sent);
     }
     let pid = server.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     // Two quick signals may arrive as one: send the second once the first
-    // is being handled (shutdown then waits 200 ms for players).
+    // is being handled.
     server.wait_line("signal 15 received");
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = server.child.wait().unwrap();
@@ -218,6 +246,18 @@ fn a_second_signal_exits_at_once() {
         Some(1),
         "the second signal ends the process before the graceful path"
     );
+}
+
+/// Sends one HTTP/1.0 request and returns the body.
+fn http_body(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut socket, request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut socket, &mut reply).unwrap();
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
 
 /// Sends one HTTP/1.0 request and returns the status code.

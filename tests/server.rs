@@ -712,6 +712,20 @@ fn shutdown_tells_players_and_returns_quickly() {
 }
 
 #[test]
+fn shutdown_tells_players_waiting_for_a_publisher_too() {
+    let mut server = TestServer::start();
+    let mut waiting = player(server.addr, "nobody-yet");
+    let reader = thread::spawn(move || read_until(&mut waiting, is_stream_eof).is_ok());
+    assert!(wait_for(Duration::from_secs(5), || server
+        .registry()
+        .get("live/nobody-yet")
+        .is_some()));
+    let took = server.shutdown();
+    assert!(reader.join().unwrap(), "the waiting player was told");
+    assert!(took < Duration::from_secs(2), "{took:?}: it left once told");
+}
+
+#[test]
 fn random_bytes_instead_of_a_handshake_close_the_connection_only() {
     let server = TestServer::start();
     let mut garbage = TcpStream::connect(server.addr).unwrap();

@@ -99,10 +99,11 @@ impl Registry {
         Self::remove_if_idle(&mut streams, stream);
     }
 
-    /// Ends every live session (server shutdown); outputs are told.
-    pub fn end_all(&self, reason: EndReason) {
+    /// Closes every stream (server shutdown): live sessions end and are
+    /// recorded; every output is told the stream ended.
+    pub fn close_all(&self, reason: EndReason) {
         for stream in self.streams() {
-            if let Some(record) = stream.end_session(reason) {
+            if let Some(record) = stream.close(reason) {
                 self.history.push(record);
             }
         }

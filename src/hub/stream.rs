@@ -258,6 +258,19 @@ impl Stream {
         })
     }
 
+    /// Ends the session if one is open (returning its record) and tells
+    /// every output the stream ended, those waiting for an input too: at
+    /// shutdown each output writes that and leaves.
+    pub fn close(&self, reason: EndReason) -> Option<SessionRecord> {
+        let record = self.end_session(reason);
+        if record.is_none() {
+            let mut state = self.state.lock();
+            let dropped = state.notify_all(|| Outbound::PublishEnded);
+            self.players_dropped(state, dropped);
+        }
+        record
+    }
+
     /// The id of the input feeding the stream, if any.
     pub fn input_id(&self) -> Option<u64> {
         self.state.lock().input.as_ref().map(|i| i.id)

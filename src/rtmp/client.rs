@@ -345,14 +345,14 @@ impl Client {
             if n == 0 {
                 return Err(ClientError::Closed);
             }
-            let Client {
-                session,
-                read_buffer,
-                ..
-            } = self;
-            if let Some(session) = session {
-                session.feed(&read_buffer[..n]);
-            }
+            self.feed_read(n);
+        }
+    }
+
+    /// Feeds the first `n` bytes of the read buffer to the session.
+    fn feed_read(&mut self, n: usize) {
+        if let (Some(session), Some(bytes)) = (self.session.as_mut(), self.read_buffer.get(..n)) {
+            session.feed(bytes);
         }
     }
 
@@ -364,16 +364,7 @@ impl Client {
         let read = loop {
             match (&*self.socket).read(&mut self.read_buffer) {
                 Ok(0) => break Err(ClientError::Closed),
-                Ok(n) => {
-                    let Client {
-                        session,
-                        read_buffer,
-                        ..
-                    } = self;
-                    if let Some(session) = session {
-                        session.feed(&read_buffer[..n]);
-                    }
-                }
+                Ok(n) => self.feed_read(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e.into()),

@@ -276,11 +276,10 @@ impl Connection {
         let mut read_timeout = None;
         loop {
             self.process()?;
-            if self.shared.shutting_down.load(Ordering::Relaxed) {
-                return Err(ConnectionError::ShuttingDown);
-            }
             if matches!(self.role, Role::Player { .. }) {
-                // Returns when the player stops playing but stays connected.
+                // Returns when the player stops playing but stays
+                // connected. At shutdown a player leaves from there, once
+                // told the stream ended.
                 self.serve_player().map_err(|e| {
                     if self.shared.shutting_down.load(Ordering::Relaxed) {
                         ConnectionError::ShuttingDown
@@ -291,6 +290,9 @@ impl Connection {
                 last_activity = Instant::now();
                 read_timeout = None;
                 continue;
+            }
+            if self.shared.shutting_down.load(Ordering::Relaxed) {
+                return Err(ConnectionError::ShuttingDown);
             }
             let config = &self.shared.config;
             // When this connection has been quiet too long, and how long a

@@ -6,11 +6,8 @@
 //! steps of the request (connected, publishing, playing), statuses, media.
 //! An `_error` or an error-level status is an error: the request failed.
 
-use std::collections::VecDeque;
-
-use super::{Acknowledger, Outgoing, SessionError};
+use super::{Link, Outgoing, SessionError};
 use crate::protocol::amf0::Value;
-use crate::protocol::chunk_decoder::ChunkDecoder;
 use crate::protocol::command::{Command, request, status};
 use crate::protocol::message::{Message, RawMessage, UserControl, type_id};
 
@@ -71,9 +68,7 @@ enum Pending {
 }
 
 pub struct ClientSession {
-    decoder: ChunkDecoder,
-    acks: Acknowledger,
-    outgoing: VecDeque<Outgoing>,
+    link: Link,
     pending: Vec<(f64, Pending)>,
     last_transaction: f64,
     connected: bool,
@@ -89,18 +84,8 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session that starts by sending `connect`.
     pub fn new(config: &ClientConfig) -> ClientSession {
-        let mut session = ClientSession {
-            decoder: ChunkDecoder::new(config.max_message_size),
-            acks: Acknowledger::default(),
-            outgoing: VecDeque::new(),
-            pending: Vec::new(),
-            last_transaction: 0.0,
-            connected: false,
-            deferred: None,
-            stream_id: 0,
-            stream_name: None,
-            passive: false,
-        };
+        let mut session = ClientSession::passive(config.max_message_size);
+        session.passive = false;
         let tx = session.next_transaction();
         let mut connect = request::connect(tx, &config.app, &config.tc_url);
         if let Some(Value::Object(props)) = connect.get_mut(2) {
@@ -119,9 +104,7 @@ impl ClientSession {
     /// else (tests write their own requests).
     pub fn passive(max_message_size: usize) -> ClientSession {
         ClientSession {
-            decoder: ChunkDecoder::new(max_message_size),
-            acks: Acknowledger::default(),
-            outgoing: VecDeque::new(),
+            link: Link::new(max_message_size),
             pending: Vec::new(),
             last_transaction: 0.0,
             connected: false,
@@ -140,14 +123,13 @@ impl ClientSession {
     fn call(&mut self, stream_id: u32, values: Vec<Value>, pending: Pending) {
         let tx = values.get(1).and_then(Value::as_number).unwrap_or(0.0);
         self.pending.push((tx, pending));
-        self.outgoing
-            .push_back(Outgoing::command(stream_id, values));
+        self.link.send(Outgoing::command(stream_id, values));
     }
 
     fn send(&mut self, stream_id: u32, name: &str, args: Vec<Value>) {
         let tx = self.next_transaction();
-        self.outgoing
-            .push_back(Outgoing::command(stream_id, request::call(name, tx, args)));
+        self.link
+            .send(Outgoing::command(stream_id, request::call(name, tx, args)));
     }
 
     /// Asks to publish `name` (with its `?query`, if any): the encoder's
@@ -184,7 +166,7 @@ impl ClientSession {
         let name = self.stream_name.clone().unwrap_or_default();
         self.send(0, "FCUnpublish", vec![Value::string(name)]);
         let stream_id = self.stream_id;
-        self.outgoing.push_back(Outgoing::command(
+        self.link.send(Outgoing::command(
             0,
             request::call("deleteStream", 0.0, vec![Value::Number(stream_id as f64)]),
         ));
@@ -193,8 +175,8 @@ impl ClientSession {
     /// Announces a new outbound chunk size (the writer switches to it as
     /// it writes the message).
     pub fn set_chunk_size(&mut self, size: u32) {
-        self.outgoing
-            .push_back(Outgoing::control(Message::SetChunkSize(size)));
+        self.link
+            .send(Outgoing::control(Message::SetChunkSize(size)));
     }
 
     /// The NetStream the client publishes or plays on (0 before).
@@ -204,20 +186,17 @@ impl ClientSession {
 
     /// Takes bytes read from the server.
     pub fn feed(&mut self, bytes: &[u8]) {
-        if let Some(ack) = self.acks.received(bytes.len()) {
-            self.outgoing.push_back(ack);
-        }
-        self.decoder.feed(bytes);
+        self.link.feed(bytes);
     }
 
     /// Messages to send, in order.
     pub fn take_outgoing(&mut self) -> impl Iterator<Item = Outgoing> + '_ {
-        self.outgoing.drain(..)
+        self.link.outgoing.drain(..)
     }
 
     /// The next received message; `None` when more bytes are needed.
     pub fn poll(&mut self) -> Result<Option<Incoming>, SessionError> {
-        let Some(message) = self.decoder.decode()? else {
+        let Some(message) = self.link.decoder.decode()? else {
             return Ok(None);
         };
         let event = self.handle(&message)?;
@@ -238,17 +217,11 @@ impl ClientSession {
             | type_id::COMMAND_AMF3 => {}
             _ => return Ok(ClientEvent::Other),
         }
-        match Message::decode(message)? {
-            Message::WindowAckSize(size) => self.acks.window = size,
-            Message::UserControl(UserControl::PingRequest(timestamp)) => {
-                self.outgoing
-                    .push_back(Outgoing::control(Message::UserControl(
-                        UserControl::PingResponse(timestamp),
-                    )))
-            }
-            Message::Command(values) => return self.on_command(&values),
-            _ => {}
+        let decoded = Message::decode(message)?;
+        if let Message::Command(values) = &decoded {
+            return self.on_command(values);
         }
+        self.link.on_control(&decoded);
         Ok(ClientEvent::Other)
     }
 
@@ -330,13 +303,12 @@ impl ClientSession {
                             "play",
                             vec![Value::string(name.as_str()), Value::Number(-2000.0)],
                         );
-                        self.outgoing
-                            .push_back(Outgoing::control(Message::UserControl(
-                                UserControl::SetBufferLength {
-                                    stream_id,
-                                    buffer_ms: PLAY_BUFFER_MS,
-                                },
-                            )));
+                        self.link.send(Outgoing::control(Message::UserControl(
+                            UserControl::SetBufferLength {
+                                stream_id,
+                                buffer_ms: PLAY_BUFFER_MS,
+                            },
+                        )));
                         self.stream_name = Some(name);
                     }
                 }

@@ -8,12 +8,13 @@
 pub mod client;
 pub mod server;
 
+use std::collections::VecDeque;
 use std::fmt;
 
-use super::chunk_decoder::ChunkError;
+use super::chunk_decoder::{ChunkDecoder, ChunkError};
 use super::chunk_encoder::csid;
 use super::command::{self, CommandError, Level};
-use super::message::{Message, MessageError, RawMessage};
+use super::message::{Message, MessageError, RawMessage, UserControl};
 
 /// A message to send, with the chunk stream it goes on.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +111,51 @@ impl From<MessageError> for SessionError {
 impl From<CommandError> for SessionError {
     fn from(e: CommandError) -> Self {
         SessionError::Command(e)
+    }
+}
+
+/// What both sides of a connection share: the chunk decoder, the
+/// acknowledgement of each window's worth of bytes, answers to pings, and
+/// the queue of messages to send.
+#[derive(Debug)]
+struct Link {
+    decoder: ChunkDecoder,
+    acks: Acknowledger,
+    outgoing: VecDeque<Outgoing>,
+}
+
+impl Link {
+    fn new(max_message_size: usize) -> Link {
+        Link {
+            decoder: ChunkDecoder::new(max_message_size),
+            acks: Acknowledger::default(),
+            outgoing: VecDeque::new(),
+        }
+    }
+
+    /// Takes bytes read from the peer, acknowledging each window's worth.
+    fn feed(&mut self, bytes: &[u8]) {
+        if let Some(ack) = self.acks.received(bytes.len()) {
+            self.outgoing.push_back(ack);
+        }
+        self.decoder.feed(bytes);
+    }
+
+    fn send(&mut self, outgoing: Outgoing) {
+        self.outgoing.push_back(outgoing);
+    }
+
+    /// Handles the peer's Window Acknowledgement Size and Ping Request;
+    /// false for any other message.
+    fn on_control(&mut self, message: &Message) -> bool {
+        match message {
+            Message::WindowAckSize(size) => self.acks.window = *size,
+            Message::UserControl(UserControl::PingRequest(timestamp)) => self.send(
+                Outgoing::control(Message::UserControl(UserControl::PingResponse(*timestamp))),
+            ),
+            _ => return false,
+        }
+        true
     }
 }
 

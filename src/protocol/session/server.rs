@@ -7,11 +7,8 @@
 //! Messages are decoded one at a time, as events are taken, so a decision
 //! applies to everything after the request.
 
-use std::collections::VecDeque;
-
-use super::{Acknowledger, Outgoing, SessionError};
+use super::{Link, Outgoing, SessionError};
 use crate::protocol::amf0::Value;
-use crate::protocol::chunk_decoder::ChunkDecoder;
 use crate::protocol::command::{self, Command, Level, status};
 use crate::protocol::data;
 use crate::protocol::message::{BandwidthLimit, Message, RawMessage, UserControl, type_id};
@@ -88,9 +85,7 @@ pub enum ServerEvent {
 
 pub struct ServerSession {
     config: ServerConfig,
-    decoder: ChunkDecoder,
-    acks: Acknowledger,
-    outgoing: VecDeque<Outgoing>,
+    link: Link,
     app: Option<String>,
     next_stream_id: u32,
     role: Option<StreamRole>,
@@ -101,10 +96,8 @@ pub struct ServerSession {
 impl ServerSession {
     pub fn new(config: ServerConfig) -> ServerSession {
         ServerSession {
-            decoder: ChunkDecoder::new(config.max_message_size),
+            link: Link::new(config.max_message_size),
             config,
-            acks: Acknowledger::default(),
-            outgoing: VecDeque::new(),
             app: None,
             next_stream_id: 1,
             role: None,
@@ -115,19 +108,16 @@ impl ServerSession {
 
     /// Takes bytes read from the peer (acknowledging each window's worth).
     pub fn feed(&mut self, bytes: &[u8]) {
-        if let Some(ack) = self.acks.received(bytes.len()) {
-            self.outgoing.push_back(ack);
-        }
-        self.decoder.feed(bytes);
+        self.link.feed(bytes);
     }
 
     /// Messages to send, in order.
     pub fn take_outgoing(&mut self) -> impl Iterator<Item = Outgoing> + '_ {
-        self.outgoing.drain(..)
+        self.link.outgoing.drain(..)
     }
 
     pub fn has_outgoing(&self) -> bool {
-        !self.outgoing.is_empty()
+        !self.link.outgoing.is_empty()
     }
 
     /// The `app` of `connect`, once connected.
@@ -141,14 +131,14 @@ impl ServerSession {
 
     /// Bytes fed but not yet decoded.
     pub fn buffered(&self) -> usize {
-        self.decoder.buffered()
+        self.link.decoder.buffered()
     }
 
     /// Handles received messages until one makes an event; `None` when
     /// more bytes are needed. After an error, send what is queued (a
     /// rejection's status) and close.
     pub fn poll(&mut self) -> Result<Option<ServerEvent>, SessionError> {
-        while let Some(raw) = self.decoder.decode()? {
+        while let Some(raw) = self.link.decoder.decode()? {
             if let Some(event) = self.handle(raw)? {
                 return Ok(Some(event));
             }
@@ -156,13 +146,18 @@ impl ServerSession {
         Ok(None)
     }
 
+    /// Takes on `role`, and tells the peer its stream begins.
+    fn begin(&mut self, role: StreamRole) {
+        self.role = Some(role);
+        let (StreamRole::Publishing(stream_id) | StreamRole::Playing(stream_id)) = role;
+        self.link.send(Outgoing::control(Message::UserControl(
+            UserControl::StreamBegin(stream_id),
+        )));
+    }
+
     /// Accepts a `publish`: the peer is told it may send.
     pub fn accept_publish(&mut self, stream_id: u32) {
-        self.role = Some(StreamRole::Publishing(stream_id));
-        self.outgoing
-            .push_back(Outgoing::control(Message::UserControl(
-                UserControl::StreamBegin(stream_id),
-            )));
+        self.begin(StreamRole::Publishing(stream_id));
         self.status(
             stream_id,
             Level::Status,
@@ -174,11 +169,7 @@ impl ServerSession {
     /// Accepts a `play`: the player is told it starts; the application
     /// then sends the stream's catch-up and media on `stream_id`.
     pub fn accept_play(&mut self, stream_id: u32) {
-        self.role = Some(StreamRole::Playing(stream_id));
-        self.outgoing
-            .push_back(Outgoing::control(Message::UserControl(
-                UserControl::StreamBegin(stream_id),
-            )));
+        self.begin(StreamRole::Playing(stream_id));
         self.status(
             stream_id,
             Level::Status,
@@ -191,8 +182,8 @@ impl ServerSession {
             status::PLAY_START,
             "Started playing.",
         );
-        self.outgoing
-            .push_back(Outgoing::data(stream_id, data::sample_access()));
+        self.link
+            .send(Outgoing::data(stream_id, data::sample_access()));
     }
 
     /// Refuses a publish or play request with an error status (`code`
@@ -207,13 +198,12 @@ impl ServerSession {
     }
 
     fn status(&mut self, stream_id: u32, level: Level, code: &str, description: &str) {
-        self.outgoing
-            .push_back(Outgoing::status(stream_id, level, code, description));
+        self.link
+            .send(Outgoing::status(stream_id, level, code, description));
     }
 
     fn command(&mut self, stream_id: u32, values: Vec<Value>) {
-        self.outgoing
-            .push_back(Outgoing::command(stream_id, values));
+        self.link.send(Outgoing::command(stream_id, values));
     }
 
     fn handle(&mut self, raw: RawMessage) -> Result<Option<ServerEvent>, SessionError> {
@@ -225,20 +215,14 @@ impl ServerSession {
             | type_id::AGGREGATE => return Ok(self.media(raw)),
             _ => {}
         }
-        match Message::decode(&raw)? {
-            Message::WindowAckSize(size) => self.acks.window = size,
-            Message::UserControl(UserControl::PingRequest(timestamp)) => {
-                self.outgoing
-                    .push_back(Outgoing::control(Message::UserControl(
-                        UserControl::PingResponse(timestamp),
-                    )))
-            }
-            Message::Command(values) => return self.on_command(raw.stream_id, &values),
-            // Set Chunk Size and Abort are applied by the decoder;
-            // acknowledgements, bandwidth, other user control events and
-            // shared objects need nothing.
-            _ => {}
+        let message = Message::decode(&raw)?;
+        if let Message::Command(values) = &message {
+            return self.on_command(raw.stream_id, values);
         }
+        // Set Chunk Size and Abort are applied by the decoder;
+        // acknowledgements, bandwidth, other user control events and
+        // shared objects need nothing.
+        self.link.on_control(&message);
         Ok(None)
     }
 
@@ -371,17 +355,16 @@ impl ServerSession {
             return Err(SessionError::Rejected("connect without an app".into()));
         };
         let window = self.config.window_ack_size;
-        self.outgoing
-            .push_back(Outgoing::control(Message::WindowAckSize(window)));
-        self.outgoing
-            .push_back(Outgoing::control(Message::SetPeerBandwidth {
+        for control in [
+            Message::WindowAckSize(window),
+            Message::SetPeerBandwidth {
                 size: window,
                 limit: BandwidthLimit::Dynamic,
-            }));
-        self.outgoing
-            .push_back(Outgoing::control(Message::SetChunkSize(
-                self.config.chunk_size,
-            )));
+            },
+            Message::SetChunkSize(self.config.chunk_size),
+        ] {
+            self.link.send(Outgoing::control(control));
+        }
         self.command(
             0,
             command::connect_result(transaction_id, object_encoding.unwrap_or(0.0)),
