@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use subtle::ConstantTimeEq;
 
+use crate::protocol::chunk_decoder::DEFAULT_MAX_MESSAGE_SIZE;
+
 /// The API's bearer token. Never printed, compared in constant time.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken(String);
@@ -95,7 +97,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1000,
-            max_message_size: 4 * 1024 * 1024,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             queue_max_messages: 128,
             queue_max_bytes: 4 * 1024 * 1024,
             gop_max_messages: 2500,

@@ -282,6 +282,10 @@ impl Server {
             if let Some(entry) = self.shared.connections.lock().remove(&id) {
                 let _ = entry.socket.shutdown(Shutdown::Both);
             }
+            self.shared.events.emit(|| Event::ConnectionClosed {
+                id,
+                remote_addr: peer,
+            });
         }
     }
 

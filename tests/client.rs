@@ -368,3 +368,53 @@ fn connects_by_host_name_and_times_out_on_a_silent_server() {
         Err(ClientError::Io(_))
     ));
 }
+
+#[test]
+fn a_trickling_server_cannot_hold_a_request_past_its_timeout() {
+    // Handshakes, then sends a status every 200 ms and never answers
+    // `connect`: each read succeeds, the request must still time out.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        let mut socket = &socket;
+        let mut handshake = ServerHandshake::new(0);
+        let mut buf = [0u8; 4096];
+        while !handshake.is_done() {
+            let n = socket.read(&mut buf).unwrap();
+            handshake.feed(&buf[..n]).unwrap();
+            socket.write_all(&handshake.take_output()).unwrap();
+        }
+        let mut encoder = ChunkEncoder::new(128);
+        for _ in 0..100 {
+            let status = Outgoing::status(
+                0,
+                rtmp_server::protocol::command::Level::Status,
+                "NetStream.Play.Reset",
+                "",
+            );
+            let mut out = Vec::new();
+            encoder.write_message(status.csid, &status.message, &mut out);
+            if socket.write_all(&out).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let options = ClientOptions {
+        read_timeout: Duration::from_secs(1),
+        ..ClientOptions::default()
+    };
+    let started = Instant::now();
+    let result = Client::connect(&url(addr, "live"), &options);
+    assert!(
+        result.as_ref().is_err_and(ClientError::is_timeout),
+        "{:?}",
+        result.err()
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "{:?}",
+        started.elapsed()
+    );
+}

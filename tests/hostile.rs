@@ -353,6 +353,36 @@ fn sixty_five_thousand_chunk_stream_ids_of_one_byte_each() {
 }
 
 #[test]
+fn a_player_flooding_pings_without_reading() {
+    let server = survive(&["-write-timeout", "2s"], |addr| {
+        let mut flood = Vec::new();
+        let mut encoder = rtmp_server::protocol::chunk_encoder::ChunkEncoder::new(128);
+        for n in 0..1_200_000u32 {
+            let ping =
+                Message::UserControl(rtmp_server::protocol::message::UserControl::PingRequest(n));
+            encoder.write_message(2, &ping.encode(0, 0), &mut flood);
+        }
+        let mut player = player(addr, "flooded");
+        player
+            .socket()
+            .set_write_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        // For three seconds, as fast as the server takes it (it reads a
+        // player's input a bounded amount at a time).
+        let started = Instant::now();
+        for piece in flood.chunks(64 * 1024) {
+            if started.elapsed() > Duration::from_secs(3) || player.write_raw(piece).is_err() {
+                break;
+            }
+        }
+        drop(player);
+    });
+    let peak = server.peak_rss();
+    eprintln!("peak RSS during the flood: {} KiB", peak >> 10);
+    assert!(peak < PEAK_RSS_LIMIT, "peak RSS {} MiB", peak >> 20);
+}
+
+#[test]
 fn truncated_amf_strings_and_objects() {
     survive(&[], |addr| {
         let full = amf0::encode_all(&request::connect(1.0, "live", "rtmp://x/live"));

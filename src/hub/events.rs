@@ -1,6 +1,6 @@
-//! Lifecycle events: connections accepted and closed, publish and play
-//! starting and stopping, a stream's first player joining and last leaving,
-//! codecs detected. Consumers (hooks, the recorder and pull managers) each
+//! Lifecycle events: connections accepted and closed, publish sessions and
+//! plays starting and stopping, inputs attached and detached, a stream's
+//! first player joining and last leaving, codecs detected. Consumers (hooks, the recorder and pull managers) each
 //! get their own bounded channel and run on their own threads; emitting
 //! never blocks: when a consumer falls behind, its events are dropped and
 //! counted (`rtmp_events_dropped_total`), never queued without bound.
@@ -26,14 +26,25 @@ pub enum Event {
         id: u64,
         remote_addr: SocketAddr,
     },
+    /// A live session began: the stream's first input started.
     PublishStarted {
+        key: String,
+    },
+    /// The live session ended; its outputs were told.
+    PublishStopped {
+        key: String,
+        reason: EndReason,
+    },
+    /// An input (a publisher) started feeding the stream.
+    InputAttached {
         key: String,
         input_id: u64,
         remote_addr: Option<SocketAddr>,
     },
-    PublishStopped {
+    /// The stream's input went away (the session may stay open).
+    InputDetached {
         key: String,
-        reason: EndReason,
+        input_id: u64,
     },
     PlayStarted {
         key: String,
@@ -66,6 +77,8 @@ impl Event {
             Event::ConnectionClosed { .. } => "connection_closed",
             Event::PublishStarted { .. } => "publish_start",
             Event::PublishStopped { .. } => "publish_stop",
+            Event::InputAttached { .. } => "input_attached",
+            Event::InputDetached { .. } => "input_detached",
             Event::PlayStarted { .. } => "play_start",
             Event::PlayStopped { .. } => "play_stop",
             Event::FirstPlayerJoined { .. } => "first_player_joined",

@@ -14,6 +14,7 @@ use super::packet::{Packet, PacketKind};
 use super::stream::Stream;
 use crate::protocol::aggregate::{self, AggregateError};
 use crate::protocol::amf0;
+use crate::protocol::chunk_decoder::MAX_COMMAND_MESSAGE;
 use crate::protocol::data;
 use crate::protocol::message::{Message, MessageError, RawMessage, type_id};
 
@@ -21,6 +22,11 @@ use crate::protocol::message::{Message, MessageError, RawMessage, type_id};
 #[derive(Debug)]
 pub enum IngestError {
     Aggregate(AggregateError),
+    /// A data part of an aggregate longer than a data message may be.
+    PartTooLarge {
+        type_id: u8,
+        length: usize,
+    },
     Message(MessageError),
     /// The stream took another input: this one was let go.
     Detached,
@@ -30,6 +36,10 @@ impl fmt::Display for IngestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IngestError::Aggregate(e) => write!(f, "bad aggregate: {e}"),
+            IngestError::PartTooLarge { type_id, length } => write!(
+                f,
+                "aggregate part of type {type_id} and {length} bytes exceeds {MAX_COMMAND_MESSAGE}"
+            ),
             IngestError::Message(e) => write!(f, "bad data message: {e}"),
             IngestError::Detached => write!(f, "no longer the stream's input"),
         }
@@ -65,6 +75,14 @@ impl Input {
             type_id::AGGREGATE => {
                 let parts = aggregate::split(message).map_err(IngestError::Aggregate)?;
                 for part in parts.iter().filter(|p| p.type_id != type_id::AGGREGATE) {
+                    // Parts are held to the limits of messages of their type.
+                    let media = matches!(part.type_id, type_id::AUDIO | type_id::VIDEO);
+                    if !media && part.payload.len() > MAX_COMMAND_MESSAGE {
+                        return Err(IngestError::PartTooLarge {
+                            type_id: part.type_id,
+                            length: part.payload.len(),
+                        });
+                    }
                     self.ingest(part)?;
                 }
                 Ok(())
@@ -92,6 +110,11 @@ impl Input {
     }
 
     fn data(&self, timestamp: u32, values: Vec<amf0::Value>) -> Result<(), IngestError> {
+        if values.is_empty() {
+            // Nothing to forward (a zero-length message costs a peer one
+            // byte: it must not cost every output a packet).
+            return Ok(());
+        }
         let (values, is_metadata) = match data::metadata_for_players(&values) {
             Some(metadata) => (metadata, true),
             None => (values, false),

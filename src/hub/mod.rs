@@ -10,6 +10,7 @@ pub mod input;
 pub mod output;
 pub mod packet;
 pub mod registry;
+pub mod slot;
 pub mod stream;
 pub mod stream_key;
 pub mod stream_status;

@@ -1,8 +1,10 @@
-//! An output of a stream: a bounded queue the stream pushes into without
-//! ever blocking, the output's kind and options, the slow-subscriber policy
-//! applied when the queue is full, and the consuming end that an RTMP
-//! player, recorder, relay or HTTP viewer drains. Nothing here knows how an
-//! output writes what it takes.
+//! An output of a stream as its consumer sees it: its kind and options
+//! (queue bounds, slow-subscriber policy, whether it counts as a player),
+//! the switches it sets (pause, receiveAudio, receiveVideo) and figures it
+//! shares with the stream, and the consuming end of its bounded queue that
+//! an RTMP player, recorder, relay or HTTP viewer drains. What goes into
+//! the queue is decided on the stream's side (see `slot`). Nothing here
+//! knows how an output writes what it takes.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,15 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::packet::{Packet, PacketKind};
 use crate::config::{Config, SlowSubscriberPolicy};
 use crate::metrics::{self, Metrics, StreamCounters};
-
-/// Queue slots kept free of media for stream events, so that a full queue
-/// can still be told the input left.
-const EVENT_RESERVE: usize = 8;
 
 /// What an output is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +68,9 @@ impl OutputOptions {
 
 /// Wakes an output's consumer when the stream drops it (slow-subscriber
 /// `disconnect`, or a queue too full even for events): an RTMP player's
-/// shuts its socket, so that a writer blocked on it returns.
+/// shuts its socket, so that a writer blocked on it returns. It runs on the
+/// input's thread under the stream's lock (sometimes the registry's too):
+/// it must not block or touch the hub.
 pub type OnDrop = Box<dyn Fn() + Send + Sync>;
 
 /// A new output: who it is, its options, and how to wake it when dropped.
@@ -99,19 +99,22 @@ pub struct OutputShared {
     pub kind: OutputKind,
     pub remote_addr: Option<SocketAddr>,
     pub connected_at: SystemTime,
-    metrics: Arc<Metrics>,
-    counters: Arc<StreamCounters>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) counters: Arc<StreamCounters>,
     /// Payload bytes in the queue.
-    queued_bytes: AtomicUsize,
+    pub(super) queued_bytes: AtomicUsize,
     /// Timestamp of the last media message the output wrote.
     last_written_timestamp: AtomicU32,
     receive_audio: AtomicBool,
     receive_video: AtomicBool,
     paused: AtomicBool,
-    /// Set on resuming: skip to the next keyframe.
-    wants_keyframe: AtomicBool,
-    dropped_messages: AtomicU64,
-    skip_events: AtomicU64,
+    /// Set on unpausing: the whole output resumes at a point a decoder
+    /// can start from.
+    pub(super) resume_all: AtomicBool,
+    /// Set when video is switched back on: video resumes at a keyframe.
+    pub(super) resume_video: AtomicBool,
+    pub(super) dropped_messages: AtomicU64,
+    pub(super) skip_events: AtomicU64,
     bytes_sent: AtomicU64,
 }
 
@@ -135,16 +138,43 @@ pub struct OutputStats {
 }
 
 impl OutputShared {
+    pub(super) fn new(
+        spec: &OutputSpec,
+        metrics: Arc<Metrics>,
+        counters: Arc<StreamCounters>,
+    ) -> OutputShared {
+        OutputShared {
+            id: spec.id,
+            kind: spec.options.kind,
+            remote_addr: spec.remote_addr,
+            connected_at: SystemTime::now(),
+            metrics,
+            counters,
+            queued_bytes: AtomicUsize::new(0),
+            last_written_timestamp: AtomicU32::new(0),
+            receive_audio: AtomicBool::new(true),
+            receive_video: AtomicBool::new(true),
+            paused: AtomicBool::new(false),
+            resume_all: AtomicBool::new(false),
+            resume_video: AtomicBool::new(false),
+            dropped_messages: AtomicU64::new(0),
+            skip_events: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+
     /// Pauses or resumes the output; it resumes at the next keyframe.
     pub fn set_paused(&self, paused: bool) {
         let was = self.paused.swap(paused, Ordering::Relaxed);
         if was && !paused {
-            self.wants_keyframe.store(true, Ordering::Relaxed);
+            self.resume_all.store(true, Ordering::Relaxed);
         }
     }
 
     /// Stops or restarts audio or video (`receiveAudio`, `receiveVideo`);
-    /// restarting waits for the next keyframe.
+    /// restarted video waits for the next keyframe, restarted audio gets
+    /// its sequence header again if it changed meanwhile. The other kind
+    /// is not affected.
     pub fn set_receive(&self, kind: PacketKind, on: bool) {
         let flag = match kind {
             PacketKind::Audio => &self.receive_audio,
@@ -152,12 +182,16 @@ impl OutputShared {
             PacketKind::Data => return,
         };
         let was = flag.swap(on, Ordering::Relaxed);
-        if on && !was {
-            self.wants_keyframe.store(true, Ordering::Relaxed);
+        if on && !was && kind == PacketKind::Video {
+            self.resume_video.store(true, Ordering::Relaxed);
         }
     }
 
-    fn wants(&self, kind: PacketKind) -> bool {
+    pub(super) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn wants(&self, kind: PacketKind) -> bool {
         match kind {
             PacketKind::Audio => self.receive_audio.load(Ordering::Relaxed),
             PacketKind::Video => self.receive_video.load(Ordering::Relaxed),
@@ -181,42 +215,10 @@ impl OutputShared {
     }
 }
 
-/// What became of a packet offered to an output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offer {
-    Queued,
-    /// Not wanted (paused, receiveAudio/receiveVideo false).
-    Filtered,
-    Dropped,
-    /// The slow-subscriber policy says drop this output.
-    Disconnect,
-}
-
-/// The stream state a slot needs to decide where an output may resume.
-pub struct ResumeContext<'a> {
-    /// Audio frames are sync points when the stream has no video.
-    pub audio_only: bool,
-    /// Current metadata and sequence headers, resent after a gap.
-    pub headers: &'a [Arc<Packet>],
-}
-
-/// The stream's side of one output: touched only under the stream's lock.
-pub struct OutputSlot {
-    shared: Arc<OutputShared>,
-    tx: Sender<Outbound>,
-    options: OutputOptions,
-    on_drop: Option<OnDrop>,
-    /// Dropping media until the next point a decoder can resume from.
-    skipping: bool,
-    /// A sequence header or metadata was not delivered (dropped or
-    /// filtered): resend the current ones before resuming.
-    missed_headers: bool,
-}
-
 /// The consuming end of an output's queue.
 pub struct OutputQueue {
-    shared: Arc<OutputShared>,
-    rx: Receiver<Outbound>,
+    pub(super) shared: Arc<OutputShared>,
+    pub(super) rx: Receiver<Outbound>,
 }
 
 /// The stream let go of the output (slow-subscriber `disconnect`, or
@@ -231,174 +233,6 @@ impl fmt::Display for Released {
 }
 
 impl std::error::Error for Released {}
-
-impl OutputSlot {
-    /// Creates an output's queue; `wait_for_keyframe` makes it start at
-    /// the next keyframe (when no GOP cache let it start earlier).
-    pub fn new(
-        spec: OutputSpec,
-        metrics: Arc<Metrics>,
-        counters: Arc<StreamCounters>,
-        wait_for_keyframe: bool,
-    ) -> (OutputSlot, OutputQueue) {
-        let shared = Arc::new(OutputShared {
-            id: spec.id,
-            kind: spec.options.kind,
-            remote_addr: spec.remote_addr,
-            connected_at: SystemTime::now(),
-            metrics,
-            counters,
-            queued_bytes: AtomicUsize::new(0),
-            last_written_timestamp: AtomicU32::new(0),
-            receive_audio: AtomicBool::new(true),
-            receive_video: AtomicBool::new(true),
-            paused: AtomicBool::new(false),
-            wants_keyframe: AtomicBool::new(false),
-            dropped_messages: AtomicU64::new(0),
-            skip_events: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-        });
-        let (tx, rx) = crossbeam_channel::bounded(spec.options.max_messages + EVENT_RESERVE);
-        let slot = OutputSlot {
-            shared: Arc::clone(&shared),
-            tx,
-            options: spec.options,
-            on_drop: spec.on_drop,
-            skipping: wait_for_keyframe,
-            missed_headers: false,
-        };
-        (slot, OutputQueue { shared, rx })
-    }
-
-    pub fn id(&self) -> u64 {
-        self.shared.id
-    }
-
-    pub fn options(&self) -> &OutputOptions {
-        &self.options
-    }
-
-    /// A snapshot of this output's figures, queue depth included.
-    pub fn stats(&self) -> OutputStats {
-        OutputStats {
-            queue_depth: self.tx.len(),
-            ..self.shared.stats()
-        }
-    }
-
-    fn has_room(&self, messages: usize, bytes: usize) -> bool {
-        let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
-        self.tx.len() + messages <= self.options.max_messages
-            && (queued == 0 || queued + bytes <= self.options.max_bytes)
-    }
-
-    fn enqueue(&self, packet: &Arc<Packet>) {
-        self.shared
-            .queued_bytes
-            .fetch_add(packet.payload.len(), Ordering::Relaxed);
-        // Room was checked: the queue cannot be full of media here, and the
-        // only sender is the stream, under its lock.
-        let _ = self.tx.try_send(Outbound::Media(Arc::clone(packet)));
-    }
-
-    fn drop_packet(&mut self, packet: &Packet) -> Offer {
-        if packet.sequence_header {
-            self.missed_headers = true;
-        }
-        let shared = &self.shared;
-        metrics::add(&shared.dropped_messages, 1);
-        metrics::add(&shared.counters.dropped_messages, 1);
-        metrics::add(&shared.counters.dropped_bytes, packet.payload.len() as u64);
-        metrics::add(&shared.metrics.subscriber_drops, 1);
-        Offer::Dropped
-    }
-
-    /// Offers a live packet without ever blocking.
-    pub fn offer(&mut self, packet: &Arc<Packet>, ctx: &ResumeContext<'_>) -> Offer {
-        let shared = &self.shared;
-        if !shared.wants(packet.kind) || shared.paused.load(Ordering::Relaxed) {
-            if packet.sequence_header {
-                // Deliver the current headers before the output's next
-                // frame once it resumes.
-                self.missed_headers = true;
-            }
-            return Offer::Filtered;
-        }
-        // Read before writing: the flag is almost never set, and a write
-        // would bounce its cache line between stream and consumer.
-        if shared.wants_keyframe.load(Ordering::Relaxed)
-            && shared.wants_keyframe.swap(false, Ordering::Relaxed)
-        {
-            self.skipping = true;
-        }
-        if self.skipping {
-            return self.resume_at(packet, ctx);
-        }
-        if !self.has_room(1, packet.payload.len()) {
-            return match self.options.policy {
-                SlowSubscriberPolicy::Disconnect => Offer::Disconnect,
-                SlowSubscriberPolicy::Skip => {
-                    self.skipping = true;
-                    metrics::add(&self.shared.skip_events, 1);
-                    metrics::add(&self.shared.counters.skip_events, 1);
-                    metrics::add(&self.shared.metrics.slow_skips, 1);
-                    self.drop_packet(packet)
-                }
-            };
-        }
-        self.enqueue(packet);
-        Offer::Queued
-    }
-
-    /// While skipping: drops everything up to a point a decoder can start
-    /// from, then queues the headers it missed (those it wants) and that
-    /// packet, if they fit.
-    fn resume_at(&mut self, packet: &Arc<Packet>, ctx: &ResumeContext<'_>) -> Offer {
-        let sync_point = packet.keyframe
-            || (ctx.audio_only && packet.kind == PacketKind::Audio && !packet.sequence_header);
-        if !sync_point {
-            return self.drop_packet(packet);
-        }
-        let shared = &self.shared;
-        let resend = ctx
-            .headers
-            .iter()
-            .filter(|h| self.missed_headers && shared.wants(h.kind));
-        let (count, bytes) = resend.clone().fold((1, packet.payload.len()), |(n, b), h| {
-            (n + 1, b + h.payload.len())
-        });
-        if !self.has_room(count, bytes) {
-            return self.drop_packet(packet);
-        }
-        for header in resend {
-            self.enqueue(header);
-        }
-        self.skipping = false;
-        self.missed_headers = false;
-        self.enqueue(packet);
-        Offer::Queued
-    }
-
-    /// Queues a stream event; false if even the reserve is full.
-    pub fn notify(&mut self, event: Outbound) -> bool {
-        if matches!(event, Outbound::PublishEnded | Outbound::PublishStarted) {
-            // A new input's stream starts with its own headers and
-            // keyframe: nothing from the old one needs resending.
-            self.missed_headers = false;
-        }
-        match self.tx.try_send(event) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
-        }
-    }
-
-    /// Wakes the output's consumer after the stream dropped it.
-    pub fn wake_dropped(&self) {
-        if let Some(on_drop) = &self.on_drop {
-            on_drop();
-        }
-    }
-}
 
 impl OutputQueue {
     pub fn shared(&self) -> &Arc<OutputShared> {

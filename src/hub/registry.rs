@@ -87,16 +87,27 @@ impl Registry {
         }
     }
 
-    /// The input left: as the owner of a plain stream, ends its session
-    /// (outputs are told) and records it in the history.
+    /// The input left. A plain stream's session ends with it (outputs
+    /// are told) and is recorded in the history; a stream its owner keeps
+    /// open waits for another input.
     pub fn input_ended(&self, stream: &Arc<Stream>, input: u64, reason: EndReason) {
         let mut streams = self.streams.lock();
         if stream.detach_input(input)
+            && !stream.keeps_open()
             && let Some(record) = stream.end_session(reason)
         {
             self.history.push(record);
         }
         Self::remove_if_idle(&mut streams, stream);
+    }
+
+    /// Makes the stream at `key` stay open when its input leaves (a
+    /// failover source owns it), or end with its input again (`false`).
+    pub fn keep_open(&self, key: &StreamKey, keep_open: bool) -> Arc<Stream> {
+        let mut streams = self.streams.lock();
+        let stream = self.entry(&mut streams, key);
+        stream.set_keep_open(keep_open);
+        stream
     }
 
     /// Closes every stream (server shutdown): live sessions end and are

@@ -3,7 +3,8 @@
 //! packet out to every output's queue under the stream's own lock, never
 //! blocking on an output; an output joining late gets, in order, metadata,
 //! sequence headers and the cached GOP, then live media, with no gap and
-//! nothing twice.
+//! nothing twice. Events are emitted under the same lock, so a consumer
+//! sees one stream's events in the order they happened.
 //!
 //! An input going away ([`Stream::detach_input`]) does not end the stream:
 //! its owner decides whether to end the session ([`Stream::end_session`],
@@ -18,47 +19,46 @@ use parking_lot::Mutex;
 use super::events::{Event, Events};
 use super::gop_cache::GopCache;
 use super::history::{EndReason, SessionRecord};
-use super::output::{
-    Offer, Outbound, OutputQueue, OutputSlot, OutputSpec, OutputStats, ResumeContext,
-};
+use super::output::{Outbound, OutputQueue, OutputSpec, OutputStats};
 use super::packet::{Packet, PacketKind};
-use super::stream_status::{
-    BitrateSamples, InputStatus, MediaDescription, OutputStatus, StreamStatus,
-};
+use super::slot::{Offer, OutputSlot, ResumeContext};
+use super::stream_status::{BitrateSamples, MediaDescription};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, StreamCounters, StreamCounts};
 
 /// The input feeding the stream now.
-struct InputState {
-    id: u64,
-    remote_addr: Option<SocketAddr>,
-    connected_at: SystemTime,
-    started: Instant,
+pub(super) struct InputState {
+    pub(super) id: u64,
+    pub(super) remote_addr: Option<SocketAddr>,
+    pub(super) connected_at: SystemTime,
+    pub(super) started: Instant,
 }
 
 /// A live session: from the first input's start to the owner ending it,
 /// whatever inputs come and go meanwhile. Its figures go to the history.
-struct LiveSession {
+pub(super) struct LiveSession {
     opened_at: SystemTime,
     started: Instant,
-    baseline: StreamCounts,
+    pub(super) baseline: StreamCounts,
     peak_players: usize,
     total_players: u64,
 }
 
-struct StreamState {
-    input: Option<InputState>,
-    session: Option<LiveSession>,
-    media: MediaDescription,
-    samples: BitrateSamples,
+pub(super) struct StreamState {
+    pub(super) input: Option<InputState>,
+    pub(super) session: Option<LiveSession>,
+    /// The owner keeps the session open when the input leaves.
+    keep_open: bool,
+    pub(super) media: MediaDescription,
+    pub(super) samples: BitrateSamples,
     metadata: Option<Arc<Packet>>,
     video_header: Option<Arc<Packet>>,
     audio_header: Option<Arc<Packet>>,
     /// Metadata and sequence headers in the order outputs need them.
     headers: Vec<Arc<Packet>>,
-    gop: GopCache,
+    pub(super) gop: GopCache,
     has_video: bool,
-    last_timestamp: u32,
+    pub(super) last_timestamp: u32,
     outputs: Vec<OutputSlot>,
 }
 
@@ -81,8 +81,12 @@ impl StreamState {
             .collect();
     }
 
-    fn players(&self) -> impl Iterator<Item = &OutputSlot> {
+    pub(super) fn players(&self) -> impl Iterator<Item = &OutputSlot> {
         self.outputs.iter().filter(|o| o.options().counts_as_player)
+    }
+
+    fn is_input(&self, id: u64) -> bool {
+        self.input.as_ref().map(|i| i.id) == Some(id)
     }
 
     /// Queues an event on every output; one that cannot take even that is
@@ -99,6 +103,29 @@ impl StreamState {
                 }
             }
             told
+        });
+        dropped
+    }
+
+    /// Offers a packet to every output; one whose policy says so is
+    /// dropped. Returns the players dropped (no allocation if none).
+    fn fan_out(&mut self, packet: &Arc<Packet>) -> Vec<u64> {
+        let ctx = ResumeContext {
+            audio_only: !self.has_video,
+            metadata: self.metadata.as_ref(),
+            video_header: self.video_header.as_ref(),
+            audio_header: self.audio_header.as_ref(),
+        };
+        let mut dropped = Vec::new();
+        self.outputs.retain_mut(|slot| {
+            if slot.offer(packet, &ctx) == Offer::Disconnect {
+                slot.wake_dropped();
+                if slot.options().counts_as_player {
+                    dropped.push(slot.id());
+                }
+                return false;
+            }
+            true
         });
         dropped
     }
@@ -123,12 +150,12 @@ impl StreamSettings {
 }
 
 pub struct Stream {
-    path: String,
+    pub(super) path: String,
     settings: StreamSettings,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
-    counters: Arc<StreamCounters>,
-    state: Mutex<StreamState>,
+    pub(super) counters: Arc<StreamCounters>,
+    pub(super) state: Mutex<StreamState>,
 }
 
 /// What a new output needs to start.
@@ -154,6 +181,7 @@ impl Stream {
             state: Mutex::new(StreamState {
                 input: None,
                 session: None,
+                keep_open: false,
                 media: MediaDescription::default(),
                 samples: BitrateSamples::default(),
                 metadata: None,
@@ -174,6 +202,16 @@ impl Stream {
         &self.path
     }
 
+    /// The owner's choice for when the input leaves: keep the session
+    /// open (for another input) or let it end.
+    pub fn set_keep_open(&self, keep_open: bool) {
+        self.state.lock().keep_open = keep_open;
+    }
+
+    pub fn keeps_open(&self) -> bool {
+        self.state.lock().keep_open
+    }
+
     /// Makes `id` the stream's input; false if it has one. The first input
     /// opens a live session (outputs waiting are told it started); an
     /// input taking over a session kept open continues it.
@@ -188,27 +226,29 @@ impl Stream {
             connected_at: SystemTime::now(),
             started: Instant::now(),
         });
+        let key = || self.path.clone();
         if state.session.is_some() {
             // Its frames must not follow the old input's in a late
             // joiner's catch-up; its headers replace the old ones as they
             // come.
             state.gop.clear();
-            return true;
+        } else {
+            let players = state.players().count();
+            state.session = Some(LiveSession {
+                opened_at: SystemTime::now(),
+                started: Instant::now(),
+                baseline: self.counters.read(),
+                peak_players: players,
+                total_players: players as u64,
+            });
+            state.reset_media();
+            state.samples.clear();
+            let dropped = state.notify_all(|| Outbound::PublishStarted);
+            self.events.emit(|| Event::PublishStarted { key: key() });
+            self.players_dropped(&state, dropped);
         }
-        let players = state.players().count();
-        state.session = Some(LiveSession {
-            opened_at: SystemTime::now(),
-            started: Instant::now(),
-            baseline: self.counters.read(),
-            peak_players: players,
-            total_players: players as u64,
-        });
-        state.reset_media();
-        state.samples.clear();
-        let dropped = state.notify_all(|| Outbound::PublishStarted);
-        self.players_dropped(state, dropped);
-        self.events.emit(|| Event::PublishStarted {
-            key: self.path.clone(),
+        self.events.emit(|| Event::InputAttached {
+            key: key(),
             input_id: id,
             remote_addr,
         });
@@ -220,10 +260,14 @@ impl Stream {
     /// False if `id` is not the stream's input.
     pub fn detach_input(&self, id: u64) -> bool {
         let mut state = self.state.lock();
-        if state.input.as_ref().map(|i| i.id) != Some(id) {
+        if !state.is_input(id) {
             return false;
         }
         state.input = None;
+        self.events.emit(|| Event::InputDetached {
+            key: self.path.clone(),
+            input_id: id,
+        });
         true
     }
 
@@ -233,16 +277,22 @@ impl Stream {
     pub fn end_session(&self, reason: EndReason) -> Option<SessionRecord> {
         let mut state = self.state.lock();
         let session = state.session.take()?;
-        state.input = None;
+        if let Some(input) = state.input.take() {
+            self.events.emit(|| Event::InputDetached {
+                key: self.path.clone(),
+                input_id: input.id,
+            });
+        }
         state.reset_media();
         // Bitrates belong to the session: outputs left waiting see zero.
         state.samples.clear();
         let dropped = state.notify_all(|| Outbound::PublishEnded);
-        self.players_dropped(state, dropped);
+        self.players_dropped(&state, dropped);
         self.events.emit(|| Event::PublishStopped {
             key: self.path.clone(),
             reason,
         });
+        drop(state);
         let counts = self.counters.read().since(&session.baseline);
         Some(SessionRecord {
             key: self.path.clone(),
@@ -266,7 +316,7 @@ impl Stream {
         if record.is_none() {
             let mut state = self.state.lock();
             let dropped = state.notify_all(|| Outbound::PublishEnded);
-            self.players_dropped(state, dropped);
+            self.players_dropped(&state, dropped);
         }
         record
     }
@@ -281,10 +331,14 @@ impl Stream {
         self.state.lock().session.is_some()
     }
 
-    /// Neither a session nor an output: the entry can go.
+    /// Neither a session nor an output, nor kept by its owner: the entry
+    /// can go.
     pub fn is_idle(&self) -> bool {
         let state = self.state.lock();
-        state.session.is_none() && state.input.is_none() && state.outputs.is_empty()
+        state.session.is_none()
+            && state.input.is_none()
+            && state.outputs.is_empty()
+            && !state.keep_open
     }
 
     pub fn player_count(&self) -> usize {
@@ -309,52 +363,6 @@ impl Stream {
             .record(now, counts.bytes_in, counts.bytes_out);
     }
 
-    /// Everything the status API shows about this stream.
-    pub fn status(&self) -> StreamStatus {
-        let state = self.state.lock();
-        let counts = self.counters.read();
-        let (bitrate_in_kbps, bitrate_out_kbps) = state.samples.kbps();
-        let live = state.input.is_some();
-        let players: Vec<OutputStatus> = state
-            .players()
-            .map(|slot| {
-                let stats = slot.stats();
-                let lag_ms = if live {
-                    state
-                        .last_timestamp
-                        .wrapping_sub(stats.last_written_timestamp) as i32
-                } else {
-                    0
-                };
-                OutputStatus {
-                    stats,
-                    lag_ms: lag_ms.max(0) as u64,
-                }
-            })
-            .collect();
-        StreamStatus {
-            key: self.path.clone(),
-            input: state.input.as_ref().map(|i| InputStatus {
-                id: i.id,
-                remote_addr: i.remote_addr,
-                connected_at: i.connected_at,
-                uptime: i.started.elapsed(),
-            }),
-            media: state.media.clone(),
-            counts: state
-                .session
-                .as_ref()
-                .map_or(StreamCounts::default(), |s| counts.since(&s.baseline)),
-            bitrate_in_kbps,
-            bitrate_out_kbps,
-            gop_cache_messages: state.gop.packets().len(),
-            gop_cache_video_frames: state.gop.video_frames(),
-            gop_cache_bytes: state.gop.bytes(),
-            max_lag_ms: players.iter().map(|s| s.lag_ms).max().unwrap_or(0),
-            players,
-        }
-    }
-
     /// Records a packet from input `input_id` and offers it to every
     /// output. False (and dropped) if that is not the stream's input: it
     /// was detached, and should stop.
@@ -362,7 +370,7 @@ impl Stream {
         let packet = Arc::new(packet);
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        if state.input.as_ref().map(|i| i.id) != Some(input_id) {
+        if !state.is_input(input_id) {
             return false;
         }
         self.count_in(&packet);
@@ -401,8 +409,8 @@ impl Stream {
         if self.settings.gop_cache {
             state.gop.push(&packet);
         }
-        let dropped = fan_out(state, &packet);
-        self.players_dropped(guard, dropped);
+        let dropped = state.fan_out(&packet);
+        self.players_dropped(state, dropped);
         true
     }
 
@@ -413,33 +421,30 @@ impl Stream {
         let packet = Arc::new(packet.into_metadata());
         let mut guard = self.state.lock();
         let state = &mut *guard;
-        if state.input.as_ref().map(|i| i.id) != Some(input_id) {
+        if !state.is_input(input_id) {
             return false;
         }
         metrics::add(&self.counters.messages_in, 1);
         state.media.learn(&packet);
         state.metadata = Some(Arc::clone(&packet));
         state.rebuild_headers();
-        let dropped = fan_out(state, &packet);
-        self.players_dropped(guard, dropped);
+        let dropped = state.fan_out(&packet);
+        self.players_dropped(state, dropped);
         true
     }
 
-    /// Tells event consumers about players the stream dropped (they were
-    /// too slow), after releasing the lock.
-    fn players_dropped(&self, state: parking_lot::MutexGuard<'_, StreamState>, dropped: Vec<u64>) {
+    /// Tells event consumers about players that left or were dropped.
+    fn players_dropped(&self, state: &StreamState, dropped: Vec<u64>) {
         if dropped.is_empty() {
             return;
         }
-        let left = state.players().count();
-        drop(state);
         for id in dropped {
             self.events.emit(|| Event::PlayStopped {
                 key: self.path.clone(),
                 id,
             });
         }
-        if left == 0 {
+        if state.players().next().is_none() {
             self.events.emit(|| Event::LastPlayerLeft {
                 key: self.path.clone(),
             });
@@ -498,16 +503,14 @@ impl Stream {
                 session.total_players += 1;
                 session.peak_players = session.peak_players.max(players);
             }
-            drop(state);
+            let key = || self.path.clone();
             self.events.emit(|| Event::PlayStarted {
-                key: self.path.clone(),
+                key: key(),
                 id,
                 remote_addr,
             });
             if players == 1 {
-                self.events.emit(|| Event::FirstPlayerJoined {
-                    key: self.path.clone(),
-                });
+                self.events.emit(|| Event::FirstPlayerJoined { key: key() });
             }
         }
         Subscription { queue, catch_up }
@@ -521,28 +524,7 @@ impl Stream {
         };
         let slot = state.outputs.remove(at);
         if slot.options().counts_as_player {
-            self.players_dropped(state, vec![id]);
+            self.players_dropped(&state, vec![id]);
         }
     }
-}
-
-/// Offers a packet to every output; one whose policy says so is dropped.
-/// Returns the players dropped (no allocation when there are none).
-fn fan_out(state: &mut StreamState, packet: &Arc<Packet>) -> Vec<u64> {
-    let ctx = ResumeContext {
-        audio_only: !state.has_video,
-        headers: &state.headers,
-    };
-    let mut dropped = Vec::new();
-    state.outputs.retain_mut(|slot| {
-        if slot.offer(packet, &ctx) == Offer::Disconnect {
-            slot.wake_dropped();
-            if slot.options().counts_as_player {
-                dropped.push(slot.id());
-            }
-            return false;
-        }
-        true
-    });
-    dropped
 }

@@ -6,6 +6,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::protocol::url::redact_name;
+
 /// Whether logs redact stream names; set once at startup.
 static REDACT_IN_LOGS: AtomicBool = AtomicBool::new(false);
 
@@ -108,14 +110,9 @@ pub fn log_path(path: &str) -> String {
 
 /// Redacts the name part of an `app/name` path for logging.
 pub fn redact_path(path: &str) -> String {
-    let (app, name) = path.rsplit_once('/').unwrap_or(("", path));
-    let shown: String = name.chars().take(3).collect();
-    let hidden = name.chars().count() > 3;
-    match (app.is_empty(), hidden) {
-        (true, true) => format!("{shown}***"),
-        (true, false) => "***".to_owned(),
-        (false, true) => format!("{app}/{shown}***"),
-        (false, false) => format!("{app}/***"),
+    match path.rsplit_once('/') {
+        Some((app, name)) => format!("{app}/{}", redact_name(name)),
+        None => redact_name(path),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a stream reports about itself: its input, which codecs and formats
 //! (from sequence headers and metadata), its byte figures and its players.
-//! Plain snapshot types, filled under the stream's lock.
+//! Snapshot types, and [`Stream::status`] filling them under the stream's
+//! lock.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::output::OutputStats;
 use super::packet::{Packet, PacketKind};
+use super::stream::Stream;
 use crate::media::codec::{self, Codec};
 use crate::metrics::StreamCounts;
 use crate::protocol::amf0::{self, Value};
@@ -131,6 +133,54 @@ pub struct StreamStatus {
 pub struct OutputStatus {
     pub stats: OutputStats,
     pub lag_ms: u64,
+}
+
+impl Stream {
+    /// Everything the status API shows about this stream.
+    pub fn status(&self) -> StreamStatus {
+        let state = self.state.lock();
+        let counts = self.counters.read();
+        let (bitrate_in_kbps, bitrate_out_kbps) = state.samples.kbps();
+        let live = state.input.is_some();
+        let players: Vec<OutputStatus> = state
+            .players()
+            .map(|slot| {
+                let stats = slot.stats();
+                let lag_ms = if live {
+                    state
+                        .last_timestamp
+                        .wrapping_sub(stats.last_written_timestamp) as i32
+                } else {
+                    0
+                };
+                OutputStatus {
+                    stats,
+                    lag_ms: lag_ms.max(0) as u64,
+                }
+            })
+            .collect();
+        StreamStatus {
+            key: self.path.clone(),
+            input: state.input.as_ref().map(|i| InputStatus {
+                id: i.id,
+                remote_addr: i.remote_addr,
+                connected_at: i.connected_at,
+                uptime: i.started.elapsed(),
+            }),
+            media: state.media.clone(),
+            counts: state
+                .session
+                .as_ref()
+                .map_or(StreamCounts::default(), |s| counts.since(&s.baseline)),
+            bitrate_in_kbps,
+            bitrate_out_kbps,
+            gop_cache_messages: state.gop.packets().len(),
+            gop_cache_video_frames: state.gop.video_frames(),
+            gop_cache_bytes: state.gop.bytes(),
+            max_lag_ms: players.iter().map(|s| s.lag_ms).max().unwrap_or(0),
+            players,
+        }
+    }
 }
 
 /// Recent (time, bytes in, bytes out) readings for bitrates.

@@ -462,15 +462,133 @@ fn a_stream_emits_its_lifecycle_in_order() {
         names,
         [
             "publish_start",
+            "input_attached",
             "play_start",
             "first_player_joined",
             "codec_detected",
             "codec_detected",
             "play_stop",
             "last_player_left",
+            "input_detached",
             "publish_stop"
         ]
     );
+}
+
+#[test]
+fn an_output_without_video_resumes_on_audio() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    stream.publish(INPUT, aac_header());
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    queue.shared().set_receive(PacketKind::Video, false);
+    stream.publish(INPUT, video(0, true, 100));
+    stream.publish(INPUT, aac(0));
+    queue.shared().set_paused(true);
+    stream.publish(INPUT, aac(1));
+    queue.shared().set_paused(false);
+    for n in 2..5 {
+        stream.publish(INPUT, video(n, false, 100));
+        stream.publish(INPUT, aac(n));
+    }
+    let got = media(&drain(&queue));
+    let audio: Vec<u8> = got
+        .iter()
+        .filter_map(|p| p.payload.get(2).copied())
+        .collect();
+    assert!(got.iter().all(|p| p.kind == PacketKind::Audio));
+    assert_eq!(
+        audio,
+        [0, 2, 3, 4],
+        "audio resumes at once, without a keyframe"
+    );
+}
+
+#[test]
+fn switching_one_kind_back_on_does_not_disturb_the_other() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    stream.publish(INPUT, aac_header());
+    stream.publish(INPUT, video(0, true, 100));
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    queue.shared().set_receive(PacketKind::Audio, false);
+    stream.publish(INPUT, aac(1));
+    queue.shared().set_receive(PacketKind::Audio, true);
+    stream.publish(INPUT, video(1, false, 100));
+    stream.publish(INPUT, aac(2));
+    let got = media(&drain(&queue));
+    assert_eq!(number(&got[0]), Some(1), "video goes on: {got:?}");
+    assert_eq!(got[1].payload.get(2), Some(&2), "audio comes back");
+    // Video switched back on waits for a keyframe; audio is not held.
+    queue.shared().set_receive(PacketKind::Video, false);
+    queue.shared().set_receive(PacketKind::Video, true);
+    stream.publish(INPUT, video(2, false, 100));
+    stream.publish(INPUT, aac(3));
+    stream.publish(INPUT, video(3, true, 100));
+    let got = media(&drain(&queue));
+    assert_eq!(got[0].payload.get(2), Some(&3));
+    assert_eq!(number(&got[1]), Some(3));
+}
+
+#[test]
+fn a_header_missed_while_its_kind_was_off_is_resent_when_it_comes_back() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    stream.publish(INPUT, aac_header());
+    stream.publish(INPUT, avc_header(1));
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    queue.shared().set_receive(PacketKind::Audio, false);
+    // A new AAC configuration arrives while audio is off.
+    let new_aac = Packet::new(
+        PacketKind::Audio,
+        0,
+        Bytes::from_static(&[0xaf, 0, 0x11, 0x90]),
+    );
+    stream.publish(INPUT, new_aac);
+    // A pause and resume on video meanwhile.
+    queue.shared().set_paused(true);
+    queue.shared().set_paused(false);
+    stream.publish(INPUT, video(1, true, 100));
+    drain(&queue);
+    queue.shared().set_receive(PacketKind::Audio, true);
+    stream.publish(INPUT, aac(2));
+    let got = media(&drain(&queue));
+    assert!(got[0].sequence_header, "{got:?}");
+    assert_eq!(&got[0].payload[..], &[0xaf, 0, 0x11, 0x90]);
+    assert_eq!(got[1].payload.get(2), Some(&2));
+}
+
+#[test]
+fn an_output_whose_consumer_is_gone_is_dropped() {
+    let (stream, _, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    drop(queue);
+    stream.publish(INPUT, video(0, true, 100));
+    assert_eq!(stream.output_count(), 0);
+}
+
+#[test]
+fn the_owner_can_keep_a_stream_open_when_its_input_leaves() {
+    let metrics = Arc::new(Metrics::default());
+    let events = Arc::new(Events::new(Arc::clone(&metrics)));
+    let config = crate::config::Config::default();
+    let registry = super::registry::Registry::new(&config, metrics, events);
+    let key = super::stream_key::StreamKey::new("live", "show").unwrap();
+    let addr = "127.0.0.1:1".parse().unwrap();
+    registry.keep_open(&key, true);
+    let main = registry.publish(&key, 1, addr).unwrap();
+    let queue = main.subscribe(spec(10, roomy())).queue;
+    drain(&queue);
+    registry.input_ended(&main, 1, EndReason::PublisherClosed);
+    assert!(main.is_live(), "kept open");
+    assert!(drain(&queue).is_empty(), "outputs not told");
+    let backup = registry.publish(&key, 2, addr).unwrap();
+    assert!(Arc::ptr_eq(&main, &backup));
+    registry.keep_open(&key, false);
+    registry.input_ended(&backup, 2, EndReason::PublisherClosed);
+    assert!(matches!(drain(&queue)[..], [Outbound::PublishEnded]));
+    assert_eq!(registry.history().newest_first().len(), 1, "one session");
 }
 
 #[test]
@@ -516,4 +634,43 @@ fn an_input_ingests_metadata_media_and_aggregates() {
         status.media.video_codec.map(|c| c.name()),
         Some("H264".into())
     );
+}
+
+#[test]
+fn empty_data_and_oversized_aggregate_data_are_not_taken() {
+    let (stream, _, _) = new_stream(true);
+    let stream = Arc::new(stream);
+    stream.attach_input(INPUT, None);
+    let queue = stream.subscribe(spec(10, roomy())).queue;
+    let input = Input::new(Arc::clone(&stream), INPUT);
+    let empty = RawMessage {
+        type_id: type_id::DATA_AMF0,
+        timestamp: 0,
+        stream_id: 1,
+        payload: Bytes::new(),
+    };
+    for _ in 0..100 {
+        input.ingest(&empty).unwrap();
+    }
+    assert!(
+        drain(&queue).is_empty(),
+        "a zero-length message costs outputs nothing"
+    );
+    let big = RawMessage {
+        payload: Bytes::from(vec![
+            0x05;
+            crate::protocol::chunk_decoder::MAX_COMMAND_MESSAGE + 1
+        ]),
+        ..empty
+    };
+    let aggregate = RawMessage {
+        type_id: type_id::AGGREGATE,
+        timestamp: 0,
+        stream_id: 1,
+        payload: crate::protocol::aggregate::join(&[big]),
+    };
+    assert!(matches!(
+        input.ingest(&aggregate),
+        Err(super::input::IngestError::PartTooLarge { .. })
+    ));
 }

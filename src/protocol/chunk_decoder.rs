@@ -21,6 +21,8 @@ use super::message::{RawMessage, type_id};
 
 /// The chunk size every connection starts with.
 pub const DEFAULT_CHUNK_SIZE: usize = 128;
+/// Longest message accepted by default (a 4K keyframe fits).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 /// How many chunk streams may hold a partially received message at once.
 pub const MAX_PARTIAL_MESSAGES: usize = 64;
 /// How many chunk stream ids one connection may use. Clients use a handful
@@ -35,6 +37,8 @@ pub const MAX_COMMAND_MESSAGE: usize = 256 * 1024;
 /// only as its bytes arrive.
 const INITIAL_RESERVE: usize = 64 * 1024;
 const EXTENDED: u32 = 0xff_ffff;
+/// Capacity of the input buffer kept between bursts.
+const RETAINED_BUFFER: usize = 64 * 1024;
 
 /// Why the chunk stream cannot be decoded any further.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +179,10 @@ impl ChunkDecoder {
         if self.pos > 0 {
             self.buffer.drain(..self.pos);
             self.pos = 0;
+            // What a burst needed is not kept for the connection's life.
+            if self.buffer.capacity() > RETAINED_BUFFER && self.buffer.len() <= RETAINED_BUFFER {
+                self.buffer.shrink_to(RETAINED_BUFFER);
+            }
         }
         self.buffer.extend_from_slice(data);
     }

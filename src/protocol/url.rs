@@ -5,7 +5,9 @@
 //! stream name that segment with its query (services such as YouTube put
 //! their stream key there, and it must arrive intact). A URL with no stream
 //! name (`rtmp://host/live?token=x`) keeps its query with the application.
-//! Shown (`Display`) without any query, so a token never reaches a log.
+//! Shown (`Display`, `Debug`) without any query and with the stream name cut
+//! to its first three characters (`abc***`): for a service the name is the
+//! stream key, a secret.
 
 use std::fmt;
 
@@ -17,6 +19,8 @@ pub enum UrlError {
     /// `rtmps://`: RTMP over TLS is not built yet.
     TlsNotSupported,
     MissingHost,
+    /// Not a host name or address (an IPv6 address needs brackets).
+    BadHost,
     BadPort(String),
     /// No application after the host.
     MissingApp,
@@ -32,6 +36,10 @@ impl fmt::Display for UrlError {
             }
             UrlError::TlsNotSupported => write!(f, "rtmps:// is not supported yet: use rtmp://"),
             UrlError::MissingHost => write!(f, "no host in the URL"),
+            UrlError::BadHost => write!(
+                f,
+                "bad host: want a name, an IPv4 address or [an IPv6 address]"
+            ),
             UrlError::BadPort(port) => write!(f, "bad port {port:?}"),
             UrlError::MissingApp => write!(f, "no application in the URL (rtmp://host/app/name)"),
             UrlError::Credentials => {
@@ -44,7 +52,7 @@ impl fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 /// A parsed `rtmp://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
     /// Host name or address (an IPv6 address without its brackets).
     pub host: String,
@@ -71,7 +79,10 @@ impl RtmpUrl {
             "rtmps" => return Err(UrlError::TlsNotSupported),
             other => return Err(UrlError::Scheme(other.to_owned())),
         }
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // The authority ends at the path or, without one, at the query.
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let path = path.strip_prefix('/').unwrap_or(path);
         if authority.contains('@') {
             return Err(UrlError::Credentials);
         }
@@ -146,38 +157,66 @@ impl RtmpUrl {
 }
 
 impl fmt::Display for RtmpUrl {
-    /// `rtmp://host[:port]/app/name` without any query.
+    /// `rtmp://host[:port]/app/abc***`: no query, the name cut short.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "rtmp://{}/{}", self.authority(), self.app)?;
         if let Some(name) = &self.name {
             let name = name.split('?').next().unwrap_or_default();
-            write!(f, "/{name}")?;
+            write!(f, "/{}", redact_name(name))?;
         }
         Ok(())
     }
 }
 
+impl fmt::Debug for RtmpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RtmpUrl({self})")
+    }
+}
+
 fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), UrlError> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or(UrlError::MissingHost)?;
+        let (host, after) = rest.split_once(']').ok_or(UrlError::BadHost)?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(UrlError::BadHost);
+        }
         match after.strip_prefix(':') {
             Some(port) => (host, Some(port)),
             None if after.is_empty() => (host, None),
             None => return Err(UrlError::BadPort(after.to_owned())),
         }
     } else {
-        match authority.rsplit_once(':') {
+        if authority.matches(':').count() > 1 {
+            return Err(UrlError::BadHost);
+        }
+        let (host, port) = match authority.split_once(':') {
             Some((host, port)) => (host, Some(port)),
             None => (authority, None),
+        };
+        let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+        if !host.chars().all(name_char) {
+            // `::1` without brackets, `]`, spaces...
+            return Err(UrlError::BadHost);
         }
+        (host, port)
     };
     let port = port
         .map(|p| match p.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(n),
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
             _ => Err(UrlError::BadPort(p.to_owned())),
         })
         .transpose()?;
     Ok((host, port))
+}
+
+/// A stream name as logs may show it: its first three characters.
+pub fn redact_name(name: &str) -> String {
+    let shown: String = name.chars().take(3).collect();
+    if name.chars().count() > 3 {
+        format!("{shown}***")
+    } else {
+        "***".to_owned()
+    }
 }
 
 #[cfg(test)]
@@ -192,7 +231,8 @@ mod tests {
         assert_eq!(url.app, "live2");
         assert_eq!(url.name.as_deref(), Some("abcd-efgh?backup=1"));
         assert_eq!(url.tc_url(), "rtmp://a.rtmp.youtube.com/live2");
-        assert_eq!(url.to_string(), "rtmp://a.rtmp.youtube.com/live2/abcd-efgh");
+        assert_eq!(url.to_string(), "rtmp://a.rtmp.youtube.com/live2/abc***");
+        assert!(!format!("{url:?}").contains("efgh"), "the key is not shown");
     }
 
     #[test]
@@ -222,7 +262,10 @@ mod tests {
         assert_eq!(url.connect_app(), "live?token=secret");
         assert_eq!(url.tc_url(), "rtmp://host/live?token=secret");
         assert_eq!(url.to_string(), "rtmp://host/live", "no query shown");
-        assert_eq!(url.with_name("cam").to_string(), "rtmp://host/live/cam");
+        assert_eq!(
+            url.with_name("camera").to_string(),
+            "rtmp://host/live/cam***"
+        );
         let trailing = RtmpUrl::parse("rtmp://host/live/").unwrap();
         assert_eq!((trailing.app.as_str(), trailing.name), ("live", None));
     }
@@ -239,6 +282,12 @@ mod tests {
             ("rtmp://host:0/live", UrlError::BadPort("0".into())),
             ("rtmp://host:70000/live", UrlError::BadPort("70000".into())),
             ("rtmp://user:pw@host/live", UrlError::Credentials),
+            ("rtmp://::1/live/x", UrlError::BadHost),
+            ("rtmp://]/live/x", UrlError::BadHost),
+            ("rtmp://[nonsense]/live/x", UrlError::BadHost),
+            ("rtmp://[::1/live/x", UrlError::BadHost),
+            ("rtmp://h:+1/live", UrlError::BadPort("+1".into())),
+            ("rtmp://host:1935?token=secret", UrlError::MissingApp),
             ("host/live", UrlError::Scheme("host/live".into())),
         ] {
             assert_eq!(RtmpUrl::parse(url), Err(error), "{url}");

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::player::PlayerWriter;
+use super::socket::{READ_AVAILABLE_LIMIT, read_available};
 use super::writer::{ChunkWriter, Frame};
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
@@ -24,8 +25,6 @@ use crate::protocol::session::SessionError;
 use crate::protocol::session::server::{ServerConfig, ServerSession};
 use crate::server::Shared;
 
-/// Window Acknowledgement Size and peer bandwidth the server announces.
-const WINDOW_ACK_SIZE: u32 = 5_000_000;
 /// Read buffer of a connection, and of a publisher (which reads much more).
 const READ_BUFFER_SIZE: usize = 1024;
 pub(super) const PUBLISHER_READ_BUFFER_SIZE: usize = 64 * 1024;
@@ -110,7 +109,11 @@ impl ConnectionError {
         matches!(
             self,
             ConnectionError::Session(_)
-                | ConnectionError::Ingest(IngestError::Aggregate(_) | IngestError::Message(_))
+                | ConnectionError::Ingest(
+                    IngestError::Aggregate(_)
+                        | IngestError::Message(_)
+                        | IngestError::PartTooLarge { .. }
+                )
         )
     }
 
@@ -247,8 +250,8 @@ impl Connection {
         socket.set_write_timeout(Some(shared.config.write_timeout))?;
         let config = ServerConfig {
             chunk_size: shared.config.chunk_size as u32,
-            window_ack_size: WINDOW_ACK_SIZE,
             max_message_size: shared.config.max_message_size,
+            ..ServerConfig::default()
         };
         Ok(Connection {
             id,
@@ -340,20 +343,28 @@ impl Connection {
     /// sends what it queued. On an error what was queued (a refusal's
     /// status) is still sent, as far as the socket takes it.
     fn process(&mut self) -> Result<(), ConnectionError> {
-        let result = loop {
-            match self.session.poll() {
-                Ok(Some(event)) => {
-                    if let Err(e) = self.on_event(event) {
-                        break Err(e);
+        loop {
+            let result = loop {
+                match self.session.poll() {
+                    Ok(Some(event)) => {
+                        if let Err(e) = self.on_event(event) {
+                            break Err(e);
+                        }
                     }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e.into()),
                 }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e.into()),
+            };
+            // The session stops when enough waits to be sent: send it,
+            // then go on decoding what was read.
+            let more = result.is_ok() && self.session.has_outgoing();
+            let flushed = self.flush();
+            result?;
+            flushed?;
+            if !more {
+                return Ok(());
             }
-        };
-        let flushed = self.flush();
-        result?;
-        flushed
+        }
     }
 
     /// Sends what the session queued.
@@ -409,30 +420,16 @@ impl Connection {
         }
     }
 
-    /// Reads what the peer has sent without waiting for more; returns how
-    /// many bytes that was.
+    /// Reads what the peer has sent without waiting for more (a bounded
+    /// amount); returns how many bytes that was.
     fn poll_input(&mut self) -> Result<usize, ConnectionError> {
-        self.socket.set_nonblocking(true)?;
-        let mut total = 0;
-        let result = loop {
-            match (&*self.socket).read(&mut self.read_buffer) {
-                Ok(0) => break Err(ConnectionError::Closed),
-                Ok(n) => {
-                    total += n;
-                    self.session.feed(&self.read_buffer[..n]);
-                    if n < self.read_buffer.len() {
-                        break Ok(());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e.into()),
-            }
-        };
-        // Blocking again before anything is written.
-        self.socket.set_nonblocking(false)?;
-        result?;
-        Ok(total)
+        let session = &mut self.session;
+        Ok(read_available(
+            &self.socket,
+            &mut self.read_buffer,
+            READ_AVAILABLE_LIMIT,
+            |bytes| session.feed(bytes),
+        )?)
     }
 
     /// The error for a connection that stayed quiet past its deadline.

@@ -5,4 +5,5 @@ pub mod client;
 pub(crate) mod connection;
 pub mod player;
 mod requests;
+pub mod socket;
 pub mod writer;

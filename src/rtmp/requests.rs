@@ -4,11 +4,12 @@
 //! switches, and leaving a role.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use super::connection::{Connection, ConnectionError, PUBLISHER_READ_BUFFER_SIZE, Role};
 use super::player::PlayerWriter;
 use crate::hub::history::EndReason;
-use crate::hub::input::Input;
+use crate::hub::input::{IngestError, Input};
 use crate::hub::output::{OutputOptions, OutputSpec};
 use crate::hub::packet::PacketKind;
 use crate::hub::stream_key::StreamKey;
@@ -31,7 +32,17 @@ impl Connection {
             ServerEvent::PlayRequested { stream_id, name } => self.on_play(stream_id, &name)?,
             ServerEvent::Media(message) => {
                 if let Role::Publisher { input, .. } = &self.role {
-                    input.ingest(&message)?;
+                    input.ingest(&message).map_err(|e| match e {
+                        // The session was ended under it: at shutdown, or
+                        // by the stream's owner.
+                        IngestError::Detached
+                            if self.shared.shutting_down.load(Ordering::Relaxed) =>
+                        {
+                            ConnectionError::ShuttingDown
+                        }
+                        IngestError::Detached => ConnectionError::Rejected(e.to_string()),
+                        e => ConnectionError::Ingest(e),
+                    })?;
                 }
             }
             ServerEvent::StrayMedia => log::warn!(

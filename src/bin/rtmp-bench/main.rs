@@ -99,7 +99,7 @@ fn main() -> ExitCode {
     match args.command {
         Command::Run(run) => {
             let Some((url, name)) = parse_url(&run.url) else {
-                eprintln!("rtmp-bench: bad -url {:?}", run.url);
+                eprintln!("rtmp-bench: bad --url: want rtmp://host:port/app/name");
                 return ExitCode::from(2);
             };
             let flv = match std::fs::read(&run.flv) {

@@ -15,7 +15,7 @@ use crate::protocol::message::{Message, RawMessage, UserControl, type_id};
 const PLAY_BUFFER_MS: u32 = 3000;
 
 /// How the client introduces itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientConfig {
     /// The application, with its `?query` if the URL had one there.
     pub app: String,
@@ -25,6 +25,19 @@ pub struct ClientConfig {
     pub flash_ver: String,
     /// Longest message accepted from the server.
     pub max_message_size: usize,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    /// Without the queries of `app` and `tc_url` (tokens).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unqueried = |s: &str| s.split('?').next().unwrap_or_default().to_owned();
+        f.debug_struct("ClientConfig")
+            .field("app", &unqueried(&self.app))
+            .field("tc_url", &unqueried(&self.tc_url))
+            .field("flash_ver", &self.flash_ver)
+            .field("max_message_size", &self.max_message_size)
+            .finish()
+    }
 }
 
 /// What a received message meant.
@@ -194,8 +207,19 @@ impl ClientSession {
         self.link.outgoing.drain(..)
     }
 
-    /// The next received message; `None` when more bytes are needed.
+    pub fn has_outgoing(&self) -> bool {
+        !self.link.outgoing.is_empty()
+    }
+
+    /// The next received message. `None` when more bytes are needed, or
+    /// when [`MAX_OUTGOING`] messages wait to be sent: send them, then
+    /// poll again until `None` comes with nothing to send.
+    ///
+    /// [`MAX_OUTGOING`]: super::MAX_OUTGOING
     pub fn poll(&mut self) -> Result<Option<Incoming>, SessionError> {
+        if self.link.outgoing_full() {
+            return Ok(None);
+        }
         let Some(message) = self.link.decoder.decode()? else {
             return Ok(None);
         };
@@ -432,6 +456,30 @@ mod tests {
                 description: "No such stream.".into()
             })
         );
+    }
+
+    #[test]
+    fn a_ping_flood_queues_no_more_answers_than_the_bound() {
+        let mut client = ClientSession::new(&config());
+        client.take_outgoing().count();
+        let mut encoder = ChunkEncoder::new(128);
+        let mut bytes = Vec::new();
+        for n in 0..5000u32 {
+            let ping = Message::UserControl(UserControl::PingRequest(n));
+            encoder.write_message(2, &ping.encode(0, 0), &mut bytes);
+        }
+        client.feed(&bytes);
+        let mut answered = 0;
+        loop {
+            while client.poll().unwrap().is_some() {}
+            let sent = client.take_outgoing().count();
+            assert!(sent <= crate::protocol::session::MAX_OUTGOING);
+            if sent == 0 {
+                break;
+            }
+            answered += sent;
+        }
+        assert_eq!(answered, 5000);
     }
 
     #[test]

@@ -114,6 +114,10 @@ impl From<CommandError> for SessionError {
     }
 }
 
+/// Messages a session queues before it stops decoding until they are
+/// sent: a peer flooding pings cannot make it queue answers without bound.
+pub const MAX_OUTGOING: usize = 64;
+
 /// What both sides of a connection share: the chunk decoder, the
 /// acknowledgement of each window's worth of bytes, answers to pings, and
 /// the queue of messages to send.
@@ -143,6 +147,11 @@ impl Link {
 
     fn send(&mut self, outgoing: Outgoing) {
         self.outgoing.push_back(outgoing);
+    }
+
+    /// Enough is queued: decoding waits until it is sent.
+    fn outgoing_full(&self) -> bool {
+        self.outgoing.len() >= MAX_OUTGOING
     }
 
     /// Handles the peer's Window Acknowledgement Size and Ping Request;

@@ -9,6 +9,7 @@
 
 use super::{Link, Outgoing, SessionError};
 use crate::protocol::amf0::Value;
+use crate::protocol::chunk_decoder::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::protocol::command::{self, Command, Level, status};
 use crate::protocol::data;
 use crate::protocol::message::{BandwidthLimit, Message, RawMessage, UserControl, type_id};
@@ -32,7 +33,7 @@ impl Default for ServerConfig {
         ServerConfig {
             chunk_size: 4096,
             window_ack_size: 5_000_000,
-            max_message_size: 4 * 1024 * 1024,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
         }
     }
 }
@@ -134,11 +135,17 @@ impl ServerSession {
         self.link.decoder.buffered()
     }
 
-    /// Handles received messages until one makes an event; `None` when
-    /// more bytes are needed. After an error, send what is queued (a
-    /// rejection's status) and close.
+    /// Handles received messages until one makes an event. `None` when
+    /// more bytes are needed, or when [`MAX_OUTGOING`] messages wait to be
+    /// sent: send them, then poll again until `None` comes with nothing
+    /// to send. After an error, send what is queued (a rejection's status)
+    /// and close.
+    ///
+    /// [`MAX_OUTGOING`]: super::MAX_OUTGOING
     pub fn poll(&mut self) -> Result<Option<ServerEvent>, SessionError> {
-        while let Some(raw) = self.link.decoder.decode()? {
+        while !self.link.outgoing_full()
+            && let Some(raw) = self.link.decoder.decode()?
+        {
             if let Some(event) = self.handle(raw)? {
                 return Ok(Some(event));
             }

@@ -288,3 +288,27 @@ fn acknowledges_each_window_of_bytes_received() {
         .collect();
     assert_eq!(acks.len(), 1);
 }
+
+#[test]
+fn a_ping_flood_queues_no_more_answers_than_the_bound() {
+    let (mut session, mut peer) = connected();
+    let mut flood = Vec::new();
+    for n in 0..10_000u32 {
+        flood.extend(peer.bytes(2, Message::UserControl(UserControl::PingRequest(n)), 0));
+    }
+    session.feed(&flood);
+    let mut answered = 0;
+    loop {
+        assert_eq!(session.poll().unwrap(), None);
+        let sent = session.take_outgoing().count();
+        assert!(sent <= super::super::MAX_OUTGOING, "{sent} queued at once");
+        if sent == 0 {
+            break;
+        }
+        answered += sent;
+    }
+    assert_eq!(
+        answered, 10_000,
+        "every ping answered, a bounded batch at a time"
+    );
+}
