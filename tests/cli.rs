@@ -174,15 +174,10 @@ fn metrics_endpoint_starts_with_the_flag_and_a_busy_address_exits_2() {
         &metrics_addr.to_string(),
     ]);
     server.wait_line(&format!("metrics and status on http://{metrics_addr}"));
-    let mut health = std::net::TcpStream::connect(metrics_addr).unwrap();
-    std::io::Write::write_all(&mut health, b"GET /healthz HTTP/1.0\r\n\r\n").unwrap();
-    let mut reply = String::new();
-    std::io::Read::read_to_string(&mut health, &mut reply).unwrap();
-    assert!(
-        reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"),
-        "{reply}"
+    assert_eq!(
+        http(metrics_addr, "GET /healthz HTTP/1.0\r\n\r\n"),
+        (200, "ok".to_owned())
     );
-    assert!(reply.ends_with("ok"));
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));
 }
@@ -210,7 +205,7 @@ fn a_second_signal_exits_at_once() {
     let mut publisher = connect(addr, "live").unwrap();
     publisher.publish("busy").unwrap();
     let player_figures = || {
-        let body = http_body(metrics, "GET /api/streams/live/busy HTTP/1.0\r\n\r\n");
+        let body = http(metrics, "GET /api/streams/live/busy HTTP/1.0\r\n\r\n").1;
         let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
         let player = &json["subscribers"][0];
         let figure = |name: &str| player[name].as_u64().unwrap_or(0);
@@ -248,29 +243,22 @@ fn a_second_signal_exits_at_once() {
     );
 }
 
-/// Sends one HTTP/1.0 request and returns the body.
-fn http_body(addr: std::net::SocketAddr, request: &str) -> String {
+/// Sends one HTTP/1.0 request; returns the status code and the body.
+fn http(addr: std::net::SocketAddr, request: &str) -> (u16, String) {
     let mut socket = std::net::TcpStream::connect(addr).unwrap();
     std::io::Write::write_all(&mut socket, request.as_bytes()).unwrap();
     let mut reply = String::new();
     std::io::Read::read_to_string(&mut socket, &mut reply).unwrap();
-    reply
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
-}
-
-/// Sends one HTTP/1.0 request and returns the status code.
-fn http_status(addr: std::net::SocketAddr, request: &str) -> u16 {
-    let mut socket = std::net::TcpStream::connect(addr).unwrap();
-    std::io::Write::write_all(&mut socket, request.as_bytes()).unwrap();
-    let mut reply = String::new();
-    std::io::Read::read_to_string(&mut socket, &mut reply).unwrap();
-    reply
+    let status = reply
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }
 
 #[test]
@@ -296,10 +284,11 @@ fn api_token_from_a_file_or_the_environment_allows_writes() {
         let mut server = Running::start_with_env(&all, env.map(|t| ("RTMP_API_TOKEN", t)));
         server.wait_line("metrics and status on");
         let kick = |auth: &str| {
-            http_status(
+            http(
                 metrics,
                 &format!("DELETE /api/clients/999 HTTP/1.0\r\n{auth}\r\n"),
             )
+            .0
         };
         assert_eq!(kick(""), 401, "no token sent");
         assert_eq!(kick("Authorization: Bearer nope\r\n"), 403, "wrong token");
