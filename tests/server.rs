@@ -886,3 +886,53 @@ fn onstatus_for_play_uses_the_players_stream_id_and_status_level() {
     });
     assert!(begin.is_some(), "StreamBegin(1) before Play.Start");
 }
+
+#[test]
+fn lifecycle_events_of_real_connections_reach_a_consumer_in_order() {
+    let server = TestServer::start();
+    let events = server.handle().events().subscribe("test", 256);
+    let mut publisher = publisher(server.addr, "evented?token=secret");
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    let mut player = player(server.addr, "evented");
+    read_media(&mut player, 1).unwrap();
+    drop(player);
+    drop(publisher);
+    let mut names = Vec::new();
+    let done = wait_for(Duration::from_secs(5), || {
+        names.extend(events.try_iter().map(|e| (e.name(), format!("{e:?}"))));
+        names
+            .iter()
+            .filter(|(n, _)| *n == "connection_closed")
+            .count()
+            == 2
+    });
+    assert!(done, "{names:?}");
+    let order: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+    for pair in [
+        ["connection_accepted", "publish_start"],
+        ["publish_start", "input_attached"],
+        ["input_attached", "codec_detected"],
+        ["play_start", "first_player_joined"],
+        ["first_player_joined", "play_stop"],
+        ["play_stop", "last_player_left"],
+        ["input_detached", "publish_stop"],
+    ] {
+        let at = |name| {
+            order
+                .iter()
+                .position(|n| *n == name)
+                .unwrap_or_else(|| panic!("{name} missing: {order:?}"))
+        };
+        assert!(at(pair[0]) < at(pair[1]), "{pair:?} in {order:?}");
+    }
+    assert_eq!(
+        order
+            .iter()
+            .filter(|n| **n == "connection_accepted")
+            .count(),
+        2
+    );
+    for (_, shown) in &names {
+        assert!(!shown.contains("secret"), "a query in an event: {shown}");
+    }
+}

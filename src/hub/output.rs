@@ -27,17 +27,6 @@ pub enum OutputKind {
     HttpViewer,
 }
 
-impl OutputKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputKind::RtmpPlayer => "rtmp_player",
-            OutputKind::Recorder => "recorder",
-            OutputKind::Relay => "relay",
-            OutputKind::HttpViewer => "http_viewer",
-        }
-    }
-}
-
 /// How an output's queue is bounded and what happens when it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputOptions {

@@ -55,10 +55,6 @@ impl Registry {
         &self.history
     }
 
-    pub fn events(&self) -> &Arc<Events> {
-        &self.events
-    }
-
     fn entry(&self, streams: &mut HashMap<String, Arc<Stream>>, key: &StreamKey) -> Arc<Stream> {
         let path = key.as_path();
         Arc::clone(streams.entry(path.clone()).or_insert_with(|| {

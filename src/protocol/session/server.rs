@@ -130,11 +130,6 @@ impl ServerSession {
         self.role
     }
 
-    /// Bytes fed but not yet decoded.
-    pub fn buffered(&self) -> usize {
-        self.link.decoder.buffered()
-    }
-
     /// Handles received messages until one makes an event. `None` when
     /// more bytes are needed, or when [`MAX_OUTGOING`] messages wait to be
     /// sent: send them, then poll again until `None` comes with nothing
