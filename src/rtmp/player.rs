@@ -114,9 +114,12 @@ impl PlayerWriter {
         let mut media_bytes = 0;
         let mut last_timestamp = None;
         for item in &self.batch {
-            if let Outbound::Media(packet) = item {
-                media_bytes += packet.payload.len();
-                last_timestamp = Some(packet.timestamp);
+            match item {
+                Outbound::Media(packet) => {
+                    media_bytes += packet.payload.len();
+                    last_timestamp = Some(packet.timestamp);
+                }
+                event => self.told_ended = matches!(event, Outbound::PublishEnded),
             }
         }
         let stream_id = self.stream_id;
@@ -129,14 +132,6 @@ impl PlayerWriter {
             packet.into_iter().chain(events)
         });
         let result = conn.write_frames(frames, stream_id);
-        if let Some(event) = self
-            .batch
-            .iter()
-            .rev()
-            .find(|i| !matches!(i, Outbound::Media(_)))
-        {
-            self.told_ended = matches!(event, Outbound::PublishEnded);
-        }
         self.queue.release_queued(media_bytes);
         self.batch.clear();
         result?;
