@@ -23,7 +23,7 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || missing+=(libnginx-mod-rtmp)
 scripts/apt-install.sh "${missing[@]}"
 
-cargo build --release --locked --bins -q
+cargo build --release --locked --bins --features bench -q
 work=target/bench
 mkdir -p "$work"
 flv="$work/test-2mbps.flv"

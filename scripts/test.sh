@@ -16,8 +16,8 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 scripts/apt-install.sh "${missing[@]}"
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --all-targets --all-features --locked -- -D warnings
 # Tests that need a tool fail (instead of skipping) when it is missing.
-RTMP_SERVER_E2E=require cargo test --all-targets --locked
+RTMP_SERVER_E2E=require cargo test --all-targets --all-features --locked
 # The README's first set-up command, exactly as the README has it.
 scripts/check-readme-run.sh

@@ -51,6 +51,10 @@ struct Flags {
     #[argh(option, default = "String::from(\"40ms\")")]
     write_coalesce: String,
 
+    /// threads writing to players, 0=one per core (default 0)
+    #[argh(option, default = "String::from(\"0\")")]
+    writer_threads: String,
+
     /// close a connection idle this long (default 60s)
     #[argh(option, default = "String::from(\"60s\")")]
     idle_timeout: String,
@@ -87,6 +91,8 @@ struct Flags {
 /// Longest `-write-coalesce`: more would add visible latency.
 const MAX_COALESCE: Duration = Duration::from_millis(100);
 
+/// Most `-writer-threads`.
+const MAX_WRITER_THREADS: usize = 256;
 /// Upper bound of `-max-connections`.
 const MAX_CONNECTIONS: usize = 100_000;
 /// Bounds of `-max-message-size`: a 64 KiB floor keeps clients working,
@@ -232,6 +238,16 @@ pub fn parse_with_env(
         write_timeout: parse_duration("write-timeout", &flags.write_timeout)?,
         idle_timeout: parse_duration("idle-timeout", &flags.idle_timeout)?,
         write_coalesce: parse_coalesce(&flags.write_coalesce)?,
+        writer_threads: match flags.writer_threads.parse::<usize>() {
+            Ok(n) if n <= MAX_WRITER_THREADS => n,
+            _ => {
+                return Err(invalid(
+                    "writer-threads",
+                    &flags.writer_threads,
+                    "want a number from 0 (one per core) to 256",
+                ));
+            }
+        },
         max_connections: match flags.max_connections.parse::<usize>() {
             Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => n,
             _ => {

@@ -60,6 +60,8 @@ pub struct Config {
     /// Time allowed for the handshake, and for a connection to say what
     /// it wants (connect, publish or play) after it.
     pub handshake_timeout: Duration,
+    /// Threads writing to RTMP players; 0: one per core.
+    pub writer_threads: usize,
     /// A connection with nothing to or from it for this long is closed.
     pub idle_timeout: Duration,
     /// Connections beyond this many are closed right after accept.
@@ -96,6 +98,7 @@ impl Default for Config {
             write_coalesce: Duration::from_millis(40),
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            writer_threads: 0,
             max_connections: 1000,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             queue_max_messages: 128,
@@ -106,6 +109,17 @@ impl Default for Config {
             api_token: None,
             history_limit: 100,
             log_redact_keys: false,
+        }
+    }
+}
+
+impl Config {
+    /// How many threads write to players: `writer_threads`, or one per
+    /// core.
+    pub fn writer_threads(&self) -> usize {
+        match self.writer_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }

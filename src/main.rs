@@ -1,4 +1,5 @@
-//! The `rtmp-server` binary: parse flags, set up logging and signals, run.
+//! The `rtmp-server` binary: parse flags, set up logging, the open-files
+//! limit and signals, run.
 
 use std::process::ExitCode;
 
@@ -6,6 +7,34 @@ use rtmp_server::cli::{self, Invocation};
 use rtmp_server::server::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+/// File descriptors a connection uses (its socket).
+const FDS_PER_CONNECTION: u64 = 1;
+/// File descriptors the server needs besides its connections: listeners,
+/// the HTTP endpoint's connections, standard streams, files.
+const FDS_RESERVED: u64 = 64;
+
+/// Raises the soft limit of open files to the hard limit (as Go's runtime
+/// does: a default soft limit of 1024 would cap the server at about 1000
+/// connections), and warns once if `-max-connections` still cannot fit.
+fn raise_open_files_limit(max_connections: usize) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            log::warn!("cannot raise the open files limit: {e}");
+            return;
+        }
+    };
+    let needed = max_connections as u64 * FDS_PER_CONNECTION + FDS_RESERVED;
+    if needed > limit {
+        log::warn!(
+            "-max-connections {max_connections} needs about {needed} open files, \
+             but the limit is {limit} (raise it with ulimit -n or LimitNOFILE=)"
+        );
+    } else {
+        log::debug!("open files limit: {limit}");
+    }
+}
 
 fn init_logging(level: Option<log::LevelFilter>) {
     let mut builder = match level {
@@ -33,6 +62,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(log_level);
+    raise_open_files_limit(config.max_connections);
     let listen = config.listen;
     let config_metrics_addr = config.metrics_addr;
     let api_token = config.api_token.clone();

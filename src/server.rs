@@ -1,11 +1,12 @@
 //! The server: the RTMP listener's accept loop handing each connection to
-//! its own thread (which does the handshake, never the accept loop), the
-//! hub's registry and event channel, the table of open connections (to
-//! kick one or close them all), and graceful shutdown.
+//! its own reader thread (which does the handshake, never the accept
+//! loop), the writer threads of players, the hub's registry and event
+//! channel, the table of open connections (to kick one or close them all),
+//! and graceful shutdown.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
@@ -21,7 +22,11 @@ use crate::hub::registry::Registry;
 use crate::hub::stream_key;
 use crate::metrics::{self, Metrics};
 use crate::rtmp::connection;
+use crate::rtmp::transport::Transport;
+use crate::rtmp::writer_pool::{PoolSettings, WriterPool};
 
+/// Stack of a connection's reader thread (only the pages it touches are
+/// resident).
 const CONNECTION_STACK_SIZE: usize = 256 * 1024;
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -31,9 +36,8 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 
 /// An open connection as the server tracks it.
 struct ConnectionEntry {
-    /// Its socket (shared, not duplicated), to close it at shutdown or on
-    /// a kick.
-    socket: Arc<TcpStream>,
+    /// Its transport, to close it at shutdown or on a kick.
+    transport: Arc<Transport>,
     kicked: Arc<AtomicBool>,
 }
 
@@ -56,6 +60,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub events: Arc<Events>,
+    /// The writer threads of RTMP players.
+    pub writers: WriterPool,
     pub started: Instant,
     pub started_at: SystemTime,
     pub listen_addr: SocketAddr,
@@ -76,7 +82,7 @@ impl Shared {
         }
         let mut connections = self.connections.lock();
         if let Some(entry) = connections.remove(&id) {
-            let _ = entry.socket.shutdown(Shutdown::Both);
+            entry.transport.shutdown();
         }
         if connections.is_empty() {
             self.all_closed.notify_all();
@@ -93,7 +99,7 @@ impl Shared {
         match self.connections.lock().get(&id) {
             Some(entry) => {
                 entry.kicked.store(true, Ordering::SeqCst);
-                let _ = entry.socket.shutdown(Shutdown::Both);
+                entry.transport.shutdown();
                 true
             }
             None => false,
@@ -171,6 +177,11 @@ impl Server {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let events = Arc::new(Events::new(Arc::clone(&metrics)));
+        let writers = WriterPool::start(PoolSettings {
+            threads: config.writer_threads(),
+            coalesce: config.write_coalesce,
+            write_timeout: config.write_timeout,
+        })?;
         Ok(Server {
             listener,
             local_addr,
@@ -179,6 +190,7 @@ impl Server {
                 config,
                 metrics,
                 events,
+                writers,
                 started: Instant::now(),
                 started_at: SystemTime::now(),
                 listen_addr: local_addr,
@@ -256,10 +268,10 @@ impl Server {
             return;
         }
         let _ = socket.set_nodelay(true);
-        let socket = Arc::new(socket);
+        let transport = Arc::new(Transport::new(socket));
         let kicked = Arc::new(AtomicBool::new(false));
         let entry = ConnectionEntry {
-            socket: Arc::clone(&socket),
+            transport: Arc::clone(&transport),
             kicked: Arc::clone(&kicked),
         };
         self.shared.connections.lock().insert(id, entry);
@@ -274,13 +286,13 @@ impl Server {
             .stack_size(CONNECTION_STACK_SIZE)
             .spawn(move || {
                 shared.contain(id, peer, || {
-                    connection::serve(Arc::clone(&shared), socket, id, peer, kicked)
+                    connection::serve(Arc::clone(&shared), transport, id, peer, kicked)
                 })
             });
         if let Err(e) = spawned {
             log::warn!("conn#{id} {peer} dropped: cannot start a thread: {e}");
             if let Some(entry) = self.shared.connections.lock().remove(&id) {
-                let _ = entry.socket.shutdown(Shutdown::Both);
+                entry.transport.shutdown();
             }
             self.shared.events.emit(|| Event::ConnectionClosed {
                 id,
@@ -292,6 +304,8 @@ impl Server {
     fn close_all(&self) {
         log::info!("shutting down");
         let registry = &self.shared.registry;
+        // Players told their stream ended are closed from now on.
+        self.shared.writers.begin_shutdown();
         registry.close_all(EndReason::Shutdown);
         // Outputs write the end-of-stream notice, then leave.
         let flushed = Instant::now() + SHUTDOWN_FLUSH;
@@ -300,7 +314,7 @@ impl Server {
         }
         let mut connections = self.shared.connections.lock();
         for entry in connections.values() {
-            let _ = entry.socket.shutdown(Shutdown::Both);
+            entry.transport.shutdown();
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while !connections.is_empty() {
@@ -334,7 +348,7 @@ mod tests {
         shared.connections.lock().insert(
             7,
             ConnectionEntry {
-                socket: Arc::new(socket),
+                transport: Arc::new(Transport::new(socket)),
                 kicked: Arc::default(),
             },
         );

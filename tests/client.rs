@@ -243,6 +243,7 @@ fn publishes_a_streams_output_to_another_server() {
                 ..OutputOptions::rtmp_player(&Default::default())
             },
             on_drop: None,
+            doorbell: None,
         },
     );
     assert_eq!(stream.player_count(), 0, "a relay is not a player");

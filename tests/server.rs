@@ -631,8 +631,21 @@ fn receive_video_false_stops_video_only() {
             request::call("receiveVideo", 0.0, vec![Value::Boolean(false)]),
         )
         .unwrap();
-    // A player's commands are read between writes, every 500 ms.
-    thread::sleep(Duration::from_millis(1500));
+    // Commands are handled in order: once a ping sent after it is
+    // answered, the switch was made.
+    player
+        .send(
+            2,
+            &Message::UserControl(UserControl::PingRequest(5)).encode(0, 0),
+        )
+        .unwrap();
+    read_until(&mut player, |m| {
+        matches!(
+            Message::decode(m),
+            Ok(Message::UserControl(UserControl::PingResponse(5)))
+        )
+    })
+    .unwrap();
     publisher.send_video(0, &video_frame(1, true, 100)).unwrap();
     publisher.send_audio(0, &aac_frame(7)).unwrap();
     let got = read_media(&mut player, 1).unwrap();

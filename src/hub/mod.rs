@@ -3,6 +3,7 @@
 //! each output with its own bounded queue. Lifecycle events go out on
 //! bounded channels. Nothing here does IO.
 
+pub mod doorbell;
 pub mod events;
 pub mod gop_cache;
 pub mod history;

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
+use super::doorbell::Doorbell;
 use super::packet::{Packet, PacketKind};
 use crate::config::{Config, SlowSubscriberPolicy};
 use crate::metrics::{self, Metrics, StreamCounters};
@@ -69,6 +70,9 @@ pub struct OutputSpec {
     pub remote_addr: Option<SocketAddr>,
     pub options: OutputOptions,
     pub on_drop: Option<OnDrop>,
+    /// Rung whenever something is queued, for a consumer that writes at
+    /// once instead of at ticks (`-write-coalesce 0`).
+    pub doorbell: Option<Arc<Doorbell>>,
 }
 
 /// What an output's queue carries.

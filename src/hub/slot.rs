@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use super::doorbell::Doorbell;
 use super::output::{
     OnDrop, Outbound, OutputOptions, OutputQueue, OutputShared, OutputSpec, OutputStats,
 };
@@ -69,6 +70,7 @@ pub struct OutputSlot {
     tx: Sender<Outbound>,
     options: OutputOptions,
     on_drop: Option<OnDrop>,
+    doorbell: Option<Arc<Doorbell>>,
     /// Dropping everything until a point a decoder can start from.
     skipping: bool,
     /// Video alone waits for a keyframe (switched back on).
@@ -92,6 +94,7 @@ impl OutputSlot {
             tx,
             options: spec.options,
             on_drop: spec.on_drop,
+            doorbell: spec.doorbell,
             skipping: wait_for_keyframe,
             video_waits: false,
             missed: Missed::default(),
@@ -230,9 +233,16 @@ impl OutputSlot {
                 self.shared
                     .queued_bytes
                     .fetch_add(packet.payload.len(), Ordering::Relaxed);
+                self.ring();
                 true
             }
             Err(_) => false,
+        }
+    }
+
+    fn ring(&self) {
+        if let Some(doorbell) = &self.doorbell {
+            doorbell.ring();
         }
     }
 
@@ -257,7 +267,10 @@ impl OutputSlot {
             self.missed = Missed::default();
         }
         match self.tx.try_send(event) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.ring();
+                true
+            }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
         }
     }

@@ -1,22 +1,24 @@
 //! One RTMP connection on its own thread: the blocking handshake, then the
 //! read loop that feeds the connection's session state machine, acts on its
 //! events (see `requests`) and sends what it queues. A publisher's media
-//! goes to its stream from this thread. A player's thread also drains the
-//! player's output queue (see `player`), reading what the player sends
-//! between writes.
+//! goes to its stream from this thread. A player's media is written by a
+//! writer-pool thread (see `player`); this thread keeps blocking in reads,
+//! so what the player sends is handled at once.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::player::PlayerWriter;
-use super::socket::{READ_AVAILABLE_LIMIT, read_available};
-use super::writer::{ChunkWriter, Frame};
+use super::player::{PlayerEnd, PlayerLink};
+use super::transport::Transport;
+use super::writer::{Frame, SendMode};
+use super::writer_pool::Assignment;
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
+use crate::hub::output::OutputShared;
 use crate::hub::stream::Stream;
 use crate::hub::stream_key::StreamKey;
 use crate::metrics::{self, GaugeGuard, Metrics};
@@ -28,8 +30,11 @@ use crate::server::Shared;
 /// Read buffer of a connection, and of a publisher (which reads much more).
 const READ_BUFFER_SIZE: usize = 1024;
 pub(super) const PUBLISHER_READ_BUFFER_SIZE: usize = 64 * 1024;
-/// How often a player's input is read while its media is written.
-const INPUT_POLL: Duration = Duration::from_millis(500);
+/// Replies a player's connection may leave unsent (its socket full) before
+/// it stops reading the player's input until they are sent.
+const MAX_REPLY_BACKLOG: usize = 128 * 1024;
+/// How often a connection waiting for its replies to be sent looks.
+const REPLY_BACKLOG_POLL: Duration = Duration::from_millis(10);
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -50,6 +55,11 @@ pub enum ConnectionError {
     Ingest(IngestError),
     /// A request the server refused (and told the client why).
     Rejected(String),
+    /// A player's socket took nothing for `-write-timeout`.
+    WriteTimeout,
+    /// The stream dropped a player too slow for it (`-slow-subscriber
+    /// disconnect`).
+    SlowPlayer,
     ShuttingDown,
 }
 
@@ -65,6 +75,8 @@ impl fmt::Display for ConnectionError {
             ConnectionError::Session(e) => write!(f, "{e}"),
             ConnectionError::Ingest(e) => write!(f, "{e}"),
             ConnectionError::Rejected(why) => write!(f, "rejected: {why}"),
+            ConnectionError::WriteTimeout => write!(f, "player took nothing for -write-timeout"),
+            ConnectionError::SlowPlayer => write!(f, "dropped as a slow player"),
             ConnectionError::ShuttingDown => write!(f, "server shutting down"),
         }
     }
@@ -156,7 +168,9 @@ pub(super) enum Role {
     Player {
         stream: Arc<Stream>,
         key: StreamKey,
-        writer: PlayerWriter,
+        output: Arc<OutputShared>,
+        link: Arc<PlayerLink>,
+        writer: Assignment,
         _active: GaugeGuard,
     },
 }
@@ -165,9 +179,9 @@ pub(super) struct Connection {
     pub(super) id: u64,
     pub(super) peer: SocketAddr,
     pub(super) shared: Arc<Shared>,
-    /// The one socket, shared by this thread's reads and the writer.
-    pub(super) socket: Arc<TcpStream>,
-    pub(super) writer: Arc<ChunkWriter>,
+    /// The socket, read by this thread, written by it and a player's
+    /// writer thread.
+    pub(super) transport: Arc<Transport>,
     pub(super) session: ServerSession,
     pub(super) read_buffer: Vec<u8>,
     pub(super) role: Role,
@@ -187,12 +201,12 @@ fn is_timeout(e: &io::Error) -> bool {
 /// Serves one accepted connection until it ends, then logs why.
 pub fn serve(
     shared: Arc<Shared>,
-    socket: Arc<TcpStream>,
+    transport: Arc<Transport>,
     id: u64,
     peer: SocketAddr,
     kicked: Arc<AtomicBool>,
 ) {
-    let mut connection = match Connection::new(Arc::clone(&shared), socket, id, peer, kicked) {
+    let mut connection = match Connection::new(Arc::clone(&shared), transport, id, peer, kicked) {
         Ok(connection) => connection,
         Err(e) => {
             log::info!("conn#{id} {peer} closed: {e}");
@@ -230,6 +244,8 @@ pub fn serve(
             e @ (ConnectionError::Io(_)
             | ConnectionError::Rejected(_)
             | ConnectionError::PublisherTimeout
+            | ConnectionError::WriteTimeout
+            | ConnectionError::SlowPlayer
             | ConnectionError::Idle(_)),
         ) => {
             log::info!("conn#{id} {peer} closed: {e}")
@@ -242,12 +258,12 @@ pub fn serve(
 impl Connection {
     fn new(
         shared: Arc<Shared>,
-        socket: Arc<TcpStream>,
+        transport: Arc<Transport>,
         id: u64,
         peer: SocketAddr,
         kicked: Arc<AtomicBool>,
     ) -> Result<Connection, ConnectionError> {
-        socket.set_write_timeout(Some(shared.config.write_timeout))?;
+        transport.set_write_timeout(Some(shared.config.write_timeout))?;
         let config = ServerConfig {
             chunk_size: shared.config.chunk_size as u32,
             max_message_size: shared.config.max_message_size,
@@ -256,8 +272,7 @@ impl Connection {
         Ok(Connection {
             id,
             peer,
-            writer: Arc::new(ChunkWriter::new(Arc::clone(&socket))),
-            socket,
+            transport,
             session: ServerSession::new(config),
             read_buffer: vec![0; READ_BUFFER_SIZE],
             shared,
@@ -277,24 +292,15 @@ impl Connection {
         let handshake_done = Instant::now();
         let mut last_activity = handshake_done;
         let mut read_timeout = None;
+        // A player is active while its writer sends it media.
+        let mut bytes_sent = 0;
         loop {
             self.process()?;
-            if matches!(self.role, Role::Player { .. }) {
-                // Returns when the player stops playing but stays
-                // connected. At shutdown a player leaves from there, once
-                // told the stream ended.
-                self.serve_player().map_err(|e| {
-                    if self.shared.shutting_down.load(Ordering::Relaxed) {
-                        ConnectionError::ShuttingDown
-                    } else {
-                        e
-                    }
-                })?;
-                last_activity = Instant::now();
-                read_timeout = None;
-                continue;
-            }
-            if self.shared.shutting_down.load(Ordering::Relaxed) {
+            if self.shared.shutting_down.load(Ordering::Relaxed)
+                && !matches!(self.role, Role::Player { .. })
+            {
+                // A player leaves once told its stream ended (its writer
+                // then closes it), or when the server closes its socket.
                 return Err(ConnectionError::ShuttingDown);
             }
             let config = &self.shared.config;
@@ -312,22 +318,30 @@ impl Connection {
                     last_activity + config.publisher_timeout,
                     config.publisher_timeout,
                 ),
-                _ => (last_activity + config.idle_timeout, config.idle_timeout),
+                Role::Player { output, .. } => {
+                    let sent = output.stats().bytes_sent;
+                    if sent != bytes_sent {
+                        bytes_sent = sent;
+                        last_activity = now;
+                    }
+                    (last_activity + config.idle_timeout, config.idle_timeout)
+                }
+                Role::Idle => (last_activity + config.idle_timeout, config.idle_timeout),
             };
             if now >= deadline {
                 return Err(self.idle_error());
             }
             let wait = Some(wait.max(Duration::from_millis(1)));
             if wait != read_timeout {
-                self.socket.set_read_timeout(wait)?;
+                self.transport.set_read_timeout(wait)?;
                 read_timeout = wait;
             }
-            let n = match (&*self.socket).read(&mut self.read_buffer) {
-                Ok(0) => return Err(ConnectionError::Closed),
+            let n = match self.transport.read(&mut self.read_buffer) {
+                Ok(0) => return Err(self.read_end(ConnectionError::Closed)),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_timeout(&e) => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(self.read_end(e.into())),
             };
             last_activity = Instant::now();
             let Connection {
@@ -336,6 +350,23 @@ impl Connection {
                 ..
             } = self;
             session.feed(&read_buffer[..n]);
+        }
+    }
+
+    /// Why reading ended with `error`: a player's writer may have closed
+    /// the socket, and said why.
+    fn read_end(&self, error: ConnectionError) -> ConnectionError {
+        let end = match &self.role {
+            Role::Player { link, .. } => link.end(),
+            _ => None,
+        };
+        match end {
+            _ if self.shared.shutting_down.load(Ordering::Relaxed) => ConnectionError::ShuttingDown,
+            Some(PlayerEnd::SlowPlayer) => ConnectionError::SlowPlayer,
+            Some(PlayerEnd::WriteTimeout) => ConnectionError::WriteTimeout,
+            Some(PlayerEnd::WriteFailed(kind)) => io::Error::from(kind).into(),
+            Some(PlayerEnd::Shutdown) => ConnectionError::ShuttingDown,
+            None => error,
         }
     }
 
@@ -367,69 +398,36 @@ impl Connection {
         }
     }
 
-    /// Sends what the session queued.
+    /// Sends what the session queued. A player's replies never wait for
+    /// room (its writer thread writes to the same socket): what its socket
+    /// does not take now is left to the writer, and when too much is left
+    /// this thread waits for it to go before reading more.
     pub(super) fn flush(&mut self) -> Result<(), ConnectionError> {
-        if self.session.has_outgoing() {
-            let frames: Vec<Frame<'static>> =
-                self.session.take_outgoing().map(Frame::from).collect();
-            self.writer.write_frames(frames, 0)?;
+        if !self.session.has_outgoing() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// The player's loop: drains its queue to the socket (this thread is
-    /// its writer) and, every `INPUT_POLL`, reads whatever the player sent
-    /// without blocking: acknowledgements, pause, deleteStream. At
-    /// shutdown it keeps writing until it has written the end-of-stream
-    /// notice (or the server closes its socket). Returns when the
-    /// connection stops playing.
-    fn serve_player(&mut self) -> Result<(), ConnectionError> {
-        let coalesce = self.shared.config.write_coalesce;
-        let idle_timeout = self.shared.config.idle_timeout;
-        let mut last_poll = Instant::now();
-        let mut last_activity = last_poll;
-        let mut bytes_seen = 0;
+        let frames = self.session.take_outgoing().map(Frame::from);
+        let Role::Player { writer, .. } = &self.role else {
+            self.transport.send(frames, SendMode::Wait)?;
+            return Ok(());
+        };
+        self.transport.send(frames, SendMode::Backlog)?;
+        let mut waited = Duration::ZERO;
         loop {
-            let Role::Player { writer, .. } = &mut self.role else {
+            let left = self.transport.backlog_len();
+            if left == 0 {
                 return Ok(());
-            };
-            let wait = INPUT_POLL.saturating_sub(last_poll.elapsed());
-            if writer.drain(&self.writer, wait, coalesce)?.is_err() {
-                return Err(ConnectionError::Rejected("dropped as a slow player".into()));
             }
-            if writer.told_ended() && self.shared.shutting_down.load(Ordering::Relaxed) {
-                return Err(ConnectionError::ShuttingDown);
+            writer.wake();
+            if left <= MAX_REPLY_BACKLOG {
+                return Ok(());
             }
-            if last_poll.elapsed() < INPUT_POLL {
-                continue;
+            if waited >= self.shared.config.write_timeout {
+                return Err(ConnectionError::WriteTimeout);
             }
-            let sent = writer.queue().shared().stats().bytes_sent;
-            let now = Instant::now();
-            last_poll = now;
-            if sent != bytes_seen {
-                bytes_seen = sent;
-                last_activity = now;
-            }
-            if self.poll_input()? > 0 {
-                last_activity = now;
-            }
-            self.process()?;
-            if now.duration_since(last_activity) >= idle_timeout {
-                return Err(ConnectionError::Idle("idle for -idle-timeout"));
-            }
+            std::thread::sleep(REPLY_BACKLOG_POLL);
+            waited += REPLY_BACKLOG_POLL;
         }
-    }
-
-    /// Reads what the peer has sent without waiting for more (a bounded
-    /// amount); returns how many bytes that was.
-    fn poll_input(&mut self) -> Result<usize, ConnectionError> {
-        let session = &mut self.session;
-        Ok(read_available(
-            &self.socket,
-            &mut self.read_buffer,
-            READ_AVAILABLE_LIMIT,
-            |bytes| session.feed(bytes),
-        )?)
     }
 
     /// The error for a connection that stayed quiet past its deadline.
@@ -445,14 +443,13 @@ impl Connection {
         let deadline = Instant::now() + self.shared.config.handshake_timeout;
         let uptime_ms = self.shared.started.elapsed().as_millis() as u32;
         let mut handshake = ServerHandshake::new(uptime_ms);
-        let mut socket = &*self.socket;
         while !handshake.is_done() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(ConnectionError::HandshakeTimeout);
             }
-            socket.set_read_timeout(Some(left))?;
-            let n = match socket.read(&mut self.read_buffer) {
+            self.transport.set_read_timeout(Some(left))?;
+            let n = match self.transport.read(&mut self.read_buffer) {
                 Ok(0) => return Err(ConnectionError::Closed),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -464,7 +461,7 @@ impl Connection {
                 used += handshake.feed(&self.read_buffer[used..n])?;
                 let output = handshake.take_output();
                 if !output.is_empty() {
-                    socket.write_all(&output)?;
+                    self.transport.write_handshake(&output)?;
                 }
             }
             if handshake.is_done() {
@@ -484,7 +481,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         // Also runs while unwinding from a panic: nothing is left claimed.
-        self.writer.shutdown();
+        self.transport.shutdown();
         self.leave_role(EndReason::ProtocolError);
     }
 }

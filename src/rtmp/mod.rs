@@ -1,9 +1,12 @@
 //! RTMP over TCP: the server's connections and the outbound client, driving
 //! the sans-IO protocol core over sockets.
 
+mod backlog;
 pub mod client;
 pub(crate) mod connection;
 pub mod player;
 mod requests;
 pub mod socket;
+pub mod transport;
 pub mod writer;
+pub mod writer_pool;

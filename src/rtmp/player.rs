@@ -1,119 +1,210 @@
-//! An RTMP player as an output of a stream: it drains the output's queue to
-//! the player's connection with RTMP framing. Its writer lets media gather
-//! between writes (sleeping to ticks shared by every writer, so that they
-//! wake together) and writes everything queued with one vectored write.
+//! An RTMP player as an output of a stream, written by a writer-pool
+//! thread: at each of its thread's ticks it sends what its queue holds
+//! (catch-up first) in non-blocking vectored writes of the shared payloads.
+//! When the player's socket is full, what a write began waits in the
+//! connection's backlog and what it did not begin stays here; nothing more
+//! is taken from the queue until both are written, so a slow player's
+//! queue fills and the stream's slow-subscriber policy applies. A socket
+//! that takes nothing for `-write-timeout` ends the player. The player's
+//! connection thread and its writer meet in a [`PlayerLink`].
 
+use std::collections::VecDeque;
 use std::io;
-use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use super::writer::{ChunkWriter, Frame};
-use crate::hub::output::{Outbound, OutputQueue, Released};
+use parking_lot::Mutex;
+
+use super::transport::Transport;
+use super::writer::{ChunkWriter, Frame, SendMode};
+use crate::hub::output::{Outbound, OutputQueue, OutputShared, Released};
 use crate::hub::packet::Packet;
 use crate::protocol::command::{Level, status};
 use crate::protocol::message::{Message, UserControl};
 use crate::protocol::session::Outgoing;
 
-/// Most queued items written in one batch.
+/// Most queued items taken at once.
 const MAX_BATCH: usize = 128;
 
-/// Common origin of every writer's ticks.
-static TICK_EPOCH: OnceLock<Instant> = OnceLock::new();
+/// Why a player's writer ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerEnd {
+    /// The stream dropped it (slow-subscriber `disconnect`).
+    SlowPlayer,
+    /// Its socket took nothing for `-write-timeout`.
+    WriteTimeout,
+    /// Writing failed.
+    WriteFailed(io::ErrorKind),
+    /// Told its stream ended at shutdown.
+    Shutdown,
+}
 
-/// Time from `now` to the next multiple of `period` since a process-wide
-/// epoch. Writers that sleep to the same ticks wake together: the CPU
-/// runs them back to back and idles once, instead of waking from idle for
-/// each (costly on virtual machines), with the same bound on delay.
-fn until_next_tick(now: Instant, period: Duration) -> Duration {
-    let epoch = *TICK_EPOCH.get_or_init(|| now);
-    let period_ns = period.as_nanos().max(1);
-    let since = now.saturating_duration_since(epoch).as_nanos();
-    let left = period_ns - since % period_ns;
-    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX))
+/// What a player's connection thread and its writer share.
+#[derive(Debug, Default)]
+pub struct PlayerLink {
+    /// The connection stopped playing: the writer lets go.
+    stopped: AtomicBool,
+    /// Why the writer ended the player, if it did.
+    end: Mutex<Option<PlayerEnd>>,
+}
+
+impl PlayerLink {
+    /// Tells the writer to let go (before the output is unsubscribed).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Why the writer ended the player, if it did.
+    pub fn end(&self) -> Option<PlayerEnd> {
+        *self.end.lock()
+    }
+}
+
+/// What a drain left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drained {
+    /// Everything taken was written.
+    Written,
+    /// The socket is full (or busy): more to write at the next tick.
+    Waiting,
+    /// The player is gone: drop it.
+    Done,
 }
 
 /// The writing side of one RTMP player.
-pub struct PlayerWriter {
+pub struct PlayerOutput {
+    transport: Arc<Transport>,
     queue: OutputQueue,
     stream_id: u32,
-    batch: Vec<Outbound>,
-    /// The player was told the stream ended (the last thing it gets at
-    /// shutdown).
+    link: Arc<PlayerLink>,
+    /// Taken (catch-up, then from the queue) and not yet begun.
+    pending: VecDeque<Outbound>,
+    /// The last event written told the player the stream ended.
     told_ended: bool,
 }
 
-impl PlayerWriter {
-    pub fn new(queue: OutputQueue, stream_id: u32) -> Self {
-        PlayerWriter {
+impl PlayerOutput {
+    pub fn new(
+        transport: Arc<Transport>,
+        queue: OutputQueue,
+        stream_id: u32,
+        link: Arc<PlayerLink>,
+        catch_up: Vec<Arc<Packet>>,
+    ) -> PlayerOutput {
+        PlayerOutput {
+            transport,
             queue,
             stream_id,
-            batch: Vec::new(),
+            link,
+            pending: catch_up.into_iter().map(Outbound::Media).collect(),
             told_ended: false,
         }
     }
 
-    /// Whether the last event written told the player the stream ended.
-    pub fn told_ended(&self) -> bool {
-        self.told_ended
+    /// Its counters and switches, shared with its stream.
+    pub fn output(&self) -> &Arc<OutputShared> {
+        self.queue.shared()
     }
 
-    pub fn queue(&self) -> &OutputQueue {
-        &self.queue
-    }
-
-    /// Writes the catch-up packets (metadata, headers, cached GOP).
-    pub fn write_catch_up(&self, catch_up: &[Arc<Packet>], conn: &ChunkWriter) -> io::Result<()> {
-        let bytes: usize = catch_up.iter().map(|p| p.payload.len()).sum();
-        conn.write_frames(catch_up.iter().map(|p| Frame::Packet(p)), self.stream_id)?;
-        self.queue
-            .record_sent(bytes, catch_up.last().map(|p| p.timestamp));
-        Ok(())
-    }
-
-    fn take_queued(&mut self) -> Result<(), Released> {
-        while self.batch.len() < MAX_BATCH {
-            match self.queue.try_recv()? {
-                Some(item) => self.batch.push(item),
-                None => break,
-            }
+    /// Writes what the player has waiting, as far as its socket takes it
+    /// now. At shutdown (`closing`), a player told its stream ended is
+    /// closed.
+    pub fn drain(&mut self, write_timeout: Duration, closing: bool) -> Drained {
+        if self.link.is_stopped() {
+            return Drained::Done;
         }
-        Ok(())
+        let transport = Arc::clone(&self.transport);
+        // Busy: its connection thread is sending a reply. Next tick.
+        let Some((socket, mut writer)) = transport.try_sending() else {
+            return Drained::Waiting;
+        };
+        // Checked under the lock: after `stop` the connection's replies
+        // must not be followed by this stream's media.
+        if self.link.is_stopped() {
+            return Drained::Done;
+        }
+        let result = self.write(socket, &mut writer);
+        let stalled = writer.stalled_since();
+        drop(writer);
+        match result {
+            Err(e) => self.end(PlayerEnd::WriteFailed(e.kind())),
+            Ok(Err(Released)) if self.link.is_stopped() => Drained::Done,
+            // The stream dropped it and already shut its socket.
+            Ok(Err(Released)) => self.end(PlayerEnd::SlowPlayer),
+            Ok(Ok(_)) if stalled.is_some_and(|since| since.elapsed() >= write_timeout) => {
+                self.end(PlayerEnd::WriteTimeout)
+            }
+            Ok(Ok(_)) if closing && self.told_ended => self.end(PlayerEnd::Shutdown),
+            Ok(Ok(drained)) => drained,
+        }
     }
 
-    /// Writes what is queued. With `coalesce` zero it waits up to `wait`
-    /// for the first item and writes at once. Otherwise it first sleeps
-    /// to the next tick of `coalesce` so that media gathers without the
-    /// stream having to wake this thread for each message, and only
-    /// blocks (up to `wait`) when nothing came meanwhile. `Ok(Err(_))`
-    /// when the stream let go of the player.
-    pub fn drain(
+    fn write(
         &mut self,
-        conn: &ChunkWriter,
-        wait: Duration,
-        coalesce: Duration,
-    ) -> io::Result<Result<(), Released>> {
-        if !coalesce.is_zero() {
-            thread::sleep(until_next_tick(Instant::now(), coalesce));
-            if let Err(released) = self.take_queued() {
+        socket: &std::net::TcpStream,
+        writer: &mut ChunkWriter,
+    ) -> io::Result<Result<Drained, Released>> {
+        if !writer.flush_backlog(socket, SendMode::UntilFull)? {
+            return Ok(Ok(Drained::Waiting));
+        }
+        loop {
+            if self.pending.is_empty()
+                && let Err(released) = self.take_queued()
+            {
                 return Ok(Err(released));
             }
-        }
-        if self.batch.is_empty() {
-            match self.queue.recv_timeout(wait) {
-                Ok(Some(first)) => self.batch.push(first),
-                Ok(None) => return Ok(Ok(())),
-                Err(released) => return Ok(Err(released)),
+            if self.pending.is_empty() {
+                return Ok(Ok(Drained::Written));
             }
-            if let Err(released) = self.take_queued() {
-                return Ok(Err(released));
+            let stream_id = self.stream_id;
+            let units = self.pending.iter().map(|item| {
+                // Vec::new() does not allocate: media costs no allocation.
+                let (packet, events) = match item {
+                    Outbound::Media(packet) => (Some(Frame::Packet(packet)), Vec::new()),
+                    event => (None, event_frames(event, stream_id)),
+                };
+                packet.into_iter().chain(events)
+            });
+            let begun = writer.write_units(socket, units, stream_id, SendMode::UntilFull)?;
+            self.account(begun);
+            if !self.pending.is_empty() || writer.has_backlog() {
+                return Ok(Ok(Drained::Waiting));
             }
         }
+    }
+
+    /// Takes what the queue holds, up to a batch.
+    fn take_queued(&mut self) -> Result<(), Released> {
+        let mut bytes = 0;
+        while self.pending.len() < MAX_BATCH {
+            match self.queue.try_recv() {
+                Ok(Some(item)) => {
+                    if let Outbound::Media(packet) = &item {
+                        bytes += packet.payload.len();
+                    }
+                    self.pending.push_back(item);
+                }
+                Ok(None) => break,
+                Err(released) => {
+                    self.queue.release_queued(bytes);
+                    return Err(released);
+                }
+            }
+        }
+        self.queue.release_queued(bytes);
+        Ok(())
+    }
+
+    /// Counts the first `begun` pending items as sent.
+    fn account(&mut self, begun: usize) {
         let mut media_bytes = 0;
         let mut last_timestamp = None;
-        for item in &self.batch {
+        for item in self.pending.drain(..begun.min(self.pending.len())) {
             match item {
                 Outbound::Media(packet) => {
                     media_bytes += packet.payload.len();
@@ -122,21 +213,15 @@ impl PlayerWriter {
                 event => self.told_ended = matches!(event, Outbound::PublishEnded),
             }
         }
-        let stream_id = self.stream_id;
-        let frames = self.batch.iter().flat_map(|item| {
-            // Vec::new() does not allocate: media costs no allocation here.
-            let (packet, events) = match item {
-                Outbound::Media(packet) => (Some(Frame::Packet(packet)), Vec::new()),
-                event => (None, event_frames(event, stream_id)),
-            };
-            packet.into_iter().chain(events)
-        });
-        let result = conn.write_frames(frames, stream_id);
-        self.queue.release_queued(media_bytes);
-        self.batch.clear();
-        result?;
-        self.queue.record_sent(media_bytes, last_timestamp);
-        Ok(Ok(()))
+        if media_bytes > 0 {
+            self.queue.record_sent(media_bytes, last_timestamp);
+        }
+    }
+
+    fn end(&self, end: PlayerEnd) -> Drained {
+        self.link.end.lock().get_or_insert(end);
+        self.transport.shutdown();
+        Drained::Done
     }
 }
 
@@ -164,24 +249,4 @@ fn event_frames(event: &Outbound, stream_id: u32) -> Vec<Frame<'static>> {
         Outbound::Media(_) => return Vec::new(),
     };
     messages.into_iter().map(Frame::from).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writers_sleep_to_shared_ticks() {
-        let period = Duration::from_millis(40);
-        let now = Instant::now();
-        let first = until_next_tick(now, period);
-        assert!(first > Duration::ZERO && first <= period);
-        let tick = now + first;
-        // Two writers asking at different moments of one period wake at
-        // the same next tick.
-        let a = tick + Duration::from_millis(3);
-        let b = tick + Duration::from_millis(17);
-        assert_eq!(a + until_next_tick(a, period), tick + period);
-        assert_eq!(b + until_next_tick(b, period), tick + period);
-    }
 }

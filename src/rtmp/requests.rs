@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::connection::{Connection, ConnectionError, PUBLISHER_READ_BUFFER_SIZE, Role};
-use super::player::PlayerWriter;
+use super::player::{PlayerLink, PlayerOutput};
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
 use crate::hub::output::{OutputOptions, OutputSpec};
@@ -52,8 +52,8 @@ impl Connection {
             ),
             ServerEvent::Stopped(_) => self.leave_role(EndReason::PublisherClosed),
             ServerEvent::Paused(paused) => {
-                if let Role::Player { writer, .. } = &self.role {
-                    writer.queue().shared().set_paused(paused);
+                if let Role::Player { output, .. } = &self.role {
+                    output.set_paused(paused);
                 }
             }
             ServerEvent::ReceiveAudio(on) => self.set_receive(PacketKind::Audio, on),
@@ -77,8 +77,8 @@ impl Connection {
     }
 
     fn set_receive(&self, kind: PacketKind, on: bool) {
-        if let Role::Player { writer, .. } = &self.role {
-            writer.queue().shared().set_receive(kind, on);
+        if let Role::Player { output, .. } = &self.role {
+            output.set_receive(kind, on);
         }
     }
 
@@ -124,15 +124,21 @@ impl Connection {
         Ok(())
     }
 
+    /// Accepts a play request: the player becomes an output of its
+    /// stream, is told it plays, and is handed to a writer thread, which
+    /// writes the catch-up (metadata, headers, cached GOP) and what follows.
     fn on_play(&mut self, stream_id: u32, name: &str) -> Result<(), ConnectionError> {
         let key = self.stream_key(stream_id, name, status::PLAY_FAILED)?;
-        let closer = Arc::clone(&self.writer);
+        let writers = &self.shared.writers;
+        let writer = writers.assign();
+        let closer = Arc::clone(&self.transport);
         let spec = OutputSpec {
             id: self.id,
             remote_addr: Some(self.peer),
             options: OutputOptions::rtmp_player(&self.shared.config),
-            // A player the stream drops may be blocked writing: wake it.
+            // Wakes the connection thread of a player the stream drops.
             on_drop: Some(Box::new(move || closer.shutdown())),
+            doorbell: writers.doorbell(&writer),
         };
         let (stream, subscription) = self.shared.registry.subscribe(&key, spec);
         let waiting = if stream.input_id().is_some() {
@@ -141,23 +147,35 @@ impl Connection {
             " (waiting for a publisher)"
         };
         log::info!("conn#{} {} playing {key}{waiting}", self.id, self.peer);
+        let link = Arc::new(PlayerLink::default());
+        let player = PlayerOutput::new(
+            Arc::clone(&self.transport),
+            subscription.queue,
+            stream_id,
+            Arc::clone(&link),
+            subscription.catch_up,
+        );
         // Recorded before anything can fail, so leaving always unsubscribes.
         self.role = Role::Player {
             stream,
             key,
-            writer: PlayerWriter::new(subscription.queue, stream_id),
+            output: Arc::clone(player.output()),
+            link,
+            writer,
             _active: GaugeGuard::raise(
                 &self.shared.metrics,
                 |m| &m.subscribers_active,
                 Some(|m| &m.subscribers_total),
             ),
         };
+        // The replies go out, or wait in the backlog, before anything the
+        // writer thread sends.
         self.session.accept_play(stream_id);
-        self.flush()?;
+        let flushed = self.flush();
         if let Role::Player { writer, .. } = &self.role {
-            writer.write_catch_up(&subscription.catch_up, &self.writer)?;
+            self.shared.writers.add(writer, player);
         }
-        Ok(())
+        flushed
     }
 
     /// Stops publishing or playing: a publisher's stream is told its input
@@ -173,7 +191,11 @@ impl Connection {
                     .input_ended(input.stream(), input.id(), reason);
                 log::info!("conn#{} {} stopped publishing {key}", self.id, self.peer);
             }
-            Role::Player { stream, key, .. } => {
+            Role::Player {
+                stream, key, link, ..
+            } => {
+                // The writer lets go before the stream does.
+                link.stop();
                 self.shared.registry.unsubscribe(&stream, self.id);
                 log::debug!("conn#{} {} stopped playing {key}", self.id, self.peer);
             }

@@ -1,25 +1,24 @@
-//! The sending half of one RTMP connection: its chunk encoder, behind an
-//! uncontended lock, writing to the connection's socket (shared with its
-//! reader, not duplicated). Shared packets are written with vectored IO
-//! straight from their payloads: each payload's pieces go out between the
-//! connection's own small headers, so nothing is copied per connection.
+//! The sending half of one RTMP connection: its chunk encoder and its
+//! backlog (what the socket did not take yet). Shared packets are written
+//! with vectored IO straight from their payloads: each payload's pieces go
+//! out between the connection's own small headers, so nothing is copied
+//! per connection. A write that must not wait (a player's, from a writer
+//! thread) keeps what the socket refused in the backlog, still shared.
 
-use std::io::{self, IoSlice, Write};
-use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
+use std::io;
+use std::io::IoSlice;
+use std::net::TcpStream;
+use std::time::Instant;
 
-use parking_lot::Mutex;
+use bytes::Bytes;
 
+use super::backlog::{Backlog, MAX_SLICES, send_all, send_now};
 use crate::hub::packet::{Packet, PacketKind};
 use crate::protocol::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use crate::protocol::chunk_encoder::{ChunkEncoder, Continuation, MessageHeader, csid};
 use crate::protocol::message::{RawMessage, type_id};
 use crate::protocol::session::Outgoing;
 
-/// Slices per vectored write: a 40 ms tick of a 2 Mbps stream needs about
-/// nine. The group lives on the writer's stack, whose resident pages count
-/// per connection (64 slices cost every connection thread another page).
-const MAX_SLICES: usize = 32;
 /// Capacity of the header buffer kept between writes.
 const RETAINED_ENCODED: usize = 512;
 
@@ -47,74 +46,223 @@ pub fn packet_wire_ids(packet: &Packet) -> (u32, u8) {
     }
 }
 
-struct Inner {
+/// How a write treats a socket that has no room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendMode {
+    /// Wait for room (up to the socket's write timeout) until all is
+    /// written, the backlog first.
+    Wait,
+    /// Write what the socket takes now; everything else goes to the
+    /// backlog (after what already waits there).
+    Backlog,
+    /// Write what the socket takes now; a unit begun is finished into the
+    /// backlog, units not begun are left to the caller.
+    UntilFull,
+}
+
+/// A connection's chunk encoder and its backlog.
+pub struct ChunkWriter {
     encoder: ChunkEncoder,
     /// Headers and one-off messages of the group being written.
     encoded: Vec<u8>,
+    backlog: Backlog,
 }
 
-pub struct ChunkWriter {
-    socket: Arc<TcpStream>,
-    inner: Mutex<Inner>,
+impl Default for ChunkWriter {
+    fn default() -> Self {
+        ChunkWriter {
+            encoder: ChunkEncoder::new(DEFAULT_CHUNK_SIZE),
+            encoded: Vec::new(),
+            backlog: Backlog::default(),
+        }
+    }
 }
 
 impl ChunkWriter {
-    pub fn new(socket: Arc<TcpStream>) -> Self {
-        ChunkWriter {
-            socket,
-            inner: Mutex::new(Inner {
-                encoder: ChunkEncoder::new(DEFAULT_CHUNK_SIZE),
-                encoded: Vec::new(),
-            }),
-        }
+    /// Bytes accepted but not yet written.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.len()
     }
 
-    /// Sends one message on chunk stream `csid` (a Set Chunk Size message
-    /// switches the chunk size for what follows).
-    pub fn send(&self, csid: u32, message: RawMessage) -> io::Result<()> {
-        self.write_frames([Frame::Message { csid, message }], 0)
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
     }
 
-    /// Sends frames in order with as few system calls as possible. Packets
-    /// go out on message stream `stream_id`; messages keep their own.
-    pub fn write_frames<'a>(
-        &self,
-        frames: impl IntoIterator<Item = Frame<'a>>,
+    /// Since when the socket has taken nothing of the backlog, if any.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        self.backlog.stalled_since()
+    }
+
+    /// Writes the backlog as far as `mode` allows; true when it is empty.
+    pub fn flush_backlog(&mut self, socket: &TcpStream, mode: SendMode) -> io::Result<bool> {
+        self.backlog.write(socket, mode == SendMode::Wait)
+    }
+
+    /// Sends units of frames in order with as few system calls as
+    /// possible; packets go out on message stream `stream_id`, messages on
+    /// their own. Returns how many units were begun: all of them unless
+    /// `mode` is `UntilFull` and the socket filled up. Each frame's chunk
+    /// headers are encoded once it begins, so a unit begun is finished
+    /// (into the backlog, if need be) before the write stops.
+    pub fn write_units<'a, U>(
+        &mut self,
+        socket: &TcpStream,
+        units: impl IntoIterator<Item = U>,
         stream_id: u32,
-    ) -> io::Result<()> {
-        let mut inner = self.inner.lock();
+        mode: SendMode,
+    ) -> io::Result<usize>
+    where
+        U: IntoIterator<Item = Frame<'a>>,
+    {
+        let backlog_empty = self.backlog.write(socket, mode == SendMode::Wait)?;
+        if !backlog_empty && mode == SendMode::UntilFull {
+            return Ok(0);
+        }
         let mut group = Group {
-            socket: &self.socket,
+            socket,
+            mode,
             spans: [Span::Encoded(0, 0); MAX_SLICES],
             count: 0,
+            // Nothing may overtake what already waits.
+            stalled: !backlog_empty,
         };
-        let result = inner.write(&mut group, frames, stream_id);
+        let result = self.write(&mut group, units, stream_id);
         // A catch-up batch can be large: do not keep its buffer.
-        inner.encoded.clear();
-        inner.encoded.shrink_to(RETAINED_ENCODED);
+        self.encoded.clear();
+        self.encoded.shrink_to(RETAINED_ENCODED);
         result
     }
 
-    /// Closes both directions, waking any thread blocked on the socket.
-    pub fn shutdown(&self) {
-        let _ = self.socket.shutdown(Shutdown::Both);
+    /// Sends one message on chunk stream `csid`, waiting for room (a Set
+    /// Chunk Size message switches the chunk size for what follows).
+    pub fn send(&mut self, socket: &TcpStream, csid: u32, message: RawMessage) -> io::Result<()> {
+        let frame = Frame::Message { csid, message };
+        self.write_frames(socket, [frame], 0, SendMode::Wait)
+    }
+
+    /// Sends frames in order (see [`ChunkWriter::write_units`]).
+    pub fn write_frames<'a>(
+        &mut self,
+        socket: &TcpStream,
+        frames: impl IntoIterator<Item = Frame<'a>>,
+        stream_id: u32,
+        mode: SendMode,
+    ) -> io::Result<()> {
+        self.write_units(
+            socket,
+            frames.into_iter().map(std::iter::once),
+            stream_id,
+            mode,
+        )
+        .map(drop)
+    }
+
+    fn write<'a, U>(
+        &mut self,
+        group: &mut Group<'_, 'a>,
+        units: impl IntoIterator<Item = U>,
+        stream_id: u32,
+    ) -> io::Result<usize>
+    where
+        U: IntoIterator<Item = Frame<'a>>,
+    {
+        let mut begun = 0;
+        for unit in units {
+            if group.stalled && group.mode == SendMode::UntilFull {
+                break;
+            }
+            begun += 1;
+            for frame in unit {
+                self.write_frame(group, frame, stream_id)?;
+            }
+        }
+        if group.count > 0 {
+            group.flush(&mut self.encoded, &mut self.backlog)?;
+        }
+        Ok(begun)
+    }
+
+    fn write_frame<'a>(
+        &mut self,
+        group: &mut Group<'_, 'a>,
+        frame: Frame<'a>,
+        stream_id: u32,
+    ) -> io::Result<()> {
+        // What goes into `encoded` must be written with its span: make
+        // room first.
+        if group.is_full() {
+            group.flush(&mut self.encoded, &mut self.backlog)?;
+        }
+        let start = self.encoded.len();
+        let (encoded, backlog) = (&mut self.encoded, &mut self.backlog);
+        match frame {
+            Frame::Packet(packet) => {
+                let (csid, type_id) = packet_wire_ids(packet);
+                let header = MessageHeader {
+                    csid,
+                    timestamp: packet.timestamp,
+                    length: packet.payload.len() as u32,
+                    type_id,
+                    stream_id,
+                };
+                self.encoder.write_header(&header, encoded);
+                group.push(Span::Encoded(start, encoded.len()), encoded, backlog)?;
+                let continuation = Continuation::new(csid, packet.timestamp);
+                let payload = &packet.payload;
+                for (i, piece) in payload.chunks(self.encoder.chunk_size()).enumerate() {
+                    if i > 0 {
+                        group.push(Span::Continuation(continuation), encoded, backlog)?;
+                    }
+                    group.push(Span::Shared { payload, piece }, encoded, backlog)?;
+                }
+            }
+            Frame::Message { csid, message } => {
+                self.encoder.write_message(csid, &message, encoded);
+                group.push(Span::Encoded(start, encoded.len()), encoded, backlog)?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// A piece of a vectored write: bytes of `Inner::encoded`, a borrowed
-/// payload piece, or a continuation header.
+/// A piece of a vectored write: bytes of `ChunkWriter::encoded`, a piece of
+/// a shared payload, or a continuation header.
 #[derive(Clone, Copy)]
 enum Span<'a> {
     Encoded(usize, usize),
-    Borrowed(&'a [u8]),
+    Shared { payload: &'a Bytes, piece: &'a [u8] },
     Continuation(Continuation),
+}
+
+impl<'a> Span<'a> {
+    fn bytes<'b>(&'b self, encoded: &'b [u8]) -> &'b [u8] {
+        match self {
+            Span::Encoded(start, end) => encoded.get(*start..*end).unwrap_or(&[]),
+            Span::Shared { piece, .. } => piece,
+            Span::Continuation(header) => header.as_bytes(),
+        }
+    }
+
+    /// The span's bytes from `offset` on, to keep: shared pieces stay
+    /// shared.
+    fn keep(&self, offset: usize, encoded: &[u8]) -> Bytes {
+        match self {
+            Span::Shared { payload, piece } => {
+                payload.slice_ref(piece.get(offset..).unwrap_or_default())
+            }
+            _ => Bytes::copy_from_slice(self.bytes(encoded).get(offset..).unwrap_or_default()),
+        }
+    }
 }
 
 /// The spans gathered for the next vectored write.
 struct Group<'s, 'a> {
     socket: &'s TcpStream,
+    mode: SendMode,
     spans: [Span<'a>; MAX_SLICES],
     count: usize,
+    /// The socket is full: what follows goes to the backlog.
+    stalled: bool,
 }
 
 impl<'a> Group<'_, 'a> {
@@ -122,92 +270,56 @@ impl<'a> Group<'_, 'a> {
         self.count == MAX_SLICES
     }
 
-    fn push(&mut self, span: Span<'a>, encoded: &mut Vec<u8>) -> io::Result<()> {
-        if self.is_full() {
-            self.flush(encoded)?;
+    fn push(
+        &mut self,
+        span: Span<'a>,
+        encoded: &mut Vec<u8>,
+        backlog: &mut Backlog,
+    ) -> io::Result<()> {
+        if !self.stalled && self.is_full() {
+            self.flush(encoded, backlog)?;
+        }
+        if self.stalled {
+            backlog.push(span.keep(0, encoded));
+            return Ok(());
         }
         self.spans[self.count] = span;
         self.count += 1;
         Ok(())
     }
 
-    /// Writes the gathered spans; `encoded` is empty afterwards.
-    fn flush(&mut self, encoded: &mut Vec<u8>) -> io::Result<()> {
+    /// Writes the gathered spans as far as the mode allows; what is left
+    /// goes to the backlog. `encoded` is empty afterwards.
+    fn flush(&mut self, encoded: &mut Vec<u8>, backlog: &mut Backlog) -> io::Result<()> {
+        let spans = &self.spans[..self.count];
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        for (slice, span) in slices.iter_mut().zip(&self.spans[..self.count]) {
-            *slice = match span {
-                Span::Encoded(start, end) => IoSlice::new(encoded.get(*start..*end).unwrap_or(&[])),
-                Span::Borrowed(bytes) => IoSlice::new(bytes),
-                Span::Continuation(header) => IoSlice::new(header.as_bytes()),
-            };
+        for (slice, span) in slices.iter_mut().zip(spans) {
+            *slice = IoSlice::new(span.bytes(encoded));
         }
-        let result = write_all_vectored(self.socket, &mut slices[..self.count]);
+        let slices = &mut slices[..self.count];
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let written = match self.mode {
+            SendMode::Wait => send_all(self.socket, slices).map(|()| total),
+            SendMode::Backlog | SendMode::UntilFull => send_now(self.socket, slices),
+        };
+        let result = written.map(|mut written| {
+            if written < total {
+                self.stalled = true;
+                for span in spans {
+                    let len = span.bytes(encoded).len();
+                    if written >= len {
+                        written -= len;
+                        continue;
+                    }
+                    backlog.push(span.keep(written, encoded));
+                    written = 0;
+                }
+            }
+        });
         self.count = 0;
         encoded.clear();
         result
     }
-}
-
-impl Inner {
-    fn write<'a>(
-        &mut self,
-        group: &mut Group<'_, 'a>,
-        frames: impl IntoIterator<Item = Frame<'a>>,
-        stream_id: u32,
-    ) -> io::Result<()> {
-        for frame in frames {
-            // What goes into `encoded` must be written with its span: make
-            // room first.
-            if group.is_full() {
-                group.flush(&mut self.encoded)?;
-            }
-            let start = self.encoded.len();
-            match frame {
-                Frame::Packet(packet) => {
-                    let (csid, type_id) = packet_wire_ids(packet);
-                    let header = MessageHeader {
-                        csid,
-                        timestamp: packet.timestamp,
-                        length: packet.payload.len() as u32,
-                        type_id,
-                        stream_id,
-                    };
-                    self.encoder.write_header(&header, &mut self.encoded);
-                    group.push(Span::Encoded(start, self.encoded.len()), &mut self.encoded)?;
-                    let continuation = Continuation::new(csid, packet.timestamp);
-                    let pieces = packet.payload.chunks(self.encoder.chunk_size());
-                    for (i, piece) in pieces.enumerate() {
-                        if i > 0 {
-                            group.push(Span::Continuation(continuation), &mut self.encoded)?;
-                        }
-                        group.push(Span::Borrowed(piece), &mut self.encoded)?;
-                    }
-                }
-                Frame::Message { csid, message } => {
-                    self.encoder
-                        .write_message(csid, &message, &mut self.encoded);
-                    group.push(Span::Encoded(start, self.encoded.len()), &mut self.encoded)?;
-                }
-            }
-        }
-        if group.count > 0 {
-            group.flush(&mut self.encoded)?;
-        }
-        Ok(())
-    }
-}
-
-fn write_all_vectored(mut socket: &TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
-    IoSlice::advance_slices(&mut slices, 0);
-    while !slices.is_empty() {
-        match socket.write_vectored(slices) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => IoSlice::advance_slices(&mut slices, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -215,15 +327,15 @@ mod tests {
     use super::*;
     use crate::protocol::chunk_decoder::ChunkDecoder;
     use crate::protocol::message::Message;
-    use bytes::Bytes;
     use std::io::Read;
     use std::net::TcpListener;
 
-    fn pair() -> (ChunkWriter, TcpStream) {
+    fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        (ChunkWriter::new(Arc::new(server)), client)
+        crate::rtmp::backlog::tests::small_buffers(&server, &client);
+        (server, client)
     }
 
     fn read_messages(socket: &mut TcpStream, n: usize) -> Vec<RawMessage> {
@@ -246,9 +358,15 @@ mod tests {
 
     #[test]
     fn frames_arrive_in_order_across_groups_and_chunk_sizes() {
-        let (writer, mut client) = pair();
+        let (socket, mut client) = pair();
+        let reader = std::thread::spawn(move || read_messages(&mut client, 43));
+        let mut writer = ChunkWriter::default();
+        let set_chunk_size = Frame::Message {
+            csid: csid::CONTROL,
+            message: Message::SetChunkSize(1000).encode(0, 0),
+        };
         writer
-            .send(csid::CONTROL, Message::SetChunkSize(1000).encode(0, 0))
+            .write_frames(&socket, [set_chunk_size], 0, SendMode::Wait)
             .unwrap();
         // Payloads from one byte to many chunks, past one group's slices,
         // and one with an extended timestamp.
@@ -274,8 +392,10 @@ mod tests {
                 message: Message::WindowAckSize(1).encode(0, 0),
             },
         );
-        writer.write_frames(frames, 1).unwrap();
-        let got = read_messages(&mut client, 43);
+        writer
+            .write_frames(&socket, frames, 1, SendMode::Wait)
+            .unwrap();
+        let got = reader.join().unwrap();
         assert_eq!(got[0].type_id, type_id::SET_CHUNK_SIZE);
         assert_eq!(got[4].type_id, type_id::WINDOW_ACK_SIZE);
         let audio: Vec<_> = got.iter().filter(|m| m.type_id == 8).collect();
@@ -287,5 +407,76 @@ mod tests {
         }
         let video = got.last().unwrap();
         assert_eq!((video.timestamp, video.payload.len()), (0x0100_0000, 5000));
+    }
+
+    #[test]
+    fn a_full_socket_stops_the_write_between_units_and_nothing_is_lost() {
+        let (socket, mut client) = pair();
+        let mut writer = ChunkWriter::default();
+        // 400 packets of 9 KiB (3 chunks each): megabytes the peer does
+        // not read yet.
+        let packets: Vec<Packet> = (0..400u32)
+            .map(|n| Packet::new(PacketKind::Video, n, Bytes::from(vec![n as u8; 9000])))
+            .collect();
+        let mut next = 0;
+        let begun = writer
+            .write_units(
+                &socket,
+                packets.iter().map(|p| [Frame::Packet(p)]),
+                1,
+                SendMode::UntilFull,
+            )
+            .unwrap();
+        assert!(begun > 0 && begun < packets.len(), "stopped when full");
+        assert!(writer.backlog_len() > 0 && writer.stalled_since().is_some());
+        next += begun;
+        // A one-off message now waits behind the backlog.
+        let ping = Frame::Message {
+            csid: csid::CONTROL,
+            message: Message::WindowAckSize(7).encode(0, 0),
+        };
+        writer
+            .write_frames(&socket, [ping], 0, SendMode::Backlog)
+            .unwrap();
+        // Nothing more begins while the backlog waits.
+        let none = writer
+            .write_units(
+                &socket,
+                packets[next..].iter().map(|p| [Frame::Packet(p)]),
+                1,
+                SendMode::UntilFull,
+            )
+            .unwrap();
+        assert_eq!(none, 0);
+        let reader = std::thread::spawn(move || read_messages(&mut client, 401));
+        while next < packets.len() {
+            next += writer
+                .write_units(
+                    &socket,
+                    packets[next..].iter().map(|p| [Frame::Packet(p)]),
+                    1,
+                    SendMode::UntilFull,
+                )
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        while !writer.flush_backlog(&socket, SendMode::UntilFull).unwrap() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let got = reader.join().unwrap();
+        let media: Vec<_> = got.iter().filter(|m| m.type_id == type_id::VIDEO).collect();
+        assert_eq!(media.len(), 400);
+        for (n, m) in media.iter().enumerate() {
+            assert_eq!(m.timestamp, n as u32);
+            assert!(m.payload.len() == 9000 && m.payload.iter().all(|&b| b == n as u8));
+        }
+        let ack = got
+            .iter()
+            .position(|m| m.type_id == type_id::WINDOW_ACK_SIZE);
+        assert_eq!(
+            ack,
+            Some(begun),
+            "the message went out after what was begun before it"
+        );
     }
 }

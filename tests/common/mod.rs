@@ -277,6 +277,21 @@ impl ServerProcess {
         if let Some((name, value)) = env {
             command.env(name, value);
         }
+        ServerProcess::spawn(command, args)
+    }
+
+    /// Starts the binary under another program, such as `prlimit ...`.
+    pub fn start_under(wrapper: &[&str], args: &[&str]) -> ServerProcess {
+        let (program, wrapper_args) = wrapper.split_first().unwrap();
+        let mut command = Command::new(program);
+        command
+            .env_remove("RTMP_API_TOKEN")
+            .args(wrapper_args)
+            .arg(BIN);
+        ServerProcess::spawn(command, args)
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> ServerProcess {
         let mut child = command
             .args(args)
             .env_remove("RUST_LOG")

@@ -64,6 +64,7 @@ pub(super) fn spec(id: u64, options: OutputOptions) -> OutputSpec {
         remote_addr: None,
         options,
         on_drop: None,
+        doorbell: None,
     }
 }
 

@@ -186,6 +186,7 @@ fn the_disconnect_policy_drops_the_output_and_wakes_it() {
     let queue = stream
         .subscribe(OutputSpec {
             on_drop: Some(Box::new(move || flag.store(true, Ordering::SeqCst))),
+            doorbell: None,
             ..spec(10, options(2, 1 << 20, SlowSubscriberPolicy::Disconnect))
         })
         .queue;

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::socket::{READ_AVAILABLE_LIMIT, read_available};
-use super::writer::{ChunkWriter, Frame};
+use super::writer::{ChunkWriter, Frame, SendMode};
 use crate::protocol::chunk_decoder::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::protocol::handshake::ClientHandshake;
 use crate::protocol::message::RawMessage;
@@ -79,6 +79,18 @@ mod error;
 mod send;
 
 pub use error::ClientError;
+
+/// A client taken apart by [`Client::into_parts`].
+pub struct ClientParts {
+    pub socket: Arc<TcpStream>,
+    /// Holds the bytes read and not yet decoded, and the decoder's state
+    /// (the server's chunk size, the last headers); `None` before
+    /// `connect`.
+    pub session: Option<ClientSession>,
+    /// Messages received while waiting for a reply and not read yet, in
+    /// order (they were read before anything the session still holds).
+    pub pending: VecDeque<Incoming>,
+}
 
 pub struct Client {
     socket: Arc<TcpStream>,
@@ -210,7 +222,7 @@ impl Client {
         socket.set_read_timeout(Some(options.read_timeout))?;
         let socket = Arc::new(socket);
         Ok(Client {
-            writer: ChunkWriter::new(Arc::clone(&socket)),
+            writer: ChunkWriter::default(),
             socket,
             session: None,
             options: options.clone(),
@@ -234,6 +246,16 @@ impl Client {
         &self.socket
     }
 
+    /// Takes the client apart, for a caller that drives the connection
+    /// itself (without blocking, say): nothing read is lost.
+    pub fn into_parts(self) -> ClientParts {
+        ClientParts {
+            socket: self.socket,
+            session: self.session,
+            pending: self.pending,
+        }
+    }
+
     /// The NetStream of the last `publish` or `play`.
     pub fn stream_id(&self) -> u32 {
         self.session.as_ref().map_or(0, ClientSession::stream_id)
@@ -246,7 +268,8 @@ impl Client {
         };
         let frames: Vec<Frame<'static>> = session.take_outgoing().map(Frame::from).collect();
         if !frames.is_empty() {
-            self.writer.write_frames(frames, 0)?;
+            self.writer
+                .write_frames(&self.socket, frames, 0, SendMode::Wait)?;
         }
         Ok(())
     }
