@@ -407,7 +407,7 @@ impl Connection {
             return Ok(());
         }
         let frames = self.session.take_outgoing().map(Frame::from);
-        let Role::Player { writer, .. } = &self.role else {
+        let Role::Player { writer, link, .. } = &self.role else {
             self.transport.send(frames, SendMode::Wait)?;
             return Ok(());
         };
@@ -422,8 +422,8 @@ impl Connection {
             if left <= MAX_REPLY_BACKLOG {
                 return Ok(());
             }
-            if waited >= self.shared.config.write_timeout {
-                return Err(ConnectionError::WriteTimeout);
+            if link.end().is_some() || waited >= self.shared.config.write_timeout {
+                return Err(self.read_end(ConnectionError::WriteTimeout));
             }
             std::thread::sleep(REPLY_BACKLOG_POLL);
             waited += REPLY_BACKLOG_POLL;

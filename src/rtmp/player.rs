@@ -45,7 +45,8 @@ pub enum PlayerEnd {
 pub struct PlayerLink {
     /// The connection stopped playing: the writer lets go.
     stopped: AtomicBool,
-    /// Why the writer ended the player, if it did.
+    /// Why the player was ended (by its writer, or by its stream), if it
+    /// was.
     end: Mutex<Option<PlayerEnd>>,
 }
 
@@ -59,9 +60,14 @@ impl PlayerLink {
         self.stopped.load(Ordering::SeqCst)
     }
 
-    /// Why the writer ended the player, if it did.
+    /// Why the player was ended, if it was.
     pub fn end(&self) -> Option<PlayerEnd> {
         *self.end.lock()
+    }
+
+    /// Records why the player ends (the first reason given stays).
+    pub fn ended(&self, end: PlayerEnd) {
+        self.end.lock().get_or_insert(end);
     }
 }
 
@@ -219,7 +225,7 @@ impl PlayerOutput {
     }
 
     fn end(&self, end: PlayerEnd) -> Drained {
-        self.link.end.lock().get_or_insert(end);
+        self.link.ended(end);
         self.transport.shutdown();
         Drained::Done
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::connection::{Connection, ConnectionError, PUBLISHER_READ_BUFFER_SIZE, Role};
-use super::player::{PlayerLink, PlayerOutput};
+use super::player::{PlayerEnd, PlayerLink, PlayerOutput};
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
 use crate::hub::output::{OutputOptions, OutputSpec};
@@ -131,13 +131,17 @@ impl Connection {
         let key = self.stream_key(stream_id, name, status::PLAY_FAILED)?;
         let writers = &self.shared.writers;
         let writer = writers.assign();
-        let closer = Arc::clone(&self.transport);
+        let link = Arc::new(PlayerLink::default());
+        let (closer, dropped) = (Arc::clone(&self.transport), Arc::clone(&link));
         let spec = OutputSpec {
             id: self.id,
             remote_addr: Some(self.peer),
             options: OutputOptions::rtmp_player(&self.shared.config),
             // Wakes the connection thread of a player the stream drops.
-            on_drop: Some(Box::new(move || closer.shutdown())),
+            on_drop: Some(Box::new(move || {
+                dropped.ended(PlayerEnd::SlowPlayer);
+                closer.shutdown();
+            })),
             doorbell: writers.doorbell(&writer),
         };
         let (stream, subscription) = self.shared.registry.subscribe(&key, spec);
@@ -147,7 +151,6 @@ impl Connection {
             " (waiting for a publisher)"
         };
         log::info!("conn#{} {} playing {key}{waiting}", self.id, self.peer);
-        let link = Arc::new(PlayerLink::default());
         let player = PlayerOutput::new(
             Arc::clone(&self.transport),
             subscription.queue,
