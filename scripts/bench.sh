@@ -6,16 +6,40 @@
 #
 # One 2 Mbps H.264 + AAC publisher (a test FLV made once with ffmpeg and
 # cached in target/bench/) and N players per run, measured over a steady
-# 30 s window by target/release/rtmp-bench. Prints a table and the ratios
-# ours/nginx-rtmp. WINDOW=seconds shortens or lengthens the window;
-# OURS_FLAGS="-write-coalesce 20ms" passes flags to our server.
+# 30 s window by rtmp-bench. Then IDLE connections that only connect,
+# and what they cost each server. Prints tables and the ratios
+# ours/nginx-rtmp.
+#
+# Environment:
+#   WINDOW=seconds        the window (default 30)
+#   CLIENT_MODES="..."    how the players are run, each N in each mode
+#                         (default "mux threads"): mux multiplexes them on
+#                         CLIENT_THREADS threads (default 1), as remote
+#                         players cost a server; threads gives each one a
+#                         blocking thread, whose wake-ups loopback charges
+#                         to the server; CLIENT_MODES= (empty) runs no
+#                         players, only the idle connections
+#   IDLE=N                idle connections to measure (default 1000; 0 skips)
+#   OURS_FLAGS="..."      flags for our server, e.g. "-write-coalesce 20ms"
+#   CARGO_TARGET_DIR      where the binaries are built (default target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(10 100 300)
 window=${WINDOW:-30}
+read -r -a modes <<<"${CLIENT_MODES-mux threads}"
+client_threads=${CLIENT_THREADS:-1}
+idle=${IDLE:-1000}
 ours_flags=${OURS_FLAGS:-}
+bin=${CARGO_TARGET_DIR:-target}/release
+
+for mode in "${modes[@]}"; do
+  case $mode in
+    mux | threads) ;;
+    *) echo "CLIENT_MODES: unknown mode $mode (want mux or threads)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
@@ -35,6 +59,27 @@ if [ ! -s "$flv" ]; then
     -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "$flv"
 fi
 
+# Connections at once: the most players or idle connections, and the
+# publisher. Each server, and rtmp-bench, needs a descriptor for each.
+most=$idle
+for n in "${counts[@]}"; do [ "$n" -gt "$most" ] && most=$n; done
+connections=$((most + 16))
+files=$((connections + 256))
+soft=$(ulimit -Sn)
+if [ "$soft" != unlimited ] && [ "$soft" -lt "$files" ]; then
+  hard=$(ulimit -Hn)
+  if [ "$hard" = unlimited ] || [ "$hard" -ge "$files" ]; then
+    ulimit -Sn "$files"
+  else
+    echo "warning: open files limited to $hard, $files wanted" >&2
+    ulimit -Sn "$hard"
+  fi
+fi
+# Our server refuses connections past -max-connections (default 1000).
+conn_flags=()
+[ "$connections" -le 1000 ] || conn_flags=(-max-connections "$connections")
+worker_connections=$((connections > 4096 ? connections : 4096))
+
 results="$work/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 ours_port=19351
 nginx_port=19352
@@ -44,9 +89,10 @@ load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off;
 master_process off;
 worker_processes 1;
+worker_rlimit_nofile $files;
 error_log $nginx_dir/error.log warn;
 pid $nginx_dir/nginx.pid;
-events { worker_connections 4096; }
+events { worker_connections $worker_connections; }
 rtmp {
     server {
         listen 127.0.0.1:$nginx_port;
@@ -75,28 +121,54 @@ wait_port() {
   return 1
 }
 
-bench() { # label port players
-  target/release/rtmp-bench run --label "$1" --url "rtmp://127.0.0.1:$2/live/bench" --flv "$flv" \
-    --players "$3" --window "$window" --server-pid "$server_pid" | tee -a "$results"
+start_server() { # label
+  if [ "$1" = ours ]; then
+    # shellcheck disable=SC2086 # flags are words
+    "$bin/rtmp-server" -listen "127.0.0.1:$ours_port" -log-level warn "${conn_flags[@]}" $ours_flags &
+    server_pid=$!
+    wait_port $ours_port
+  else
+    nginx -c "$nginx_dir/nginx.conf" -p "$nginx_dir" &
+    server_pid=$!
+    wait_port $nginx_port
+  fi
 }
 
+port_of() { # label
+  if [ "$1" = ours ]; then echo $ours_port; else echo $nginx_port; fi
+}
+
+bench() { # label players mode
+  start_server "$1"
+  "$bin/rtmp-bench" run --label "$1" --url "rtmp://127.0.0.1:$(port_of "$1")/live/bench" \
+    --flv "$flv" --players "$2" --client-mode "$3" --client-threads "$client_threads" \
+    --window "$window" --server-pid "$server_pid" | tee -a "$results"
+  stop_server
+}
+
+bench_idle() { # label
+  start_server "$1"
+  "$bin/rtmp-bench" idle --label "$1" --url "rtmp://127.0.0.1:$(port_of "$1")/live" \
+    --connections "$idle" --server-pid "$server_pid" | tee -a "$results"
+  stop_server
+}
+
+command="WINDOW=$window CLIENT_MODES=\"${modes[*]}\" CLIENT_THREADS=$client_threads IDLE=$idle"
+[ -z "$ours_flags" ] || command+=" OURS_FLAGS=\"$ours_flags\""
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
 echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
-echo "command: scripts/bench.sh ${counts[*]} (window ${window}s${ours_flags:+, our flags: $ours_flags})"
+echo "command: $command scripts/bench.sh ${counts[*]}"
+echo "open files: $(ulimit -Sn)${conn_flags[*]:+, our server with ${conn_flags[*]}}"
 for n in "${counts[@]}"; do
-  # shellcheck disable=SC2086 # flags are words
-  target/release/rtmp-server -listen "127.0.0.1:$ours_port" -log-level warn $ours_flags &
-  server_pid=$!
-  wait_port $ours_port
-  bench ours $ours_port "$n"
-  stop_server
-
-  nginx -c "$nginx_dir/nginx.conf" -p "$nginx_dir" &
-  server_pid=$!
-  wait_port $nginx_port
-  bench nginx-rtmp $nginx_port "$n"
-  stop_server
+  for mode in "${modes[@]}"; do
+    bench ours "$n" "$mode"
+    bench nginx-rtmp "$n" "$mode"
+  done
 done
+if [ "$idle" -gt 0 ]; then
+  bench_idle ours
+  bench_idle nginx-rtmp
+fi
 echo
-target/release/rtmp-bench report "$results" --ours ours --peer nginx-rtmp
+"$bin/rtmp-bench" report "$results" --ours ours --peer nginx-rtmp

@@ -1,7 +1,8 @@
-//! The load benchmark behind `rtmp-bench`: one process publishes a
+//! The load benchmark behind `rtmp-bench run`: one process publishes a
 //! pre-encoded FLV file in real time and plays it with N players, then
-//! reports the server's CPU and memory, delivery, gaps, time to first
-//! frame and delivery delay.
+//! reports the server's CPU, memory and open files, delivery, gaps, time
+//! to first frame and delivery delay. Players are multiplexed over a few
+//! threads ([`crate::mux`]) or each on its own blocking thread.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::report::RunResult;
+use crate::idle::open_fds;
+use crate::mux;
+use crate::report::{ClientMode, RunResult};
 use rtmp_server::media::codec;
 use rtmp_server::media::flv;
 use rtmp_server::proc_stats::{self, ProcessFigures};
@@ -29,6 +32,10 @@ pub struct RunSpec {
     pub name: String,
     pub flv: Vec<u8>,
     pub players: usize,
+    /// How the players are run.
+    pub client_mode: ClientMode,
+    /// Threads that multiplex the players (mux mode).
+    pub client_threads: usize,
     /// Publishing before the players join (so they join mid-GOP).
     pub lead_in: Duration,
     /// From the last player joining to the start of the window.
@@ -47,24 +54,59 @@ struct Sent {
 
 /// One media message a player received.
 #[derive(Debug, Clone, Copy)]
-struct Received {
-    key: (u8, u32),
-    at: Instant,
-    bytes: usize,
+pub struct Received {
+    pub key: (u8, u32),
+    pub at: Instant,
+    pub bytes: usize,
 }
 
+/// What one player saw.
 #[derive(Debug, Default)]
-struct PlayerLog {
-    connect_started: Option<Instant>,
-    first_frame: Option<Instant>,
-    received: Vec<Received>,
-    error: Option<String>,
+pub struct PlayerLog {
+    pub connect_started: Option<Instant>,
+    pub first_frame: Option<Instant>,
+    pub received: Vec<Received>,
+    pub error: Option<String>,
 }
+
+impl PlayerLog {
+    /// Notes `message` if it is media, received `at`; the first video
+    /// keyframe is the first frame.
+    pub fn record(&mut self, message: &RawMessage, at: Instant) {
+        if !is_media(message) {
+            return;
+        }
+        if self.first_frame.is_none()
+            && message.type_id == type_id::VIDEO
+            && codec::inspect_video(&message.payload).is_some_and(|v| v.keyframe)
+        {
+            self.first_frame = Some(at);
+        }
+        self.received.push(Received {
+            key: (message.type_id, message.timestamp),
+            at,
+            bytes: message.payload.len(),
+        });
+    }
+}
+
+/// Every player's log, shared with whatever runs the players.
+pub type Logs = Arc<Vec<Mutex<PlayerLog>>>;
 
 type SentLog = Arc<Mutex<HashMap<(u8, u32), Sent>>>;
 
 fn is_media(m: &RawMessage) -> bool {
     matches!(m.type_id, type_id::AUDIO | type_id::VIDEO)
+}
+
+/// The options players connect with: the simple handshake, as the
+/// measurements in the README were made.
+pub fn player_options(read_timeout: Duration) -> ClientOptions {
+    ClientOptions {
+        digest_handshake: false,
+        read_timeout,
+        ..ClientOptions::default()
+    }
 }
 
 /// Publishes `tags` paced by their timestamps, looping the file, until
@@ -75,7 +117,6 @@ fn publish(
     sent: &SentLog,
     stop: &AtomicBool,
 ) -> Result<(), ClientError> {
-    // The simple handshake, as the measurements in the README were made.
     let options = ClientOptions {
         digest_handshake: false,
         ..ClientOptions::default()
@@ -125,43 +166,73 @@ fn publish(
     Ok(())
 }
 
+/// One player on its own blocking thread (`--client-mode threads`).
 fn play(spec: &RunSpec, log: &Mutex<PlayerLog>, stop: &AtomicBool) -> Result<(), ClientError> {
     log.lock().connect_started = Some(Instant::now());
-    let options = ClientOptions {
-        digest_handshake: false,
-        read_timeout: Duration::from_millis(500),
-        ..ClientOptions::default()
-    };
-    let mut client = Client::connect(&spec.url, &options)?;
+    let mut client = Client::connect(&spec.url, &player_options(Duration::from_millis(500)))?;
     client.play(&spec.name)?;
-    let mut received = Vec::with_capacity(4096);
-    let mut first_frame = None;
+    let mut mine = PlayerLog::default();
+    mine.received.reserve(4096);
     while !stop.load(Ordering::Relaxed) {
         let message = match client.read_message() {
             Ok(m) => m,
             Err(e) if e.is_timeout() => continue,
             Err(e) => return Err(e),
         };
-        if !is_media(&message) {
-            continue;
-        }
-        let at = Instant::now();
-        if first_frame.is_none()
-            && message.type_id == type_id::VIDEO
-            && codec::inspect_video(&message.payload).is_some_and(|v| v.keyframe)
-        {
-            first_frame = Some(at);
-        }
-        received.push(Received {
-            key: (message.type_id, message.timestamp),
-            at,
-            bytes: message.payload.len(),
-        });
+        mine.record(&message, Instant::now());
     }
     let mut log = log.lock();
-    log.first_frame = first_frame;
-    log.received = received;
+    log.first_frame = mine.first_frame;
+    log.received = mine.received;
     Ok(())
+}
+
+/// The players of a run, however they are run.
+enum Players {
+    Threads(Vec<thread::JoinHandle<()>>),
+    Mux(mux::Mux),
+}
+
+impl Players {
+    fn start(spec: &Arc<RunSpec>, logs: &Logs, stop: &Arc<AtomicBool>) -> Result<Players, String> {
+        if spec.client_mode == ClientMode::Mux {
+            let setup = mux::Setup {
+                url: spec.url.clone(),
+                name: spec.name.clone(),
+                players: spec.players,
+                threads: spec.client_threads,
+            };
+            return mux::Mux::start(setup, Arc::clone(logs), Arc::clone(stop)).map(Players::Mux);
+        }
+        let mut handles = Vec::new();
+        for index in 0..spec.players {
+            let (spec, logs, stop) = (Arc::clone(spec), Arc::clone(logs), Arc::clone(stop));
+            let handle = thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    if let Some(log) = logs.get(index)
+                        && let Err(e) = play(&spec, log, &stop)
+                    {
+                        log.lock().error = Some(e.to_string());
+                    }
+                })
+                .map_err(|e| e.to_string())?;
+            handles.push(handle);
+        }
+        Ok(Players::Threads(handles))
+    }
+
+    /// Waits for every player to stop (after `stop` is set).
+    fn join(self) {
+        match self {
+            Players::Threads(handles) => {
+                for handle in handles {
+                    let _ = handle.join();
+                }
+            }
+            Players::Mux(mux) => mux.join(),
+        }
+    }
 }
 
 /// Runs one load test and measures it.
@@ -176,28 +247,24 @@ pub fn run(spec: RunSpec) -> Result<RunResult, String> {
     };
     thread::sleep(spec.lead_in);
     let baseline_rss = proc_stats::total_rss(&spec.server_pids);
-    let logs: Vec<Arc<Mutex<PlayerLog>>> = (0..spec.players).map(|_| Arc::default()).collect();
-    let mut players = Vec::new();
-    for log in &logs {
-        let (spec, log, stop) = (Arc::clone(&spec), Arc::clone(log), Arc::clone(&stop));
-        let handle = thread::Builder::new()
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                if let Err(e) = play(&spec, &log, &stop) {
-                    log.lock().error = Some(e.to_string());
-                }
-            })
-            .map_err(|e| e.to_string())?;
-        players.push(handle);
-    }
+    let baseline_fds = open_fds(&spec.server_pids);
+    let logs: Logs = Arc::new((0..spec.players).map(|_| Mutex::default()).collect());
+    let players = match Players::start(&spec, &logs, &stop) {
+        Ok(players) => players,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e);
+        }
+    };
     thread::sleep(spec.warmup);
 
     let window_start = Instant::now();
     let server_cpu_start = proc_stats::total_cpu(&spec.server_pids);
     let client_cpu_start = ProcessFigures::read().cpu_time();
-    let mut peak_rss = 0;
+    let (mut peak_rss, mut peak_fds) = (0, 0);
     while window_start.elapsed() < spec.window {
         peak_rss = peak_rss.max(proc_stats::total_rss(&spec.server_pids));
+        peak_fds = peak_fds.max(open_fds(&spec.server_pids));
         thread::sleep(Duration::from_millis(250));
     }
     let window = window_start.elapsed();
@@ -209,9 +276,7 @@ pub fn run(spec: RunSpec) -> Result<RunResult, String> {
     // Let the last messages of the window arrive before stopping.
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
-    for player in players {
-        let _ = player.join();
-    }
+    players.join();
     publisher
         .join()
         .map_err(|_| "publisher thread panicked".to_string())??;
@@ -224,12 +289,19 @@ pub fn run(spec: RunSpec) -> Result<RunResult, String> {
         .collect();
     let expected_bytes: usize = in_window.values().map(|s| s.bytes).sum();
     let mut result = RunResult::new(&spec.label, spec.players, window);
+    result.client_mode = spec.client_mode;
+    result.client_threads = match spec.client_mode {
+        ClientMode::Mux => spec.client_threads,
+        ClientMode::Threads => spec.players,
+    };
     result.server_cpu_seconds = server_cpu.as_secs_f64();
     result.client_cpu_seconds = client_cpu.as_secs_f64();
     result.baseline_rss_bytes = baseline_rss;
     result.peak_rss_bytes = peak_rss;
+    result.baseline_fds = baseline_fds;
+    result.peak_fds = peak_fds;
     result.expected_bytes_per_player = expected_bytes as u64;
-    for log in &logs {
+    for log in logs.iter() {
         let log = log.lock();
         if let Some(e) = &log.error {
             result.errors.push(e.clone());

@@ -2,20 +2,26 @@
 //! of the protocol core.
 //!
 //! - `rtmp-bench run -url rtmp://127.0.0.1:1935/live/bench -flv FILE -players 100 -label ours -server-pid PID`
-//!   publishes FILE in real time, plays it with N players and prints one
-//!   JSON line of figures (append it to a file for `report`).
-//! - `rtmp-bench report FILE` prints the table and the ratios.
+//!   publishes FILE in real time, plays it with N players (multiplexed on
+//!   a few threads, or `-client-mode threads`: one thread each) and prints
+//!   one JSON line of figures (append it to a file for `report`).
+//! - `rtmp-bench idle -url rtmp://127.0.0.1:1935/live -connections 1000 -server-pid PID`
+//!   measures the memory and file descriptors of idle connections.
+//! - `rtmp-bench report FILE` prints the tables and the ratios.
 //! - `rtmp-bench micro` measures chunk encoding and decoding in MB/s.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
+mod idle;
 mod load;
 mod micro;
+mod mux;
 mod report;
 
 use load::RunSpec;
+use report::ClientMode;
 use rtmp_server::protocol::url::RtmpUrl;
 
 /// RTMP load benchmark.
@@ -29,6 +35,7 @@ struct Args {
 #[argh(subcommand)]
 enum Command {
     Run(RunArgs),
+    Idle(IdleArgs),
     Report(ReportArgs),
     Micro(MicroArgs),
 }
@@ -46,6 +53,13 @@ struct RunArgs {
     /// number of players (default 10)
     #[argh(option, default = "10")]
     players: usize,
+    /// mux: players multiplexed on a few threads; threads: a blocking
+    /// thread per player (default mux)
+    #[argh(option, default = "ClientMode::Mux")]
+    client_mode: ClientMode,
+    /// threads that multiplex the players in mux mode (default 1)
+    #[argh(option, default = "1")]
+    client_threads: usize,
     /// name for this server in the report (default ours)
     #[argh(option, default = "String::from(\"ours\")")]
     label: String,
@@ -58,6 +72,28 @@ struct RunArgs {
     /// seconds of measurement (default 30)
     #[argh(option, default = "30.0")]
     window: f64,
+    /// pid of a server process to measure (repeatable)
+    #[argh(option)]
+    server_pid: Vec<u32>,
+}
+
+/// open N connections that connect and sit idle; measure what they cost
+#[derive(FromArgs)]
+#[argh(subcommand, name = "idle")]
+struct IdleArgs {
+    /// rtmp://HOST:PORT/APP of the server under test
+    #[argh(option)]
+    url: String,
+    /// number of connections (default 1000)
+    #[argh(option, default = "1000")]
+    connections: usize,
+    /// name for this server in the report (default ours)
+    #[argh(option, default = "String::from(\"ours\")")]
+    label: String,
+    /// longest wait, in seconds, for the server's open files to settle
+    /// (default 10)
+    #[argh(option, default = "10.0")]
+    settle: f64,
     /// pid of a server process to measure (repeatable)
     #[argh(option)]
     server_pid: Vec<u32>,
@@ -115,6 +151,8 @@ fn main() -> ExitCode {
                 name,
                 flv,
                 players: run.players,
+                client_mode: run.client_mode,
+                client_threads: run.client_threads.max(1),
                 lead_in: Duration::from_secs_f64(run.lead_in),
                 warmup: Duration::from_secs_f64(run.warmup),
                 window: Duration::from_secs_f64(run.window),
@@ -134,6 +172,29 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Idle(idle_args) => {
+            let Ok(url) = RtmpUrl::parse(&idle_args.url) else {
+                eprintln!("rtmp-bench: bad --url: want rtmp://host:port/app");
+                return ExitCode::from(2);
+            };
+            let spec = idle::IdleSpec {
+                label: idle_args.label,
+                url,
+                connections: idle_args.connections,
+                server_pids: idle_args.server_pid,
+                settle: Duration::from_secs_f64(idle_args.settle.max(0.0)),
+            };
+            match idle::run(&spec) {
+                Ok(summary) => {
+                    println!("{}", summary.to_json());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rtmp-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Report(report_args) => {
             let text = match std::fs::read_to_string(&report_args.file) {
                 Ok(text) => text,
@@ -142,15 +203,28 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let summaries: Vec<report::Summary> = text
+            let values: Vec<serde_json::Value> = text
                 .lines()
                 .filter_map(|l| serde_json::from_str(l).ok())
-                .filter_map(|v| report::Summary::from_json(&v))
                 .collect();
-            print!(
-                "{}",
-                report::table(&summaries, &report_args.ours, &report_args.peer)
-            );
+            let runs: Vec<report::Summary> = values
+                .iter()
+                .filter_map(report::Summary::from_json)
+                .collect();
+            let idles: Vec<idle::IdleSummary> = values
+                .iter()
+                .filter_map(idle::IdleSummary::from_json)
+                .collect();
+            let (ours, peer) = (&report_args.ours, &report_args.peer);
+            if !runs.is_empty() || idles.is_empty() {
+                print!("{}", report::table(&runs, ours, peer));
+            }
+            if !idles.is_empty() {
+                if !runs.is_empty() {
+                    println!();
+                }
+                print!("{}", idle::table(&idles, ours, peer));
+            }
             ExitCode::SUCCESS
         }
         Command::Micro(micro) => {
