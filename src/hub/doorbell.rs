@@ -3,35 +3,44 @@
 //! them. Ringing never blocks and costs one atomic operation when the
 //! bell already rang; the consumer waits for a ring or a timeout.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::{Condvar, Mutex};
 
-/// Rung by streams (or anyone), waited on by one consumer.
-#[derive(Debug)]
+/// Rung by streams (or anyone), waited on by one consumer. Waiting parks
+/// the thread at once (no spinning: a consumer woken for each message
+/// would spend its time spinning).
+#[derive(Debug, Default)]
 pub struct Doorbell {
-    tx: Sender<()>,
-    rx: Receiver<()>,
-}
-
-impl Default for Doorbell {
-    fn default() -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        Doorbell { tx, rx }
-    }
+    rung: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
 }
 
 impl Doorbell {
     /// Wakes the consumer (or makes its next wait return at once).
     pub fn ring(&self) {
-        match self.tx.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        // Many outputs ring one bell per message: only the first pays.
+        if self.rung.load(Ordering::Acquire) || self.rung.swap(true, Ordering::AcqRel) {
+            return;
         }
+        // Taking the lock orders this after a waiter's check of `rung`.
+        let _guard = self.lock.lock();
+        self.wake.notify_one();
     }
 
     /// Waits until rung or `timeout` passed; true if rung.
     pub fn wait(&self, timeout: Duration) -> bool {
-        self.rx.recv_timeout(timeout).is_ok()
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.lock.lock();
+        while !self.rung.load(Ordering::Acquire) {
+            if self.wake.wait_until(&mut guard, deadline).timed_out() {
+                break;
+            }
+        }
+        drop(guard);
+        self.rung.swap(false, Ordering::AcqRel)
     }
 }
 

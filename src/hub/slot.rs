@@ -88,7 +88,10 @@ impl OutputSlot {
         wait_for_keyframe: bool,
     ) -> (OutputSlot, OutputQueue) {
         let shared = Arc::new(OutputShared::new(&spec, metrics, counters));
-        let (tx, rx) = crossbeam_channel::bounded(spec.options.max_messages + EVENT_RESERVE);
+        // Bounded here, by `has_room` and `notify`: a bounded channel would
+        // allocate every slot up front (3 KiB a player), a list channel
+        // allocates blocks as it fills.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let slot = OutputSlot {
             shared: Arc::clone(&shared),
             tx,
@@ -265,6 +268,9 @@ impl OutputSlot {
             // A new input's stream starts with its own headers and
             // keyframe: nothing from the old one needs resending.
             self.missed = Missed::default();
+        }
+        if self.tx.len() >= self.options.max_messages + EVENT_RESERVE {
+            return false;
         }
         match self.tx.try_send(event) {
             Ok(()) => {

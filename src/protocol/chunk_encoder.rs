@@ -16,8 +16,6 @@
 //! Writing a Set Chunk Size message switches the encoder to that size for
 //! the messages after it, as the decoder does on reading one.
 
-use std::collections::HashMap;
-
 use byteorder::{BigEndian, ByteOrder};
 
 use super::message::{RawMessage, type_id};
@@ -61,7 +59,10 @@ struct LastHeader {
 #[derive(Debug)]
 pub struct ChunkEncoder {
     chunk_size: usize,
-    streams: HashMap<u32, LastHeader>,
+    /// The last header sent on each chunk stream: a few, chosen by the
+    /// sender, so a short list (searched faster than a hash map, and
+    /// smaller, per connection).
+    streams: Vec<(u32, LastHeader)>,
 }
 
 fn put_basic_header(fmt: u8, csid: u32, out: &mut Vec<u8>) {
@@ -128,7 +129,7 @@ impl ChunkEncoder {
     pub fn new(chunk_size: usize) -> Self {
         ChunkEncoder {
             chunk_size: chunk_size.max(1),
-            streams: HashMap::new(),
+            streams: Vec::new(),
         }
     }
 
@@ -145,7 +146,13 @@ impl ChunkEncoder {
     /// Writes the header of a message's first chunk, choosing the most
     /// compact format that the receiver can decode unambiguously.
     pub fn write_header(&mut self, header: &MessageHeader, out: &mut Vec<u8>) {
-        let previous = self.streams.get(&header.csid).copied();
+        let slot = self
+            .streams
+            .iter()
+            .position(|(csid, _)| *csid == header.csid);
+        let previous = slot
+            .and_then(|i| self.streams.get(i))
+            .map(|(_, last)| *last);
         let mut delta = None;
         let fmt = match previous {
             Some(p)
@@ -184,16 +191,17 @@ impl ChunkEncoder {
             2 => put_u24(delta.unwrap_or(0), out),
             _ => {}
         }
-        self.streams.insert(
-            header.csid,
-            LastHeader {
-                timestamp: header.timestamp,
-                length: header.length,
-                type_id: header.type_id,
-                stream_id: header.stream_id,
-                delta,
-            },
-        );
+        let last = LastHeader {
+            timestamp: header.timestamp,
+            length: header.length,
+            type_id: header.type_id,
+            stream_id: header.stream_id,
+            delta,
+        };
+        match slot.and_then(|i| self.streams.get_mut(i)) {
+            Some((_, slot)) => *slot = last,
+            None => self.streams.push((header.csid, last)),
+        }
     }
 
     /// Writes a whole message (header and chunked payload) on `csid`.

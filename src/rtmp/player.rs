@@ -26,6 +26,9 @@ use crate::protocol::session::Outgoing;
 
 /// Most queued items taken at once.
 const MAX_BATCH: usize = 128;
+/// Room for pending items kept between ticks (a tick of a 2 Mbps stream
+/// takes a few; a catch-up can take hundreds, once).
+const RETAINED_PENDING: usize = 32;
 
 /// Why a player's writer ended it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +224,9 @@ impl PlayerOutput {
         }
         if media_bytes > 0 {
             self.queue.record_sent(media_bytes, last_timestamp);
+        }
+        if self.pending.is_empty() && self.pending.capacity() > RETAINED_PENDING {
+            self.pending.shrink_to(RETAINED_PENDING / 4);
         }
     }
 
