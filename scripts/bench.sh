@@ -21,6 +21,10 @@
 #                         players, only the idle connections
 #   IDLE=N                idle connections to measure (default 1000; 0 skips)
 #   OURS_FLAGS="..."      flags for our server, e.g. "-write-coalesce 20ms"
+#   OURS_ALSO="..."       our server again with these flags added, in each
+#                         run, labelled "ours OURS_ALSO" (default
+#                         "-write-coalesce 0": the other end of the
+#                         delay/CPU trade; empty skips it)
 #   CARGO_TARGET_DIR      where the binaries are built (default target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +36,7 @@ read -r -a modes <<<"${CLIENT_MODES-mux threads}"
 client_threads=${CLIENT_THREADS:-1}
 idle=${IDLE:-1000}
 ours_flags=${OURS_FLAGS:-}
+ours_also=${OURS_ALSO--write-coalesce 0}
 bin=${CARGO_TARGET_DIR:-target}/release
 
 for mode in "${modes[@]}"; do
@@ -122,9 +127,11 @@ wait_port() {
 }
 
 start_server() { # label
-  if [ "$1" = ours ]; then
+  if [ "${1%% *}" = ours ]; then
+    local extra=""
+    [ "$1" = ours ] || extra=$ours_also
     # shellcheck disable=SC2086 # flags are words
-    "$bin/rtmp-server" -listen "127.0.0.1:$ours_port" -log-level warn "${conn_flags[@]}" $ours_flags &
+    "$bin/rtmp-server" -listen "127.0.0.1:$ours_port" -log-level warn "${conn_flags[@]}" $ours_flags $extra &
     server_pid=$!
     wait_port $ours_port
   else
@@ -135,7 +142,7 @@ start_server() { # label
 }
 
 port_of() { # label
-  if [ "$1" = ours ]; then echo $ours_port; else echo $nginx_port; fi
+  if [ "${1%% *}" = ours ]; then echo $ours_port; else echo $nginx_port; fi
 }
 
 bench() { # label players mode
@@ -155,6 +162,7 @@ bench_idle() { # label
 
 command="WINDOW=$window CLIENT_MODES=\"${modes[*]}\" CLIENT_THREADS=$client_threads IDLE=$idle"
 [ -z "$ours_flags" ] || command+=" OURS_FLAGS=\"$ours_flags\""
+command+=" OURS_ALSO=\"$ours_also\""
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
 echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
@@ -163,6 +171,7 @@ echo "open files: $(ulimit -Sn)${conn_flags[*]:+, our server with ${conn_flags[*
 for n in "${counts[@]}"; do
   for mode in "${modes[@]}"; do
     bench ours "$n" "$mode"
+    [ -z "$ours_also" ] || bench "ours $ours_also" "$n" "$mode"
     bench nginx-rtmp "$n" "$mode"
   done
 done
@@ -172,3 +181,8 @@ if [ "$idle" -gt 0 ]; then
 fi
 echo
 "$bin/rtmp-bench" report "$results" --ours ours --peer nginx-rtmp
+if [ -n "$ours_also" ]; then
+  echo
+  echo "With $ours_also:"
+  "$bin/rtmp-bench" report "$results" --ours "ours $ours_also" --peer nginx-rtmp | sed -n '/^Ratios/,$p'
+fi
