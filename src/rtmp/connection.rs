@@ -221,7 +221,8 @@ pub fn serve(
         Ok(()) => EndReason::PublisherClosed,
     };
     connection.leave_role(reason);
-    // Dropping the connection closes the socket.
+    // Dropping the connection shuts the socket down (a player's writer
+    // thread lets go of it at its next tick).
     drop(connection);
     if let Err(e) = &result
         && let Some(counter) = e.counter()
@@ -403,16 +404,34 @@ impl Connection {
     /// does not take now is left to the writer, and when too much is left
     /// this thread waits for it to go before reading more.
     pub(super) fn flush(&mut self) -> Result<(), ConnectionError> {
+        self.queue_replies()?;
+        self.wait_for_replies()
+    }
+
+    /// Sends what the session queued; a player's replies that its socket
+    /// does not take now wait in the backlog, for its writer.
+    pub(super) fn queue_replies(&mut self) -> Result<(), ConnectionError> {
         if !self.session.has_outgoing() {
             return Ok(());
         }
         let frames = self.session.take_outgoing().map(Frame::from);
+        let mode = match self.role {
+            Role::Player { .. } => SendMode::Backlog,
+            _ => SendMode::Wait,
+        };
+        self.transport
+            .send(frames, mode)
+            .map_err(|e| self.read_end(e.into()))
+    }
+
+    /// Waits while a player's backlog is over its bound (its writer
+    /// writes it): a peer that does not read its answers gets its input
+    /// decoded no further. Ends the player when its socket takes nothing
+    /// for `-write-timeout`, or when its writer ended it.
+    pub(super) fn wait_for_replies(&self) -> Result<(), ConnectionError> {
         let Role::Player { writer, link, .. } = &self.role else {
-            self.transport.send(frames, SendMode::Wait)?;
             return Ok(());
         };
-        self.transport.send(frames, SendMode::Backlog)?;
-        let mut waited = Duration::ZERO;
         loop {
             let left = self.transport.backlog_len();
             if left == 0 {
@@ -422,11 +441,13 @@ impl Connection {
             if left <= MAX_REPLY_BACKLOG {
                 return Ok(());
             }
-            if link.end().is_some() || waited >= self.shared.config.write_timeout {
+            let stalled = self.transport.stalled_since();
+            if link.end().is_some()
+                || stalled.is_some_and(|since| since.elapsed() >= self.shared.config.write_timeout)
+            {
                 return Err(self.read_end(ConnectionError::WriteTimeout));
             }
             std::thread::sleep(REPLY_BACKLOG_POLL);
-            waited += REPLY_BACKLOG_POLL;
         }
     }
 

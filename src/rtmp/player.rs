@@ -26,6 +26,8 @@ use crate::protocol::session::Outgoing;
 
 /// Most queued items taken at once.
 const MAX_BATCH: usize = 128;
+/// Batches written per drain at most.
+const MAX_BATCHES_PER_DRAIN: usize = 2;
 /// Room for pending items kept between ticks (a tick of a 2 Mbps stream
 /// takes a few; a catch-up can take hundreds, once).
 const RETAINED_PENDING: usize = 32;
@@ -148,7 +150,8 @@ impl PlayerOutput {
             Ok(Ok(_)) if stalled.is_some_and(|since| since.elapsed() >= write_timeout) => {
                 self.end(PlayerEnd::WriteTimeout)
             }
-            Ok(Ok(_)) if closing && self.told_ended => self.end(PlayerEnd::Shutdown),
+            // Once all of the notice is written.
+            Ok(Ok(Drained::Written)) if closing && self.told_ended => self.end(PlayerEnd::Shutdown),
             Ok(Ok(drained)) => drained,
         }
     }
@@ -161,7 +164,9 @@ impl PlayerOutput {
         if !writer.flush_backlog(socket, SendMode::UntilFull)? {
             return Ok(Ok(Drained::Waiting));
         }
-        loop {
+        // A bounded share of the thread (and of the lock its connection's
+        // replies wait for) per drain, however fast the stream queues.
+        for _ in 0..MAX_BATCHES_PER_DRAIN {
             if self.pending.is_empty()
                 && let Err(released) = self.take_queued()
             {
@@ -185,6 +190,8 @@ impl PlayerOutput {
                 return Ok(Ok(Drained::Waiting));
             }
         }
+        // More may be queued: come back soon.
+        Ok(Ok(Drained::Waiting))
     }
 
     /// Takes what the queue holds, up to a batch.
@@ -228,6 +235,11 @@ impl PlayerOutput {
         if self.pending.is_empty() && self.pending.capacity() > RETAINED_PENDING {
             self.pending.shrink_to(RETAINED_PENDING / 4);
         }
+    }
+
+    /// Ends a player whose writing failed unexpectedly.
+    pub fn abandon(&self) -> Drained {
+        self.end(PlayerEnd::WriteFailed(io::ErrorKind::Other))
     }
 
     fn end(&self, end: PlayerEnd) -> Drained {

@@ -172,13 +172,15 @@ impl Connection {
             ),
         };
         // The replies go out, or wait in the backlog, before anything the
-        // writer thread sends.
+        // writer thread sends; then the writer has the player (and writes
+        // the backlog if it must be waited for).
         self.session.accept_play(stream_id);
-        let flushed = self.flush();
+        let queued = self.queue_replies();
         if let Role::Player { writer, .. } = &self.role {
             self.shared.writers.add(writer, player);
         }
-        flushed
+        queued?;
+        self.wait_for_replies()
     }
 
     /// Stops publishing or playing: a publisher's stream is told its input

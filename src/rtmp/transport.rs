@@ -18,7 +18,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -74,6 +74,11 @@ impl Transport {
     /// Bytes accepted for sending and not yet written.
     pub fn backlog_len(&self) -> usize {
         self.sending.lock().backlog_len()
+    }
+
+    /// Since when the socket has taken nothing of the backlog, if any waits.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        self.sending.lock().stalled_since()
     }
 
     /// The sending half, unless another thread holds it now.

@@ -184,20 +184,30 @@ fn run(worker: &Worker, settings: PoolSettings, closing: &AtomicBool, stop: &Ato
         players.append(&mut worker.incoming.lock());
         let closing = closing.load(Ordering::SeqCst);
         waiting = false;
-        players.retain_mut(
-            |player| match player.drain(settings.write_timeout, closing) {
-                Drained::Written => true,
-                Drained::Waiting => {
-                    waiting = true;
-                    true
-                }
-                Drained::Done => {
-                    worker.load.fetch_sub(1, Ordering::Relaxed);
-                    false
-                }
-            },
-        );
+        players.retain_mut(|player| match drain_contained(player, settings, closing) {
+            Drained::Written => true,
+            Drained::Waiting => {
+                waiting = true;
+                true
+            }
+            Drained::Done => {
+                worker.load.fetch_sub(1, Ordering::Relaxed);
+                false
+            }
+        });
     }
+}
+
+/// Drains one player; a panic (there should be none) ends that player
+/// only, logged, instead of the thread and every player it writes for.
+fn drain_contained(player: &mut PlayerOutput, settings: PoolSettings, closing: bool) -> Drained {
+    let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        player.drain(settings.write_timeout, closing)
+    }));
+    drained.unwrap_or_else(|_| {
+        log::error!("a player's writer failed (panic); the player is closed");
+        player.abandon()
+    })
 }
 
 #[cfg(test)]
