@@ -3,6 +3,7 @@
 //! Arguments are rewritten into argh's `--flag value` form, parsed, then
 //! validated into a [`Config`] with one clear error line per bad value.
 
+use crate::relay::target::RelayTargets;
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -50,6 +51,14 @@ struct Flags {
     /// gather player media this long per write, 0=off (default 40ms)
     #[argh(option, default = "String::from(\"40ms\")")]
     write_coalesce: String,
+
+    /// relay every stream to rtmp://host[:port]/app (repeatable, or a,b)
+    #[argh(option)]
+    relay_to: Vec<String>,
+
+    /// relay one stream: app/name=rtmp://host/app/name?key (repeatable)
+    #[argh(option)]
+    relay_map: Vec<String>,
 
     /// threads writing to players, 0=one per core (default 0)
     #[argh(option, default = "String::from(\"0\")")]
@@ -266,6 +275,8 @@ pub fn parse_with_env(
             .transpose()?,
         api_token: api_token(flags.api_token, flags.api_token_file, env)?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
+        relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)
+            .map_err(|e| UsageError(format!("rtmp-server: invalid value for flag {e}")))?,
         history_limit: match flags.history_limit.parse::<usize>() {
             Ok(n) if n <= MAX_HISTORY => n,
             _ => {

@@ -88,6 +88,14 @@ fn invalid_values_name_the_flag() {
         (vec!["-max-connections", "0"], "-max-connections"),
         (vec!["-max-message-size", "16MiB"], "-max-message-size"),
         (vec!["-max-message-size", "1KiB"], "-max-message-size"),
+        (vec!["-writer-threads", "many"], "-writer-threads"),
+        (vec!["-relay-to", "http://edge/live"], "-relay-to"),
+        (vec!["-relay-to", "rtmp://edge/live/cam"], "-relay-to"),
+        (vec!["-relay-map", "live/cam"], "-relay-map"),
+        (
+            vec!["-relay-map", "live/cam=rtmp://edge/live"],
+            "-relay-map",
+        ),
     ] {
         let err = parse("rtmp-server", &args(&list)).unwrap_err();
         assert!(err.0.contains(flag), "{list:?}: {err}");
@@ -258,4 +266,23 @@ fn values_starting_with_a_dash_stay_values() {
         normalize(&args(&["-log-level", "-x", "-version"])),
         args(&["--log-level", "-x", "--version"])
     );
+}
+
+#[test]
+fn relay_flags_repeat_and_split_on_commas_and_never_echo_a_key() {
+    let list = [
+        "-relay-to",
+        "rtmp://a/live,rtmp://b:1936/live",
+        "--relay-to=rtmp://c/live",
+        "-relay-map",
+        "live/cam=rtmp://yt/live2/name?key=secret",
+    ];
+    let Ok(Invocation::Run { config, .. }) = parse("rtmp-server", &args(&list)) else {
+        panic!("relay flags refused");
+    };
+    let cam = crate::hub::stream_key::StreamKey::new("live", "cam").unwrap();
+    assert_eq!(config.relays.destinations(&cam).len(), 4);
+    let bad = ["-relay-map", "live/cam=ftp://yt/live2/name?key=secret"];
+    let err = parse("rtmp-server", &args(&bad)).unwrap_err();
+    assert!(!err.0.contains("secret"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! The server's validated settings. Built from the command line by
 //! [`crate::cli`], or directly by tests and embedders.
 
+use crate::relay::target::RelayTargets;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -81,6 +82,8 @@ pub struct Config {
     pub api_token: Option<ApiToken>,
     /// Ended publish sessions kept for `/api/history`.
     pub history_limit: usize,
+    /// Where published streams are relayed (`-relay-to`, `-relay-map`).
+    pub relays: RelayTargets,
     /// Logs show stream names as `app/abc***` (for a server facing the
     /// internet, where a name is a secret stream key).
     pub log_redact_keys: bool,
@@ -109,6 +112,7 @@ impl Default for Config {
             api_token: None,
             history_limit: 100,
             log_redact_keys: false,
+            relays: RelayTargets::default(),
         }
     }
 }

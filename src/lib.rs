@@ -18,5 +18,6 @@ pub mod media;
 pub mod metrics;
 pub mod proc_stats;
 pub mod protocol;
+pub mod relay;
 pub mod rtmp;
 pub mod server;

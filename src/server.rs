@@ -21,6 +21,7 @@ use crate::hub::history::EndReason;
 use crate::hub::registry::Registry;
 use crate::hub::stream_key;
 use crate::metrics::{self, Metrics};
+use crate::relay;
 use crate::rtmp::connection;
 use crate::rtmp::transport::Transport;
 use crate::rtmp::writer_pool::{PoolSettings, WriterPool};
@@ -182,23 +183,25 @@ impl Server {
             coalesce: config.write_coalesce,
             write_timeout: config.write_timeout,
         })?;
+        let shared = Arc::new(Shared {
+            registry: Registry::new(&config, Arc::clone(&metrics), Arc::clone(&events)),
+            config,
+            metrics,
+            events,
+            writers,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            listen_addr: local_addr,
+            shutting_down: AtomicBool::new(false),
+            connections: Mutex::new(HashMap::new()),
+            all_closed: Condvar::new(),
+            next_id: AtomicU64::new(1),
+        });
+        relay::start(&shared)?;
         Ok(Server {
             listener,
             local_addr,
-            shared: Arc::new(Shared {
-                registry: Registry::new(&config, Arc::clone(&metrics), Arc::clone(&events)),
-                config,
-                metrics,
-                events,
-                writers,
-                started: Instant::now(),
-                started_at: SystemTime::now(),
-                listen_addr: local_addr,
-                shutting_down: AtomicBool::new(false),
-                connections: Mutex::new(HashMap::new()),
-                all_closed: Condvar::new(),
-                next_id: AtomicU64::new(1),
-            }),
+            shared,
         })
     }
 

@@ -1,0 +1,119 @@
+//! Relay push: every published stream sent on to other servers
+//! (`-relay-to`, `-relay-map`). A manager thread follows the hub's
+//! lifecycle events: when a stream's session starts it starts one relay
+//! per destination (see `worker`), each on its own thread with its own
+//! bounded queue; when the session ends it stops them. Startup never waits
+//! on a destination, and nothing a destination does reaches the
+//! publisher or the players.
+
+pub mod target;
+mod worker;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::hub::events::Event;
+use crate::hub::stream_key::StreamKey;
+use crate::server::Shared;
+use worker::Relay;
+
+/// Lifecycle events the manager may fall behind by before some are
+/// dropped (counted in `rtmp_events_dropped_total`).
+const EVENT_CAPACITY: usize = 1024;
+/// How often the manager looks whether the server is stopping.
+const POLL: Duration = Duration::from_millis(250);
+/// Relays' output ids, apart from connection ids (which count from 1).
+const FIRST_OUTPUT_ID: u64 = 1 << 62;
+
+/// Starts the relay manager if the server has destinations.
+pub(crate) fn start(shared: &Arc<Shared>) -> io::Result<()> {
+    if shared.config.relays.is_empty() {
+        return Ok(());
+    }
+    let events = shared.events.subscribe("relays", EVENT_CAPACITY);
+    let shared = Arc::clone(shared);
+    thread::Builder::new()
+        .name("relays".into())
+        .spawn(move || Manager::new(shared).run(&events))?;
+    Ok(())
+}
+
+struct Manager {
+    shared: Arc<Shared>,
+    /// The stop flags of the relays of each live stream, by `app/name`.
+    running: HashMap<String, Vec<Arc<AtomicBool>>>,
+    next_output_id: u64,
+}
+
+impl Manager {
+    fn new(shared: Arc<Shared>) -> Manager {
+        Manager {
+            shared,
+            running: HashMap::new(),
+            next_output_id: FIRST_OUTPUT_ID,
+        }
+    }
+
+    fn run(mut self, events: &Receiver<Event>) {
+        loop {
+            match events.recv_timeout(POLL) {
+                Ok(Event::PublishStarted { key }) => self.start(&key),
+                Ok(Event::PublishStopped { key, .. }) => self.stop(&key),
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self.shared.shutting_down.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        // Relays stop on their own at shutdown (their streams end); this
+        // only makes sure none waits in its backoff.
+        for key in self.running.keys().cloned().collect::<Vec<_>>() {
+            self.stop(&key);
+        }
+    }
+
+    /// Starts the relays of a session that began on `path`.
+    fn start(&mut self, path: &str) {
+        self.stop(path);
+        let (app, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let Ok(key) = StreamKey::new(app, name) else {
+            return;
+        };
+        let mut flags = Vec::new();
+        for url in self.shared.config.relays.destinations(&key) {
+            let stop = Arc::new(AtomicBool::new(false));
+            let relay = Relay {
+                shared: Arc::clone(&self.shared),
+                key: key.clone(),
+                url,
+                output_id: self.next_output_id,
+                stop: Arc::clone(&stop),
+            };
+            self.next_output_id += 1;
+            let spawned = thread::Builder::new()
+                .name("relay".into())
+                .spawn(move || relay.run());
+            match spawned {
+                Ok(_) => flags.push(stop),
+                Err(e) => log::warn!("relay of {key} not started: cannot start a thread: {e}"),
+            }
+        }
+        if !flags.is_empty() {
+            self.running.insert(path.to_owned(), flags);
+        }
+    }
+
+    /// Stops the relays of `path`'s session.
+    fn stop(&mut self, path: &str) {
+        for flag in self.running.remove(path).unwrap_or_default() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+}

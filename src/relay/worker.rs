@@ -1,0 +1,188 @@
+//! One relay: a stream's output pushed to one destination on its own
+//! thread, as an encoder would publish it. It connects (handshake,
+//! connect, releaseStream, FCPublish, createStream, publish), joins the
+//! stream as an output (catch-up first: metadata, sequence headers, the
+//! cached GOP from a keyframe) and writes what the output's bounded queue
+//! holds. A destination that fails or refuses is retried with exponential
+//! backoff and jitter (1 s doubling to 30 s) while the stream lives; each
+//! new connection starts again from the metadata, headers and a keyframe.
+//! The stream never waits for a relay: a full queue skips to the next
+//! keyframe, like a slow player's.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::hub::output::{OutputKind, OutputOptions, OutputSpec};
+use crate::hub::stream_key::StreamKey;
+use crate::protocol::url::RtmpUrl;
+use crate::rtmp::client::{Client, ClientError, ClientOptions, PublishEnd};
+use crate::server::Shared;
+
+/// First wait before reconnecting, and the longest.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often a waiting relay looks whether it should stop.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// The growing wait between attempts.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: BACKOFF_FIRST,
+        }
+    }
+
+    /// The wait before the next attempt: the current step plus up to half
+    /// of it at random (so relays that failed together do not retry
+    /// together); the step doubles up to the maximum.
+    fn wait(&mut self) -> Duration {
+        let step = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let jitter_ms = (step.as_millis() / 2).max(1) as u32;
+        let random = getrandom::u32().unwrap_or(0) % jitter_ms;
+        step + Duration::from_millis(random.into())
+    }
+
+    /// A destination that refused us is retried at the maximum.
+    fn refused(&mut self) {
+        self.next = BACKOFF_MAX;
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_FIRST;
+    }
+}
+
+/// What a relay needs to run.
+pub(crate) struct Relay {
+    pub(crate) shared: Arc<Shared>,
+    pub key: StreamKey,
+    pub url: RtmpUrl,
+    /// Its output's id, unique among the server's outputs.
+    pub output_id: u64,
+    /// Set when the stream's session ended or the server stops.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    /// Relays until the stream's session ends, then unpublishes there.
+    pub fn run(self) {
+        let mut backoff = Backoff::new();
+        log::info!("relay of {} to {} starting", self.key, self.url);
+        while !self.stopped() {
+            match self.connect() {
+                Ok(client) => {
+                    backoff.reset();
+                    if self.publish(client) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if matches!(e, ClientError::Refused { .. }) {
+                        backoff.refused();
+                    }
+                    log::warn!("relay of {} to {}: {e}", self.key, self.url);
+                }
+            }
+            let wait = backoff.wait();
+            log::debug!(
+                "relay of {} to {}: retrying in {wait:?}",
+                self.key,
+                self.url
+            );
+            self.sleep(wait);
+        }
+        log::info!("relay of {} to {} stopped", self.key, self.url);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.shared.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps `wait`, or less if the relay is stopped meanwhile.
+    fn sleep(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        while !self.stopped() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            thread::sleep(left.min(STOP_POLL));
+        }
+    }
+
+    fn connect(&self) -> Result<Client, ClientError> {
+        let mut client = Client::connect(&self.url, &ClientOptions::default())?;
+        let name = self.url.name.as_deref().unwrap_or(self.key.name());
+        client.publish(name)?;
+        log::info!("relay of {} to {} publishing", self.key, self.url);
+        Ok(client)
+    }
+
+    /// Publishes the stream's output over `client` until the session ends
+    /// (true: done) or the connection fails (false: retry).
+    fn publish(&self, mut client: Client) -> bool {
+        let config = &self.shared.config;
+        let spec = OutputSpec {
+            id: self.output_id,
+            remote_addr: None,
+            options: OutputOptions {
+                kind: OutputKind::Relay,
+                counts_as_player: false,
+                ..OutputOptions::rtmp_player(config)
+            },
+            on_drop: None,
+            doorbell: None,
+        };
+        let registry = &self.shared.registry;
+        let (stream, subscription) = registry.subscribe(&self.key, spec);
+        if !stream.is_live() {
+            // The session ended before the relay joined it.
+            registry.unsubscribe(&stream, self.output_id);
+            let _ = client.delete_stream();
+            return true;
+        }
+        let end = client.publish_output(&subscription.catch_up, &subscription.queue, &self.stop);
+        registry.unsubscribe(&stream, self.output_id);
+        match end {
+            Ok(PublishEnd::StreamEnded | PublishEnd::Stopped | PublishEnd::Released) => {
+                // FCUnpublish and deleteStream; dropping the client closes.
+                let _ = client.delete_stream();
+                true
+            }
+            Err(e) => {
+                log::warn!("relay of {} to {} failed: {e}", self.key, self.url);
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_its_maximum() {
+        let mut backoff = Backoff::new();
+        let waits: Vec<Duration> = (0..8).map(|_| backoff.wait()).collect();
+        for (wait, step) in waits.iter().zip([1, 2, 4, 8, 16, 30, 30, 30]) {
+            let step = Duration::from_secs(step);
+            assert!(
+                *wait >= step && *wait <= step + step / 2,
+                "{wait:?} for {step:?}"
+            );
+        }
+        backoff.reset();
+        assert!(backoff.wait() < Duration::from_secs(2));
+        backoff.refused();
+        assert!(backoff.wait() >= BACKOFF_MAX);
+    }
+}
