@@ -271,3 +271,61 @@ fn late_ffmpeg_player_starts_on_the_cached_keyframe() {
     );
     assert_clean_copy(&dir.join("late.flv"));
 }
+
+#[test]
+fn a_stream_published_here_reaches_nginx_rtmp_through_a_relay() {
+    if !tool_available("ffmpeg") || !tool_available("ffprobe") || !common::NginxRtmp::available() {
+        return;
+    }
+    let dir = work_dir("relay-nginx");
+    let nginx = common::NginxRtmp::start("");
+    let to = vec![format!("rtmp://{}/live", nginx.addr())];
+    let origin = TestServer::with(|c| {
+        c.relays = rtmp_server::relay::target::RelayTargets::parse(&to, &[]).unwrap()
+    });
+    let url = format!("rtmp://{}/live/relayed", origin.addr);
+    let publisher = spawn_publisher(&url, &dir.join("sent.flv"), 4, 25);
+    // Plays at nginx-rtmp once the relay publishes there.
+    assert!(wait_for(Duration::from_secs(10), || {
+        metrics_sent(&origin) > 0
+    }));
+    let far = format!("rtmp://{}/live/relayed", nginx.addr());
+    // nginx-rtmp keeps a player waiting for a new publisher: this one
+    // gives up 3 s after the last data (its file is complete either way).
+    let player = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args([
+            "-rw_timeout",
+            "3000000",
+            "-i",
+            &far,
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+        ])
+        .arg(dir.join("far.flv"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg player");
+    let published = finish(publisher, Duration::from_secs(30), "publisher");
+    assert!(published.status.success());
+    finish(player, Duration::from_secs(15), "player at nginx-rtmp");
+
+    let sent = probe(&dir.join("sent.flv"));
+    let got = probe(&dir.join("far.flv"));
+    assert_eq!(got.codecs, sent.codecs, "{got:?}");
+    // It joined while the relay ran: everything from a keyframe on, at
+    // most a GOP (25 frames) short of what was sent.
+    assert!(
+        got.video_frames + 25 >= sent.video_frames && got.video_frames <= sent.video_frames,
+        "{got:?} of {sent:?}"
+    );
+    assert_clean_copy(&dir.join("far.flv"));
+}
+
+fn metrics_sent(server: &TestServer) -> u64 {
+    rtmp_server::metrics::get(&server.handle().metrics().relay_messages_sent)
+}

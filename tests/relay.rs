@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rtmp_server::metrics;
+use rtmp_server::protocol::handshake::ServerHandshake;
 use rtmp_server::protocol::message::type_id;
+use rtmp_server::protocol::session::server::{ServerConfig, ServerEvent, ServerSession};
 use rtmp_server::relay::target::RelayTargets;
 use rtmp_server::rtmp::client::Client;
 
@@ -78,6 +82,12 @@ fn a_published_stream_reaches_another_instance_and_ends_there() {
     assert_eq!(frames, (0..30).collect::<Vec<_>>(), "every frame, in order");
     let origin_stream = origin.registry().get("live/show").unwrap();
     assert_eq!(origin_stream.player_count(), 0, "a relay is not a player");
+    // Counted: 2 headers and 30 frames (what arrived counts at least).
+    let m = origin.handle().metrics();
+    assert!(metrics::get(&m.relay_messages_sent) >= 32);
+    let frame_bytes: u64 = (0..30).map(|n| 3000 + n).sum();
+    assert!(metrics::get(&m.relay_bytes_sent) >= frame_bytes);
+    assert_eq!(metrics::get(&m.relay_messages_dropped), 0);
     // The origin's publisher leaves: the relay unpublishes at the edge.
     publisher.delete_stream().unwrap();
     let got = read_until(&mut edge_player, is_stream_eof).unwrap();
@@ -116,4 +126,108 @@ fn a_destination_down_at_start_gets_the_stream_from_a_keyframe_once_up() {
     );
     stop.store(true, Ordering::Relaxed);
     publishing.join().unwrap();
+}
+
+/// A destination that accepts a publish, says what name it was asked for,
+/// and then reads nothing more (its socket's receive buffer is small).
+fn deaf_destination(listener: TcpListener) -> std::sync::mpsc::Receiver<String> {
+    let (tx, names) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let (socket, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&socket)
+            .set_recv_buffer_size(16 * 1024)
+            .unwrap();
+        let mut socket = &socket;
+        let mut handshake = ServerHandshake::new(0);
+        let mut session = ServerSession::new(ServerConfig::default());
+        let mut encoder = rtmp_server::protocol::chunk_encoder::ChunkEncoder::new(128);
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = match socket.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut used = 0;
+            while used < n && !handshake.is_done() {
+                used += handshake.feed(&buf[used..n]).unwrap();
+                socket.write_all(&handshake.take_output()).unwrap();
+            }
+            session.feed(&buf[used..n]);
+            let mut published = false;
+            while let Ok(Some(event)) = session.poll() {
+                if let ServerEvent::PublishRequested { stream_id, name } = event {
+                    session.accept_publish(stream_id);
+                    let _ = tx.send(name);
+                    published = true;
+                }
+            }
+            let mut out = Vec::new();
+            for o in session.take_outgoing() {
+                encoder.write_message(o.csid, &o.message, &mut out);
+            }
+            socket.write_all(&out).unwrap();
+            if published {
+                // Deaf from now on; the relay gives up on its own.
+                thread::sleep(Duration::from_secs(60));
+                return;
+            }
+        }
+    });
+    names
+}
+
+#[test]
+fn a_destination_that_never_reads_holds_up_nothing_and_gets_its_query() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!(
+        "live/firehose=rtmp://{}/in/target?key=s3cret",
+        listener.local_addr().unwrap()
+    );
+    let names = deaf_destination(listener);
+    let origin = TestServer::with(|c| c.relays = RelayTargets::parse(&[], &[target]).unwrap());
+    let mut publisher = publisher(origin.addr, "firehose");
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    let mut player = player(origin.addr, "firehose");
+    let reader = thread::spawn(move || {
+        let mut frames = Vec::new();
+        while frames.len() < 100 {
+            let m = player.read_message().unwrap();
+            if is_video_frame(&m) {
+                frames.push(frame_number(&m.payload).unwrap());
+            }
+        }
+        frames
+    });
+    // The query string reaches the destination intact.
+    let name = names.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(name, "target?key=s3cret");
+    // 100 frames of 200 KB at 25 a second: 40 Mbit/s into a destination
+    // that reads none of it.
+    let started = Instant::now();
+    for n in 0..100u32 {
+        let due = started + Duration::from_millis(n as u64 * 40);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        publisher
+            .send_video(n * 40, &video_frame(n, n.is_multiple_of(25), 200_000))
+            .unwrap();
+    }
+    let late = started.elapsed().saturating_sub(Duration::from_secs(4));
+    assert!(
+        late < Duration::from_secs(3),
+        "publisher slowed down by {late:?}"
+    );
+    assert_eq!(
+        reader.join().unwrap(),
+        (0..100).collect::<Vec<_>>(),
+        "the player got every frame"
+    );
+    let m = origin.handle().metrics();
+    assert!(
+        wait_for(Duration::from_secs(10), || metrics::get(
+            &m.relay_messages_dropped
+        ) > 0),
+        "the relay's drops are counted"
+    );
 }

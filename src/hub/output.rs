@@ -265,13 +265,17 @@ impl OutputQueue {
         self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// Counts media payload bytes the output wrote, the last of them at
-    /// `last_timestamp`.
-    pub fn record_sent(&self, bytes: usize, last_timestamp: Option<u32>) {
+    /// Counts `messages` media messages of `bytes` payload bytes the
+    /// output wrote, the last of them at `last_timestamp`.
+    pub fn record_sent(&self, messages: usize, bytes: usize, last_timestamp: Option<u32>) {
         let shared = &self.shared;
         metrics::add(&shared.bytes_sent, bytes as u64);
         metrics::add(&shared.counters.bytes_out, bytes as u64);
         metrics::add(&shared.metrics.bytes_egress, bytes as u64);
+        if shared.kind == OutputKind::Relay {
+            metrics::add(&shared.metrics.relay_messages_sent, messages as u64);
+            metrics::add(&shared.metrics.relay_bytes_sent, bytes as u64);
+        }
         if let Some(timestamp) = last_timestamp {
             shared
                 .last_written_timestamp

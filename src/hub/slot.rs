@@ -15,7 +15,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::doorbell::Doorbell;
 use super::output::{
-    OnDrop, Outbound, OutputOptions, OutputQueue, OutputShared, OutputSpec, OutputStats,
+    OnDrop, Outbound, OutputKind, OutputOptions, OutputQueue, OutputShared, OutputSpec, OutputStats,
 };
 use super::packet::{Packet, PacketKind};
 use crate::config::SlowSubscriberPolicy;
@@ -257,7 +257,11 @@ impl OutputSlot {
         metrics::add(&shared.dropped_messages, 1);
         metrics::add(&shared.counters.dropped_messages, 1);
         metrics::add(&shared.counters.dropped_bytes, packet.payload.len() as u64);
-        metrics::add(&shared.metrics.subscriber_drops, 1);
+        let dropped = match self.options.kind {
+            OutputKind::Relay => &shared.metrics.relay_messages_dropped,
+            _ => &shared.metrics.subscriber_drops,
+        };
+        metrics::add(dropped, 1);
         Offer::Dropped
     }
 

@@ -218,11 +218,12 @@ impl PlayerOutput {
 
     /// Counts the first `begun` pending items as sent.
     fn account(&mut self, begun: usize) {
-        let mut media_bytes = 0;
+        let (mut media, mut media_bytes) = (0, 0);
         let mut last_timestamp = None;
         for item in self.pending.drain(..begun.min(self.pending.len())) {
             match item {
                 Outbound::Media(packet) => {
+                    media += 1;
                     media_bytes += packet.payload.len();
                     last_timestamp = Some(packet.timestamp);
                 }
@@ -230,7 +231,7 @@ impl PlayerOutput {
             }
         }
         if media_bytes > 0 {
-            self.queue.record_sent(media_bytes, last_timestamp);
+            self.queue.record_sent(media, media_bytes, last_timestamp);
         }
         if self.pending.is_empty() && self.pending.capacity() > RETAINED_PENDING {
             self.pending.shrink_to(RETAINED_PENDING / 4);

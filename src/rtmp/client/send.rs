@@ -65,6 +65,7 @@ impl Client {
         self.writer
             .write_frames(&self.socket, frames, stream_id, SendMode::Wait)?;
         queue.record_sent(
+            catch_up.len(),
             catch_up.iter().map(|p| p.payload.len()).sum(),
             catch_up.last().map(|p| p.timestamp),
         );
@@ -87,6 +88,7 @@ impl Client {
                 Outbound::Media(packet) => Some(packet),
                 _ => None,
             });
+            let count = packets.clone().count();
             let bytes: usize = packets.clone().map(|p| p.payload.len()).sum();
             let last = packets.clone().next_back().map(|p| p.timestamp);
             let frames = packets.map(|p| Client::frame_for(p, stream_id));
@@ -96,7 +98,7 @@ impl Client {
             queue.release_queued(bytes);
             batch.clear();
             written?;
-            queue.record_sent(bytes, last);
+            queue.record_sent(count, bytes, last);
             if ended {
                 return Ok(PublishEnd::StreamEnded);
             }
