@@ -284,19 +284,15 @@ fn a_stream_published_here_reaches_nginx_rtmp_through_a_relay() {
         c.relays = rtmp_server::relay::target::RelayTargets::parse(&to, &[]).unwrap()
     });
     let url = format!("rtmp://{}/live/relayed", origin.addr);
-    let publisher = spawn_publisher(&url, &dir.join("sent.flv"), 4, 25);
-    // Plays at nginx-rtmp once the relay publishes there.
-    assert!(wait_for(Duration::from_secs(10), || {
-        metrics_sent(&origin) > 0
-    }));
     let far = format!("rtmp://{}/live/relayed", nginx.addr());
-    // nginx-rtmp keeps a player waiting for a new publisher: this one
-    // gives up 3 s after the last data (its file is complete either way).
+    // The player waits at nginx-rtmp for the relay to publish; it gives
+    // up 5 s after the last data (nginx-rtmp keeps it waiting for a new
+    // publisher after the end), its file complete either way.
     let player = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])
         .args([
             "-rw_timeout",
-            "3000000",
+            "5000000",
             "-i",
             &far,
             "-c",
@@ -310,15 +306,23 @@ fn a_stream_published_here_reaches_nginx_rtmp_through_a_relay() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start ffmpeg player");
+    assert!(
+        wait_for(Duration::from_secs(10), || nginx
+            .error_log()
+            .contains("play: name='relayed'")),
+        "the player did not reach nginx-rtmp"
+    );
+    let publisher = spawn_publisher(&url, &dir.join("sent.flv"), 4, 25);
     let published = finish(publisher, Duration::from_secs(30), "publisher");
     assert!(published.status.success());
-    finish(player, Duration::from_secs(15), "player at nginx-rtmp");
+    assert!(metrics_sent(&origin) > 0, "nothing was relayed");
+    finish(player, Duration::from_secs(20), "player at nginx-rtmp");
 
     let sent = probe(&dir.join("sent.flv"));
     let got = probe(&dir.join("far.flv"));
     assert_eq!(got.codecs, sent.codecs, "{got:?}");
-    // It joined while the relay ran: everything from a keyframe on, at
-    // most a GOP (25 frames) short of what was sent.
+    // The relay starts from the origin's cached GOP: everything, or at
+    // most a GOP (25 frames) short.
     assert!(
         got.video_frames + 25 >= sent.video_frames && got.video_frames <= sent.video_frames,
         "{got:?} of {sent:?}"
