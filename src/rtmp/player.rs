@@ -93,8 +93,13 @@ pub struct PlayerOutput {
     queue: OutputQueue,
     stream_id: u32,
     link: Arc<PlayerLink>,
-    /// Taken (catch-up, then from the queue) and not yet begun.
+    /// Taken (catch-up, then from the queue) and not yet begun. What came
+    /// from the queue still counts in its byte bound until it is written,
+    /// so a stuck player holds no more than its queue's bound.
     pending: VecDeque<Outbound>,
+    /// How many of the first pending items are catch-up (not counted in
+    /// the queue's bound).
+    catch_up_left: usize,
     /// The last event written told the player the stream ended.
     told_ended: bool,
 }
@@ -112,6 +117,7 @@ impl PlayerOutput {
             queue,
             stream_id,
             link,
+            catch_up_left: catch_up.len(),
             pending: catch_up.into_iter().map(Outbound::Media).collect(),
             told_ended: false,
         }
@@ -196,40 +202,36 @@ impl PlayerOutput {
 
     /// Takes what the queue holds, up to a batch.
     fn take_queued(&mut self) -> Result<(), Released> {
-        let mut bytes = 0;
         while self.pending.len() < MAX_BATCH {
-            match self.queue.try_recv() {
-                Ok(Some(item)) => {
-                    if let Outbound::Media(packet) = &item {
-                        bytes += packet.payload.len();
-                    }
-                    self.pending.push_back(item);
-                }
-                Ok(None) => break,
-                Err(released) => {
-                    self.queue.release_queued(bytes);
-                    return Err(released);
-                }
+            match self.queue.try_recv()? {
+                Some(item) => self.pending.push_back(item),
+                None => break,
             }
         }
-        self.queue.release_queued(bytes);
         Ok(())
     }
 
     /// Counts the first `begun` pending items as sent.
     fn account(&mut self, begun: usize) {
-        let (mut media, mut media_bytes) = (0, 0);
+        let (mut media, mut media_bytes, mut queued_bytes) = (0, 0, 0);
         let mut last_timestamp = None;
-        for item in self.pending.drain(..begun.min(self.pending.len())) {
+        let begun = begun.min(self.pending.len());
+        let from_catch_up = begun.min(self.catch_up_left);
+        self.catch_up_left -= from_catch_up;
+        for (n, item) in self.pending.drain(..begun).enumerate() {
             match item {
                 Outbound::Media(packet) => {
                     media += 1;
                     media_bytes += packet.payload.len();
+                    if n >= from_catch_up {
+                        queued_bytes += packet.payload.len();
+                    }
                     last_timestamp = Some(packet.timestamp);
                 }
                 event => self.told_ended = matches!(event, Outbound::PublishEnded),
             }
         }
+        self.queue.release_queued(queued_bytes);
         if media_bytes > 0 {
             self.queue.record_sent(media, media_bytes, last_timestamp);
         }
