@@ -22,6 +22,7 @@ use crate::hub::registry::Registry;
 use crate::hub::stream_key;
 use crate::metrics::{self, Metrics};
 use crate::relay;
+use crate::relay::status::{RelayBoard, RelayStatus};
 use crate::rtmp::connection;
 use crate::rtmp::transport::Transport;
 use crate::rtmp::writer_pool::{PoolSettings, WriterPool};
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub events: Arc<Events>,
     /// The writer threads of RTMP players.
     pub writers: WriterPool,
+    /// The relays that run.
+    pub relays: RelayBoard,
     pub started: Instant,
     pub started_at: SystemTime,
     pub listen_addr: SocketAddr,
@@ -141,6 +144,11 @@ impl ServerHandle {
         &self.shared.metrics
     }
 
+    /// What each running relay is doing.
+    pub fn relays(&self) -> Vec<RelayStatus> {
+        self.shared.relays.statuses()
+    }
+
     /// The lifecycle events: subscribe to get them.
     pub fn events(&self) -> &Arc<Events> {
         &self.shared.events
@@ -189,6 +197,7 @@ impl Server {
             metrics,
             events,
             writers,
+            relays: RelayBoard::default(),
             started: Instant::now(),
             started_at: SystemTime::now(),
             listen_addr: local_addr,

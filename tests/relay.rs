@@ -231,3 +231,73 @@ fn a_destination_that_never_reads_holds_up_nothing_and_gets_its_query() {
         "the relay's drops are counted"
     );
 }
+
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    agent
+        .get(&format!("http://{addr}{path}"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap()
+}
+
+#[test]
+fn the_api_shows_each_relay_s_state_without_its_query() {
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let edge_addr = free.local_addr().unwrap();
+    drop(free);
+    let map = vec![format!("live/api=rtmp://{edge_addr}/live/api?key=s3cret")];
+    let origin =
+        TestServer::with_http(None, |c| c.relays = RelayTargets::parse(&[], &map).unwrap());
+    let http = origin.http.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishing = publish_paced(publisher(origin.addr, "api"), Arc::clone(&stop));
+    // Nothing listens there: the relay fails and waits.
+    assert!(wait_for(Duration::from_secs(10), || {
+        origin
+            .handle()
+            .relays()
+            .first()
+            .is_some_and(|r| r.last_error.is_some())
+    }));
+    let vars: serde_json::Value = serde_json::from_str(&http_get(http, "/debug/vars")).unwrap();
+    let relay = &vars["rtmp_relay_destinations"][0];
+    assert_eq!(relay["key"], "live/api");
+    assert!(
+        ["backoff", "connecting"].contains(&relay["state"].as_str().unwrap()),
+        "{relay}"
+    );
+    assert!(relay["last_error_at"].is_string(), "{relay}");
+    // The destination comes up: the relay publishes there.
+    let edge = TestServer::with(|c| c.listen = edge_addr);
+    assert!(wait_for(Duration::from_secs(15), || {
+        origin
+            .handle()
+            .relays()
+            .first()
+            .is_some_and(|r| r.messages_sent > 0)
+    }));
+    let stream: serde_json::Value =
+        serde_json::from_str(&http_get(http, "/api/streams/live/api")).unwrap();
+    let relay = &stream["relays"][0];
+    assert_eq!(relay["state"], "publishing", "{relay}");
+    assert!(relay["reconnects"].as_u64().unwrap() >= 1, "{relay}");
+    assert!(relay["bytes_sent"].as_u64().unwrap() > 0, "{relay}");
+    assert!(edge.registry().get("live/api").is_some());
+    for path in ["/debug/vars", "/api/streams", "/metrics"] {
+        assert!(!http_get(http, path).contains("s3cret"), "{path}");
+    }
+    // The session ends: the relay leaves the list.
+    stop.store(true, Ordering::Relaxed);
+    let mut publisher = publishing.join().unwrap();
+    publisher.delete_stream().unwrap();
+    assert!(wait_for(Duration::from_secs(10), || origin
+        .handle()
+        .relays()
+        .is_empty()));
+}

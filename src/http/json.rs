@@ -12,6 +12,7 @@ use super::snapshot::{METRICS, Snapshot};
 use crate::hub::history::SessionRecord;
 use crate::hub::stream_status::StreamStatus;
 use crate::media::codec::Codec;
+use crate::relay::status::RelayStatus;
 
 fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
@@ -74,14 +75,20 @@ pub fn expvar(snapshot: &Snapshot) -> Value {
         })
         .collect();
     vars.insert("rtmp_streams".into(), Value::Array(streams));
-    vars.insert("rtmp_relay_destinations".into(), json!([]));
+    let relays: Vec<Value> = snapshot.relays.iter().map(relay).collect();
+    vars.insert("rtmp_relay_destinations".into(), Value::Array(relays));
     vars.insert("process".into(), process(snapshot));
     Value::Object(vars)
 }
 
 /// One stream as `/api/streams` shows it.
-pub fn stream(s: &StreamStatus) -> Value {
+pub fn stream(s: &StreamStatus, relays: &[RelayStatus]) -> Value {
     let media = &s.media;
+    let relays: Vec<Value> = relays
+        .iter()
+        .filter(|r| r.key == s.key)
+        .map(relay)
+        .collect();
     json!({
         "key": s.key,
         "publisher": s.input.as_ref().map(|p| json!({
@@ -130,6 +137,23 @@ pub fn stream(s: &StreamStatus) -> Value {
             "skip_events": sub.stats.skip_events,
             "lag_ms": sub.lag_ms,
         })).collect::<Vec<_>>(),
+        "relays": relays,
+    })
+}
+
+/// One relay: where to (no query, the name cut short), its state and
+/// figures.
+fn relay(r: &RelayStatus) -> Value {
+    json!({
+        "key": r.key,
+        "destination": r.destination,
+        "state": r.state.as_str(),
+        "messages_sent": r.messages_sent,
+        "bytes_sent": r.bytes_sent,
+        "messages_dropped": r.messages_dropped,
+        "reconnects": r.reconnects,
+        "last_error": r.last_error,
+        "last_error_at": r.last_error_at.map(rfc3339),
     })
 }
 

@@ -198,11 +198,15 @@ impl Endpoint {
             ),
             Route::Streams => {
                 let snapshot = Snapshot::take(&self.server, self.listen_addrs());
-                let items = snapshot.streams.iter().map(json::stream).collect();
+                let items = snapshot
+                    .streams
+                    .iter()
+                    .map(|s| json::stream(s, &snapshot.relays))
+                    .collect();
                 (200, json::paged(items, paging.page, per_page, "streams"))
             }
             Route::Stream(key) => match self.server.registry().get(&key) {
-                Some(stream) => (200, json::stream(&stream.status())),
+                Some(stream) => (200, json::stream(&stream.status(), &self.server.relays())),
                 None => (404, json::error("no such stream")),
             },
             Route::History => {

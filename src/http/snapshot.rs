@@ -2,6 +2,7 @@
 //! streams, process figures and server facts. Every endpoint renders from a
 //! snapshot, so `/debug/vars`, `/metrics` and the API agree.
 
+use crate::relay::status::RelayStatus;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
@@ -238,6 +239,8 @@ pub struct Snapshot {
     pub process: ProcessFigures,
     /// Every stream entry (live, or with players waiting).
     pub streams: Vec<StreamStatus>,
+    /// Every running relay.
+    pub relays: Vec<RelayStatus>,
 }
 
 impl Snapshot {
@@ -267,6 +270,7 @@ impl Snapshot {
             },
             process: ProcessFigures::read(),
             streams,
+            relays: server.relays(),
         }
     }
 

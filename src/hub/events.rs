@@ -67,6 +67,13 @@ pub enum Event {
         video: Option<Codec>,
         audio: Option<Codec>,
     },
+    /// A relay of the stream changed state (`connecting`, `publishing`,
+    /// `backoff`, `failed`); `destination` as logs show it.
+    RelayStateChanged {
+        key: String,
+        destination: String,
+        state: &'static str,
+    },
 }
 
 impl Event {
@@ -84,6 +91,7 @@ impl Event {
             Event::FirstPlayerJoined { .. } => "first_player_joined",
             Event::LastPlayerLeft { .. } => "last_player_left",
             Event::CodecDetected { .. } => "codec_detected",
+            Event::RelayStateChanged { .. } => "relay_state",
         }
     }
 }

@@ -109,6 +109,7 @@ pub struct OutputShared {
     pub(super) dropped_messages: AtomicU64,
     pub(super) skip_events: AtomicU64,
     bytes_sent: AtomicU64,
+    messages_sent: AtomicU64,
 }
 
 /// A snapshot of one output's delivery figures.
@@ -128,6 +129,8 @@ pub struct OutputStats {
     pub skip_events: u64,
     /// Media payload bytes written.
     pub bytes_sent: u64,
+    /// Media messages written.
+    pub messages_sent: u64,
 }
 
 impl OutputShared {
@@ -153,6 +156,7 @@ impl OutputShared {
             dropped_messages: AtomicU64::new(0),
             skip_events: AtomicU64::new(0),
             bytes_sent: AtomicU64::new(0),
+            messages_sent: AtomicU64::new(0),
         }
     }
 
@@ -204,6 +208,7 @@ impl OutputShared {
             dropped_messages: metrics::get(&self.dropped_messages),
             skip_events: metrics::get(&self.skip_events),
             bytes_sent: metrics::get(&self.bytes_sent),
+            messages_sent: metrics::get(&self.messages_sent),
         }
     }
 }
@@ -270,6 +275,7 @@ impl OutputQueue {
     pub fn record_sent(&self, messages: usize, bytes: usize, last_timestamp: Option<u32>) {
         let shared = &self.shared;
         metrics::add(&shared.bytes_sent, bytes as u64);
+        metrics::add(&shared.messages_sent, messages as u64);
         metrics::add(&shared.counters.bytes_out, bytes as u64);
         metrics::add(&shared.metrics.bytes_egress, bytes as u64);
         if shared.kind == OutputKind::Relay {

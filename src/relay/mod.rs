@@ -6,6 +6,7 @@
 //! on a destination, and nothing a destination does reaches the
 //! publisher or the players.
 
+pub mod status;
 pub mod target;
 mod worker;
 
@@ -92,9 +93,10 @@ impl Manager {
             let relay = Relay {
                 shared: Arc::clone(&self.shared),
                 key: key.clone(),
-                url,
+                url: url.clone(),
                 output_id: self.next_output_id,
                 stop: Arc::clone(&stop),
+                entry: self.shared.relays.add(&key.as_path(), url.to_string()),
             };
             self.next_output_id += 1;
             let spawned = thread::Builder::new()
@@ -102,7 +104,12 @@ impl Manager {
                 .spawn(move || relay.run());
             match spawned {
                 Ok(_) => flags.push(stop),
-                Err(e) => log::warn!("relay of {key} not started: cannot start a thread: {e}"),
+                Err(e) => {
+                    // The relay, dropped unrun, is still listed: unlist it.
+                    let relays = &self.shared.relays;
+                    relays.remove_destination(&key.as_path(), &url.to_string());
+                    log::warn!("relay of {key} not started: cannot start a thread: {e}")
+                }
             }
         }
         if !flags.is_empty() {

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::status::{RelayEntry, RelayState};
+use crate::hub::events::Event;
 use crate::hub::output::{OutputKind, OutputOptions, OutputSpec};
 use crate::hub::stream_key::StreamKey;
 use crate::protocol::url::RtmpUrl;
@@ -69,6 +71,8 @@ pub(crate) struct Relay {
     pub output_id: u64,
     /// Set when the stream's session ended or the server stops.
     pub stop: Arc<AtomicBool>,
+    /// Its entry on the server's relay board.
+    pub entry: Arc<RelayEntry>,
 }
 
 impl Relay {
@@ -76,10 +80,17 @@ impl Relay {
     pub fn run(self) {
         let mut backoff = Backoff::new();
         log::info!("relay of {} to {} starting", self.key, self.url);
+        let mut first = true;
         while !self.stopped() {
+            if !std::mem::take(&mut first) {
+                self.entry.reconnecting();
+            }
+            self.set_state(RelayState::Connecting);
+            let mut state = RelayState::Backoff;
             match self.connect() {
                 Ok(client) => {
                     backoff.reset();
+                    self.set_state(RelayState::Publishing);
                     if self.publish(client) {
                         break;
                     }
@@ -87,10 +98,13 @@ impl Relay {
                 Err(e) => {
                     if matches!(e, ClientError::Refused { .. }) {
                         backoff.refused();
+                        state = RelayState::Failed;
                     }
+                    self.entry.failed(&e.to_string());
                     log::warn!("relay of {} to {}: {e}", self.key, self.url);
                 }
             }
+            self.set_state(state);
             let wait = backoff.wait();
             log::debug!(
                 "relay of {} to {}: retrying in {wait:?}",
@@ -99,7 +113,19 @@ impl Relay {
             );
             self.sleep(wait);
         }
+        self.shared.relays.remove(&self.entry);
         log::info!("relay of {} to {} stopped", self.key, self.url);
+    }
+
+    /// Records the relay's state, telling event consumers of a change.
+    fn set_state(&self, state: RelayState) {
+        if self.entry.set_state(state) != state {
+            self.shared.events.emit(|| Event::RelayStateChanged {
+                key: self.key.as_path(),
+                destination: self.url.to_string(),
+                state: state.as_str(),
+            });
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -149,8 +175,11 @@ impl Relay {
             let _ = client.delete_stream();
             return true;
         }
+        self.entry
+            .publishing(Arc::clone(subscription.queue.shared()));
         let end = client.publish_output(&subscription.catch_up, &subscription.queue, &self.stop);
         registry.unsubscribe(&stream, self.output_id);
+        self.entry.unpublished();
         match end {
             Ok(PublishEnd::StreamEnded | PublishEnd::Stopped | PublishEnd::Released) => {
                 // FCUnpublish and deleteStream; dropping the client closes.
@@ -158,6 +187,7 @@ impl Relay {
                 true
             }
             Err(e) => {
+                self.entry.failed(&e.to_string());
                 log::warn!("relay of {} to {} failed: {e}", self.key, self.url);
                 false
             }
