@@ -301,3 +301,57 @@ fn the_api_shows_each_relay_s_state_without_its_query() {
         .relays()
         .is_empty()));
 }
+
+#[test]
+fn a_destination_restarted_mid_stream_gets_it_again_and_nothing_here_notices() {
+    let mut edge = TestServer::start();
+    let edge_addr = edge.addr;
+    let origin = relaying_to(edge_addr);
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishing = publish_paced(publisher(origin.addr, "restart"), Arc::clone(&stop));
+    // A player here: every frame, in order, on time, whatever the relay does.
+    let mut local = player(origin.addr, "restart");
+    let local_stop = Arc::clone(&stop);
+    let watching = thread::spawn(move || {
+        let mut frames = Vec::new();
+        let mut longest_gap = Duration::ZERO;
+        let mut last = Instant::now();
+        while !local_stop.load(Ordering::Relaxed) {
+            let Ok(m) = local.read_message() else { break };
+            if is_video_frame(&m) {
+                longest_gap = longest_gap.max(last.elapsed());
+                last = Instant::now();
+                frames.push(frame_number(&m.payload).unwrap());
+            }
+        }
+        (frames, longest_gap)
+    });
+    let mut far = player(edge_addr, "restart");
+    read_until(&mut far, is_video_frame).unwrap();
+    // The destination goes away mid-stream, and comes back.
+    edge.shutdown();
+    drop(edge);
+    let reconnects = || origin.handle().relays().first().map_or(0, |r| r.reconnects);
+    assert!(wait_for(Duration::from_secs(10), || reconnects() >= 1));
+    let edge = TestServer::with(|c| c.listen = edge_addr);
+    let back = Instant::now();
+    let mut far = player(edge.addr, "restart");
+    let got = read_until(&mut far, is_video_frame).unwrap();
+    let first = got.iter().find(|m| is_video_frame(m)).unwrap();
+    assert_eq!(first.payload[0] >> 4, 1, "resumes on a keyframe");
+    eprintln!(
+        "destination back to its first keyframe: {:?}",
+        back.elapsed()
+    );
+    stop.store(true, Ordering::Relaxed);
+    publishing.join().unwrap();
+    let (frames, longest_gap) = watching.join().unwrap();
+    let expected: Vec<u32> = (frames[0]..frames[0] + frames.len() as u32).collect();
+    assert_eq!(
+        frames, expected,
+        "the local player got every frame in order"
+    );
+    eprintln!("local player's longest wait between frames: {longest_gap:?}");
+    // Frames come every 40 ms; nothing the relay went through held them.
+    assert!(longest_gap < Duration::from_millis(500), "{longest_gap:?}");
+}
