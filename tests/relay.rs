@@ -289,6 +289,13 @@ fn the_api_shows_each_relay_s_state_without_its_query() {
     assert!(relay["reconnects"].as_u64().unwrap() >= 1, "{relay}");
     assert!(relay["bytes_sent"].as_u64().unwrap() > 0, "{relay}");
     assert!(edge.registry().get("live/api").is_some());
+    let prometheus = http_get(http, "/metrics");
+    let up = prometheus
+        .lines()
+        .find(|l| l.starts_with("rtmp_relay_up{stream=\"live/api\",destination=\"rtmp://"))
+        .unwrap_or_else(|| panic!("no rtmp_relay_up series: {prometheus}"));
+    assert!(up.ends_with(" 1"), "{up}");
+    assert!(prometheus.contains("rtmp_relay_destination_sent_bytes_total{stream=\"live/api\""));
     for path in ["/debug/vars", "/api/streams", "/metrics"] {
         assert!(!http_get(http, path).contains("s3cret"), "{path}");
     }

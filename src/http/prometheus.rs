@@ -1,10 +1,12 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4):
 //! HELP and TYPE lines, counters ending in `_total`, units in names, and
-//! per-stream series labelled `stream="app/name"`.
+//! per-stream series labelled `stream="app/name"`, per-relay series also
+//! labelled `destination`.
 
 use std::fmt::Write;
 
 use super::snapshot::{Kind, METRICS, Snapshot};
+use crate::relay::status::{RelayState, RelayStatus};
 
 fn header(out: &mut String, name: &str, kind: Kind, help: &str) {
     let kind = match kind {
@@ -126,7 +128,58 @@ pub fn render(snapshot: &Snapshot) -> String {
             );
         }
     }
+    relays(&mut out, snapshot);
     out
+}
+
+/// Per relay, labelled with its stream and its destination as logs show
+/// it (no query, the stream name cut short).
+fn relays(out: &mut String, snapshot: &Snapshot) {
+    type Series = (&'static str, Kind, &'static str, fn(&RelayStatus) -> u64);
+    let per_relay: [Series; 5] = [
+        (
+            "rtmp_relay_up",
+            Kind::Gauge,
+            "1 while the relay publishes to its destination.",
+            |r| u64::from(r.state == RelayState::Publishing),
+        ),
+        (
+            "rtmp_relay_destination_sent_messages_total",
+            Kind::Counter,
+            "Media messages the relay sent.",
+            |r| r.messages_sent,
+        ),
+        (
+            "rtmp_relay_destination_sent_bytes_total",
+            Kind::Counter,
+            "Media payload bytes the relay sent.",
+            |r| r.bytes_sent,
+        ),
+        (
+            "rtmp_relay_destination_dropped_messages_total",
+            Kind::Counter,
+            "Media messages the relay skipped (its destination fell behind).",
+            |r| r.messages_dropped,
+        ),
+        (
+            "rtmp_relay_destination_reconnects_total",
+            Kind::Counter,
+            "Connection attempts after the relay's first.",
+            |r| r.reconnects,
+        ),
+    ];
+    for (name, kind, help, read) in per_relay {
+        header(out, name, kind, help);
+        for relay in &snapshot.relays {
+            let _ = writeln!(
+                out,
+                "{name}{{stream=\"{}\",destination=\"{}\"}} {}",
+                label(&relay.key),
+                label(&relay.destination),
+                read(relay)
+            );
+        }
+    }
 }
 
 #[cfg(test)]
