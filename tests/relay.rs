@@ -362,3 +362,52 @@ fn a_destination_restarted_mid_stream_gets_it_again_and_nothing_here_notices() {
     // Frames come every 40 ms; nothing the relay went through held them.
     assert!(longest_gap < Duration::from_millis(500), "{longest_gap:?}");
 }
+
+#[test]
+fn enhanced_rtmp_hevc_is_relayed_as_it_came() {
+    let edge = TestServer::start();
+    let origin = relaying_to(edge.addr);
+    let mut far = player(edge.addr, "hevc");
+    let mut publisher = publisher(origin.addr, "hevc");
+    let ex = |frame_type: u8, packet_type: u8, n: u32| {
+        let mut v = vec![0x80 | (frame_type << 4) | packet_type];
+        v.extend_from_slice(b"hvc1");
+        v.extend_from_slice(&n.to_be_bytes());
+        v.resize(600, n as u8);
+        v
+    };
+    publisher.send_video(0, &ex(1, 0, 0)).unwrap(); // SequenceStart
+    for n in 1..=5 {
+        publisher
+            .send_video(n * 40, &ex(if n == 1 { 1 } else { 2 }, 1, n))
+            .unwrap();
+    }
+    let got = read_media(&mut far, 6).unwrap();
+    for (n, m) in got.iter().enumerate() {
+        let frame_type = if n < 2 { 1 } else { 2 };
+        let packet_type = u8::from(n > 0);
+        assert_eq!(&m.payload[..], &ex(frame_type, packet_type, n as u32)[..]);
+        assert_eq!(m.timestamp, n as u32 * 40);
+    }
+}
+
+#[test]
+fn a_destination_that_refuses_the_stream_shows_failed_with_its_error() {
+    let edge = TestServer::start();
+    // The name is taken there: the relay's publish is refused.
+    let _taken = publisher(edge.addr, "taken");
+    let origin = relaying_to(edge.addr);
+    let _publisher = publisher(origin.addr, "taken");
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            origin.handle().relays().first().is_some_and(|r| {
+                r.state == rtmp_server::relay::status::RelayState::Failed
+                    && r.last_error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("BadName"))
+            })
+        }),
+        "{:?}",
+        origin.handle().relays()
+    );
+}
