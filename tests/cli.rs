@@ -140,6 +140,33 @@ fn log_redact_keys_hides_stream_names_and_queries_never_show() {
 }
 
 #[test]
+fn a_relay_map_key_never_shows_in_the_log() {
+    // Port 1 refuses: the relay fails and logs why, at debug level too.
+    let map = "live/cam=rtmp://127.0.0.1:1/live2/yt-key-Secret9?auth=Query7";
+    let mut server = Running::start(&[
+        "-listen",
+        "127.0.0.1:0",
+        "-relay-map",
+        map,
+        "-log-level",
+        "debug",
+    ]);
+    let addr = server.listen_addr();
+    let mut publisher = connect(addr, "live").unwrap();
+    publisher.publish("cam").unwrap();
+    server.wait_line("relay of live/cam to rtmp://127.0.0.1:1/live2/yt-***");
+    server.wait_line("retrying in");
+    drop(publisher);
+    server.wait_line("stopped publishing live/cam");
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    let log = server.log.join("\n");
+    for secret in ["Secret9", "Query7", "auth="] {
+        assert!(!log.contains(secret), "{secret} logged:\n{log}");
+    }
+}
+
+#[test]
 fn log_level_flag_controls_verbosity() {
     let mut quiet = Running::start(&["-listen", "127.0.0.1:0", "-log-level", "warn"]);
     // Nothing at info level: the listening line does not appear.

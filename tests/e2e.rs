@@ -333,3 +333,40 @@ fn a_stream_published_here_reaches_nginx_rtmp_through_a_relay() {
 fn metrics_sent(server: &TestServer) -> u64 {
     rtmp_server::metrics::get(&server.handle().metrics().relay_messages_sent)
 }
+
+#[test]
+fn a_stream_published_here_reaches_a_second_instance_through_a_relay() {
+    if !tool_available("ffmpeg") || !tool_available("ffprobe") {
+        return;
+    }
+    let dir = work_dir("relay-edge");
+    let edge = TestServer::start();
+    let to = vec![format!("rtmp://{}/live", edge.addr)];
+    let origin = TestServer::with(|c| {
+        c.relays = rtmp_server::relay::target::RelayTargets::parse(&to, &[]).unwrap()
+    });
+    let far = format!("rtmp://{}/live/edge", edge.addr);
+    // Waits at the edge for the relay; ends when the relay unpublishes.
+    let player = spawn_ffmpeg_player(&far, &dir.join("far.flv"));
+    assert!(wait_for(Duration::from_secs(10), || {
+        edge.registry()
+            .get("live/edge")
+            .is_some_and(|s| s.player_count() == 1)
+    }));
+    let url = format!("rtmp://{}/live/edge", origin.addr);
+    let publisher = spawn_publisher(&url, &dir.join("sent.flv"), 4, 25);
+    let published = finish(publisher, Duration::from_secs(30), "publisher");
+    assert!(published.status.success());
+    let played = finish(player, Duration::from_secs(15), "player at the edge");
+    assert!(
+        played.status.success(),
+        "{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    let sent = probe(&dir.join("sent.flv"));
+    let got = probe(&dir.join("far.flv"));
+    assert_eq!(got.codecs, sent.codecs, "{got:?}");
+    // The relay starts from the origin's cached GOP: every frame.
+    assert_eq!(got, sent, "what the edge's player got differs");
+    assert_clean_copy(&dir.join("far.flv"));
+}
