@@ -17,36 +17,6 @@ use rtmp_server::protocol::message::{Message, RawMessage, UserControl, type_id};
 use rtmp_server::rtmp::client::Client;
 use socket2::SockRef;
 
-/// Publishes numbered video frames of `len` bytes every 40 ms (a keyframe
-/// every 25) and audio between them, until `stop`; records when each
-/// frame was sent.
-fn publish_paced(
-    mut publisher: Client,
-    len: usize,
-    stop: Arc<AtomicBool>,
-    sent: Arc<Mutex<Vec<Instant>>>,
-) -> thread::JoinHandle<Client> {
-    thread::spawn(move || {
-        publisher.send_video(0, &avc_sequence_header()).unwrap();
-        publisher.send_audio(0, &aac_sequence_header()).unwrap();
-        let started = Instant::now();
-        let mut n = 0u32;
-        while !stop.load(Ordering::Relaxed) {
-            let due = started + Duration::from_millis(n as u64 * 40);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                thread::sleep(wait);
-            }
-            sent.lock().push(Instant::now());
-            publisher
-                .send_video(n * 40, &video_frame(n, n.is_multiple_of(25), len))
-                .unwrap();
-            publisher.send_audio(n * 40, &aac_frame(n)).unwrap();
-            n += 1;
-        }
-        publisher
-    })
-}
-
 /// How long a player waits for the server to answer a Ping Request it
 /// sends, reading (and dropping) the media that flows meanwhile.
 fn ping(player: &mut Client, n: u32) -> Duration {

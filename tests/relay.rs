@@ -16,7 +16,6 @@ use rtmp_server::protocol::handshake::ServerHandshake;
 use rtmp_server::protocol::message::type_id;
 use rtmp_server::protocol::session::server::{ServerConfig, ServerEvent, ServerSession};
 use rtmp_server::relay::target::RelayTargets;
-use rtmp_server::rtmp::client::Client;
 
 fn relaying_to(addr: std::net::SocketAddr) -> TestServer {
     let to = vec![format!("rtmp://{addr}/live")];
@@ -25,27 +24,6 @@ fn relaying_to(addr: std::net::SocketAddr) -> TestServer {
 
 fn is_video_frame(m: &rtmp_server::protocol::message::RawMessage) -> bool {
     m.type_id == type_id::VIDEO && m.payload.get(1) == Some(&1)
-}
-
-/// Publishes numbered video frames every 40 ms (a keyframe every 25)
-/// until `stop`.
-fn publish_paced(mut publisher: Client, stop: Arc<AtomicBool>) -> thread::JoinHandle<Client> {
-    thread::spawn(move || {
-        publisher.send_video(0, &avc_sequence_header()).unwrap();
-        let started = Instant::now();
-        let mut n = 0u32;
-        while !stop.load(Ordering::Relaxed) {
-            let due = started + Duration::from_millis(n as u64 * 40);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                thread::sleep(wait);
-            }
-            publisher
-                .send_video(n * 40, &video_frame(n, n.is_multiple_of(25), 2000))
-                .unwrap();
-            n += 1;
-        }
-        publisher
-    })
 }
 
 #[test]
@@ -106,7 +84,12 @@ fn a_destination_down_at_start_gets_the_stream_from_a_keyframe_once_up() {
     drop(free);
     let origin = relaying_to(edge_addr);
     let stop = Arc::new(AtomicBool::new(false));
-    let publishing = publish_paced(publisher(origin.addr, "late"), Arc::clone(&stop));
+    let publishing = publish_paced(
+        publisher(origin.addr, "late"),
+        2000,
+        Arc::clone(&stop),
+        Arc::default(),
+    );
     // The relay fails at least once (nothing listens), then backs off.
     thread::sleep(Duration::from_millis(500));
     let edge = TestServer::with(|c| c.listen = edge_addr);
@@ -256,7 +239,12 @@ fn the_api_shows_each_relay_s_state_without_its_query() {
         TestServer::with_http(None, |c| c.relays = RelayTargets::parse(&[], &map).unwrap());
     let http = origin.http.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
-    let publishing = publish_paced(publisher(origin.addr, "api"), Arc::clone(&stop));
+    let publishing = publish_paced(
+        publisher(origin.addr, "api"),
+        2000,
+        Arc::clone(&stop),
+        Arc::default(),
+    );
     // Nothing listens there: the relay fails and waits.
     assert!(wait_for(Duration::from_secs(10), || {
         origin
@@ -315,7 +303,12 @@ fn a_destination_restarted_mid_stream_gets_it_again_and_nothing_here_notices() {
     let edge_addr = edge.addr;
     let origin = relaying_to(edge_addr);
     let stop = Arc::new(AtomicBool::new(false));
-    let publishing = publish_paced(publisher(origin.addr, "restart"), Arc::clone(&stop));
+    let publishing = publish_paced(
+        publisher(origin.addr, "restart"),
+        2000,
+        Arc::clone(&stop),
+        Arc::default(),
+    );
     // A player here: every frame, in order, on time, whatever the relay does.
     let mut local = player(origin.addr, "restart");
     let local_stop = Arc::clone(&stop);

@@ -580,3 +580,33 @@ impl Drop for NginxRtmp {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Publishes numbered video frames of `len` bytes every 40 ms (a keyframe
+/// every 25) and audio between them, until `stop`; records when each
+/// frame was sent.
+pub fn publish_paced(
+    mut publisher: Client,
+    len: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sent: std::sync::Arc<parking_lot::Mutex<Vec<Instant>>>,
+) -> std::thread::JoinHandle<Client> {
+    std::thread::spawn(move || {
+        publisher.send_video(0, &avc_sequence_header()).unwrap();
+        publisher.send_audio(0, &aac_sequence_header()).unwrap();
+        let started = Instant::now();
+        let mut n = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let due = started + Duration::from_millis(n as u64 * 40);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            sent.lock().push(Instant::now());
+            publisher
+                .send_video(n * 40, &video_frame(n, n.is_multiple_of(25), len))
+                .unwrap();
+            publisher.send_audio(n * 40, &aac_frame(n)).unwrap();
+            n += 1;
+        }
+        publisher
+    })
+}
