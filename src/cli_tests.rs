@@ -286,3 +286,16 @@ fn relay_flags_repeat_and_split_on_commas_and_never_echo_a_key() {
     let err = parse("rtmp-server", &args(&bad)).unwrap_err();
     assert!(!err.0.contains("secret"), "{err}");
 }
+
+#[test]
+fn a_relay_value_missing_its_key_or_scheme_is_not_repeated() {
+    for value in [
+        "rtmp://yt/live2/KEY?auth=SECRETVALUE",
+        "live/cam=rtmp:/yt/l/SECRETKEY",
+        "live/cam=SECRETVALUE",
+    ] {
+        let err = parse("rtmp-server", &args(&["-relay-map", value])).unwrap_err();
+        assert!(!err.0.contains("SECRET"), "{err}");
+        assert!(err.0.contains("-relay-map"), "{err}");
+    }
+}

@@ -343,6 +343,14 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A server dropped without running stops what `bind` started (the
+    /// relay manager looks at this flag).
+    fn drop(&mut self) {
+        self.shared.shutting_down.store(true, Ordering::SeqCst);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

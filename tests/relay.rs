@@ -404,3 +404,42 @@ fn a_destination_that_refuses_the_stream_shows_failed_with_its_error() {
         origin.handle().relays()
     );
 }
+
+#[test]
+fn quick_republishes_leave_one_relay_per_destination() {
+    let edge = TestServer::start();
+    let to = vec![format!("rtmp://{}/live", edge.addr)];
+    // Players are dropped when they lag; relays keep skipping instead.
+    let origin = TestServer::with(|c| {
+        c.relays = RelayTargets::parse(&to, &[]).unwrap();
+        c.slow_subscriber = rtmp_server::config::SlowSubscriberPolicy::Disconnect;
+    });
+    for round in 0..3u32 {
+        let mut publisher = publisher(origin.addr, "again");
+        publisher.send_video(0, &avc_sequence_header()).unwrap();
+        publisher
+            .send_video(0, &video_frame(round * 100, true, 500))
+            .unwrap();
+        publisher.delete_stream().unwrap();
+    }
+    let mut publisher = publisher(origin.addr, "again");
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    let mut far = player(edge.addr, "again");
+    for n in 0..20u32 {
+        publisher
+            .send_video(n * 40, &video_frame(1000 + n, n.is_multiple_of(10), 500))
+            .unwrap();
+    }
+    let got = read_until(&mut far, |m| frame_number(&m.payload) == Some(1019)).unwrap();
+    assert!(got.iter().any(is_video_frame));
+    assert!(
+        wait_for(Duration::from_secs(10), || origin.handle().relays().len()
+            == 1),
+        "{:?}",
+        origin.handle().relays()
+    );
+    assert_eq!(
+        origin.handle().relays()[0].state,
+        rtmp_server::relay::status::RelayState::Publishing
+    );
+}

@@ -59,7 +59,7 @@ impl Registry {
         let path = key.as_path();
         Arc::clone(streams.entry(path.clone()).or_insert_with(|| {
             Arc::new(Stream::new(
-                path,
+                key,
                 self.settings,
                 Arc::clone(&self.metrics),
                 Arc::clone(&self.events),

@@ -176,7 +176,9 @@ impl OutputSlot {
                     self.skipping = true;
                     metrics::add(&self.shared.skip_events, 1);
                     metrics::add(&self.shared.counters.skip_events, 1);
-                    metrics::add(&self.shared.metrics.slow_skips, 1);
+                    if self.options.counts_as_player {
+                        metrics::add(&self.shared.metrics.slow_skips, 1);
+                    }
                     self.drop_packet(packet)
                 }
             },

@@ -22,6 +22,7 @@ use super::history::{EndReason, SessionRecord};
 use super::output::{Outbound, OutputQueue, OutputSpec, OutputStats};
 use super::packet::{Packet, PacketKind};
 use super::slot::{Offer, OutputSlot, ResumeContext};
+use super::stream_key::StreamKey;
 use super::stream_status::{BitrateSamples, MediaDescription};
 use crate::config::Config;
 use crate::metrics::{self, Metrics, StreamCounters, StreamCounts};
@@ -151,6 +152,8 @@ impl StreamSettings {
 
 pub struct Stream {
     pub(super) path: String,
+    /// Its application and name (no query).
+    key: StreamKey,
     settings: StreamSettings,
     metrics: Arc<Metrics>,
     events: Arc<Events>,
@@ -168,13 +171,15 @@ pub struct Subscription {
 
 impl Stream {
     pub fn new(
-        path: String,
+        key: &StreamKey,
         settings: StreamSettings,
         metrics: Arc<Metrics>,
         events: Arc<Events>,
     ) -> Stream {
+        let key = key.without_query();
         Stream {
-            path,
+            path: key.as_path(),
+            key,
             metrics,
             events,
             counters: Arc::new(StreamCounters::default()),
@@ -200,6 +205,11 @@ impl Stream {
     /// `app/name`.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Its application and name, apart (a name may hold a `/`).
+    pub fn key(&self) -> &StreamKey {
+        &self.key
     }
 
     /// The owner's choice for when the input leaves: keep the session

@@ -78,6 +78,15 @@ impl StreamKey {
         format!("{}/{}", self.app, self.name)
     }
 
+    /// The same key without its query.
+    pub fn without_query(&self) -> StreamKey {
+        StreamKey {
+            app: self.app.clone(),
+            name: self.name.clone(),
+            query: None,
+        }
+    }
+
     pub fn app(&self) -> &str {
         &self.app
     }

@@ -31,6 +31,9 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            UrlError::Scheme(scheme) if scheme.is_empty() => {
+                write!(f, "not a URL: want rtmp://host[:port]/app")
+            }
             UrlError::Scheme(scheme) => {
                 write!(f, "unsupported scheme {scheme:?}: want rtmp://")
             }
@@ -73,7 +76,8 @@ impl RtmpUrl {
     pub fn parse(url: &str) -> Result<RtmpUrl, UrlError> {
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| UrlError::Scheme(url.chars().take(16).collect()))?;
+            // Without a scheme nothing is repeated: it may be a stream key.
+            .ok_or(UrlError::Scheme(String::new()))?;
         match scheme.to_ascii_lowercase().as_str() {
             "rtmp" => {}
             "rtmps" => return Err(UrlError::TlsNotSupported),
@@ -288,7 +292,8 @@ mod tests {
             ("rtmp://[::1/live/x", UrlError::BadHost),
             ("rtmp://h:+1/live", UrlError::BadPort("+1".into())),
             ("rtmp://host:1935?token=secret", UrlError::MissingApp),
-            ("host/live", UrlError::Scheme("host/live".into())),
+            // Nothing of a value without a scheme is repeated.
+            ("host/live", UrlError::Scheme(String::new())),
         ] {
             assert_eq!(RtmpUrl::parse(url), Err(error), "{url}");
         }

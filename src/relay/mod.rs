@@ -20,7 +20,6 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::hub::events::Event;
-use crate::hub::stream_key::StreamKey;
 use crate::server::Shared;
 use worker::Relay;
 
@@ -66,7 +65,10 @@ impl Manager {
             match events.recv_timeout(POLL) {
                 Ok(Event::PublishStarted { key }) => self.start(&key),
                 Ok(Event::PublishStopped { key, .. }) => self.stop(&key),
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(_) => {}
+                // Quiet: a session whose start was missed (the channel is
+                // bounded) gets its relays now.
+                Err(RecvTimeoutError::Timeout) => self.reconcile(),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if self.shared.shutting_down.load(Ordering::Relaxed) {
@@ -80,23 +82,34 @@ impl Manager {
         }
     }
 
+    /// Starts relays for live streams that have none.
+    fn reconcile(&mut self) {
+        for stream in self.shared.registry.streams() {
+            if stream.is_live() && !self.running.contains_key(stream.path()) {
+                self.start(stream.path());
+            }
+        }
+    }
+
     /// Starts the relays of a session that began on `path`.
     fn start(&mut self, path: &str) {
         self.stop(path);
-        let (app, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let Ok(key) = StreamKey::new(app, name) else {
+        // The stream knows its application and name apart (a name may
+        // hold a `/`).
+        let Some(key) = self.shared.registry.get(path).map(|s| s.key().clone()) else {
             return;
         };
         let mut flags = Vec::new();
         for url in self.shared.config.relays.destinations(&key) {
             let stop = Arc::new(AtomicBool::new(false));
+            let entry = self.shared.relays.add(&key.as_path(), url.to_string());
             let relay = Relay {
                 shared: Arc::clone(&self.shared),
                 key: key.clone(),
-                url: url.clone(),
+                url,
                 output_id: self.next_output_id,
                 stop: Arc::clone(&stop),
-                entry: self.shared.relays.add(&key.as_path(), url.to_string()),
+                entry: Arc::clone(&entry),
             };
             self.next_output_id += 1;
             let spawned = thread::Builder::new()
@@ -106,15 +119,13 @@ impl Manager {
                 Ok(_) => flags.push(stop),
                 Err(e) => {
                     // The relay, dropped unrun, is still listed: unlist it.
-                    let relays = &self.shared.relays;
-                    relays.remove_destination(&key.as_path(), &url.to_string());
+                    self.shared.relays.remove(&entry);
                     log::warn!("relay of {key} not started: cannot start a thread: {e}")
                 }
             }
         }
-        if !flags.is_empty() {
-            self.running.insert(path.to_owned(), flags);
-        }
+        // Recorded even when empty, so that `reconcile` does not retry.
+        self.running.insert(path.to_owned(), flags);
     }
 
     /// Stops the relays of `path`'s session.

@@ -19,6 +19,8 @@ pub enum RelayState {
     Backoff,
     /// The destination refused the stream; retried at the longest backoff.
     Failed,
+    /// Ended with its stream's session (the last state events show).
+    Stopped,
 }
 
 impl RelayState {
@@ -28,6 +30,7 @@ impl RelayState {
             RelayState::Publishing => "publishing",
             RelayState::Backoff => "backoff",
             RelayState::Failed => "failed",
+            RelayState::Stopped => "stopped",
         }
     }
 }
@@ -145,13 +148,6 @@ impl RelayBoard {
         });
         self.entries.lock().push(Arc::clone(&entry));
         entry
-    }
-
-    /// Unlists the relays of `key` to `destination`.
-    pub fn remove_destination(&self, key: &str, destination: &str) {
-        self.entries
-            .lock()
-            .retain(|e| e.key != key || e.destination != destination);
     }
 
     pub fn remove(&self, entry: &Arc<RelayEntry>) {

@@ -66,8 +66,13 @@ impl RelayTargets {
             }
             targets.to.push(parsed);
         }
-        for entry in map {
-            let Some((key, url)) = entry.split_once('=') else {
+        for entry in map.iter().map(|v| v.trim()) {
+            // The key ends at the first `=`; one after `://` belongs to
+            // the URL (a key forgotten).
+            let split = entry
+                .split_once('=')
+                .filter(|(key, _)| !key.contains("://"));
+            let Some((key, url)) = split else {
                 return Err(map_error("want app/name=rtmp://host/app/name"));
             };
             let (app, name) = key.rsplit_once('/').unwrap_or(("", key));
@@ -88,7 +93,7 @@ impl RelayTargets {
         self.to.is_empty() && self.map.is_empty()
     }
 
-    /// The URLs the stream `key` (`app/name`) is relayed to.
+    /// The URLs the stream `key` (`app/name`) is relayed to, each once.
     pub fn destinations(&self, key: &StreamKey) -> Vec<RtmpUrl> {
         let for_all = self.to.iter().map(|app| app.with_name(key.name()));
         let mapped = self
@@ -96,7 +101,13 @@ impl RelayTargets {
             .iter()
             .filter(|(path, _)| *path == key.as_path())
             .map(|(_, url)| url.clone());
-        for_all.chain(mapped).collect()
+        let mut urls: Vec<RtmpUrl> = Vec::new();
+        for url in for_all.chain(mapped) {
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+        urls
     }
 }
 

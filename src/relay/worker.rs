@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::status::{RelayEntry, RelayState};
+use crate::config::SlowSubscriberPolicy;
 use crate::hub::events::Event;
 use crate::hub::output::{OutputKind, OutputOptions, OutputSpec};
 use crate::hub::stream_key::StreamKey;
@@ -27,6 +28,10 @@ const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often a waiting relay looks whether it should stop.
 const STOP_POLL: Duration = Duration::from_millis(100);
+/// A connection that lasted this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(30);
+/// Longest error text kept from a destination.
+const MAX_ERROR_CHARS: usize = 200;
 
 /// The growing wait between attempts.
 #[derive(Debug)]
@@ -78,32 +83,62 @@ pub(crate) struct Relay {
 impl Relay {
     /// Relays until the stream's session ends, then unpublishes there.
     pub fn run(self) {
-        let mut backoff = Backoff::new();
         log::info!("relay of {} to {} starting", self.key, self.url);
+        // A panic (there should be none) ends this relay only, and leaves
+        // nothing behind: no output, no entry on the board.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.relay()));
+        if run.is_err() {
+            log::error!("relay of {} to {} failed (panic)", self.key, self.url);
+            if let Some(stream) = self.shared.registry.get(&self.key.as_path()) {
+                self.shared.registry.unsubscribe(&stream, self.output_id);
+            }
+        }
+        self.set_state(RelayState::Stopped);
+        self.shared.relays.remove(&self.entry);
+        log::info!("relay of {} to {} stopped", self.key, self.url);
+    }
+
+    fn relay(&self) {
+        let mut backoff = Backoff::new();
         let mut first = true;
         while !self.stopped() {
             if !std::mem::take(&mut first) {
                 self.entry.reconnecting();
             }
             self.set_state(RelayState::Connecting);
-            let mut state = RelayState::Backoff;
-            match self.connect() {
-                Ok(client) => {
-                    backoff.reset();
+            let result = match self.connect() {
+                Ok(None) => Ok(true),
+                Ok(Some(client)) => {
                     self.set_state(RelayState::Publishing);
-                    if self.publish(client) {
-                        break;
+                    let started = Instant::now();
+                    let end = self.publish(client);
+                    // A connection that held a while earns a fresh
+                    // backoff; one dropped at once (a bad key) keeps
+                    // backing off.
+                    if started.elapsed() >= STABLE {
+                        backoff.reset();
                     }
+                    end
                 }
+                Err(e) => Err(e),
+            };
+            let state = match result {
+                Ok(true) => break,
+                Ok(false) => RelayState::Backoff,
                 Err(e) => {
-                    if matches!(e, ClientError::Refused { .. }) {
+                    let refused = matches!(e, ClientError::Refused { .. });
+                    if refused {
                         backoff.refused();
-                        state = RelayState::Failed;
                     }
-                    self.entry.failed(&e.to_string());
+                    self.entry.failed(&sanitize(&e.to_string(), &self.url));
                     log::warn!("relay of {} to {}: {e}", self.key, self.url);
+                    if refused {
+                        RelayState::Failed
+                    } else {
+                        RelayState::Backoff
+                    }
                 }
-            }
+            };
             self.set_state(state);
             let wait = backoff.wait();
             log::debug!(
@@ -113,8 +148,6 @@ impl Relay {
             );
             self.sleep(wait);
         }
-        self.shared.relays.remove(&self.entry);
-        log::info!("relay of {} to {} stopped", self.key, self.url);
     }
 
     /// Records the relay's state, telling event consumers of a change.
@@ -144,17 +177,23 @@ impl Relay {
         }
     }
 
-    fn connect(&self) -> Result<Client, ClientError> {
+    /// Connects and publishes, unless the relay was stopped meanwhile (a
+    /// relay of an ended session must not publish into the next one).
+    fn connect(&self) -> Result<Option<Client>, ClientError> {
         let mut client = Client::connect(&self.url, &ClientOptions::default())?;
+        if self.stopped() {
+            return Ok(None);
+        }
         let name = self.url.name.as_deref().unwrap_or(self.key.name());
         client.publish(name)?;
         log::info!("relay of {} to {} publishing", self.key, self.url);
-        Ok(client)
+        Ok(Some(client))
     }
 
     /// Publishes the stream's output over `client` until the session ends
-    /// (true: done) or the connection fails (false: retry).
-    fn publish(&self, mut client: Client) -> bool {
+    /// (`Ok(true)`: done) or the connection ends (`Ok(false)` or an error:
+    /// retry).
+    fn publish(&self, mut client: Client) -> Result<bool, ClientError> {
         let config = &self.shared.config;
         let spec = OutputSpec {
             id: self.output_id,
@@ -162,37 +201,61 @@ impl Relay {
             options: OutputOptions {
                 kind: OutputKind::Relay,
                 counts_as_player: false,
+                // Never dropped for lagging: it skips to a keyframe.
+                policy: SlowSubscriberPolicy::Skip,
                 ..OutputOptions::rtmp_player(config)
             },
             on_drop: None,
             doorbell: None,
         };
         let registry = &self.shared.registry;
+        if self.stopped() {
+            let _ = client.delete_stream();
+            return Ok(true);
+        }
         let (stream, subscription) = registry.subscribe(&self.key, spec);
         if !stream.is_live() {
             // The session ended before the relay joined it.
             registry.unsubscribe(&stream, self.output_id);
             let _ = client.delete_stream();
-            return true;
+            return Ok(true);
         }
         self.entry
             .publishing(Arc::clone(subscription.queue.shared()));
         let end = client.publish_output(&subscription.catch_up, &subscription.queue, &self.stop);
-        registry.unsubscribe(&stream, self.output_id);
         self.entry.unpublished();
-        match end {
-            Ok(PublishEnd::StreamEnded | PublishEnd::Stopped | PublishEnd::Released) => {
-                // FCUnpublish and deleteStream; dropping the client closes.
-                let _ = client.delete_stream();
-                true
-            }
-            Err(e) => {
-                self.entry.failed(&e.to_string());
-                log::warn!("relay of {} to {} failed: {e}", self.key, self.url);
-                false
+        let done = match end {
+            Ok(PublishEnd::StreamEnded | PublishEnd::Stopped) => Ok(true),
+            // Let go of by the stream while it lives: join it again.
+            Ok(PublishEnd::Released) => Ok(!stream.is_live()),
+            Err(e) => Err(e),
+        };
+        if matches!(done, Ok(true)) {
+            // FCUnpublish and deleteStream, while still an output (so
+            // shutdown waits for it); dropping the client closes.
+            let _ = client.delete_stream();
+        }
+        registry.unsubscribe(&stream, self.output_id);
+        done
+    }
+}
+
+/// A destination's error text as the API shows it: bounded, printable,
+/// and never the stream name it was sent (often a secret key).
+fn sanitize(error: &str, url: &RtmpUrl) -> String {
+    let mut text: String = error
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_ERROR_CHARS)
+        .collect();
+    if let Some(name) = url.name.as_deref() {
+        for secret in [name, name.split('?').next().unwrap_or_default()] {
+            if secret.len() >= 4 {
+                text = text.replace(secret, "***");
             }
         }
     }
+    text
 }
 
 #[cfg(test)]
@@ -212,6 +275,10 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.wait() < Duration::from_secs(2));
+        let url = RtmpUrl::parse("rtmp://yt/live2/abcd-key?k=1").unwrap();
+        let said = sanitize("Publish.BadName: abcd-key\n\x1b[31mno", &url);
+        assert_eq!(said, "Publish.BadName: ***  [31mno");
+        assert_eq!(sanitize(&"x".repeat(1000), &url).len(), MAX_ERROR_CHARS);
         backoff.refused();
         assert!(backoff.wait() >= BACKOFF_MAX);
     }

@@ -17,6 +17,7 @@ use super::input::Input;
 use super::output::{Outbound, OutputKind, OutputOptions, OutputQueue, OutputSpec, Released};
 use super::packet::{Packet, PacketKind};
 use super::stream::{Stream, StreamSettings};
+use super::stream_key::StreamKey;
 use crate::config::SlowSubscriberPolicy;
 use crate::metrics::{self, Metrics};
 use crate::protocol::amf0::{self, Value};
@@ -36,7 +37,7 @@ pub(super) fn new_stream(gop_cache: bool) -> (Stream, Arc<Metrics>, Arc<Events>)
     let metrics = Arc::new(Metrics::default());
     let events = Arc::new(Events::new(Arc::clone(&metrics)));
     let stream = Stream::new(
-        "live/cam".into(),
+        &StreamKey::new("live", "cam").unwrap(),
         settings(gop_cache),
         Arc::clone(&metrics),
         Arc::clone(&events),
