@@ -213,6 +213,24 @@ fn a_destination_that_never_reads_holds_up_nothing_and_gets_its_query() {
         ) > 0),
         "the relay's drops are counted"
     );
+    // The session ends: the relay, stuck writing to the deaf destination,
+    // stops at once (its socket is shut down), well before the client's
+    // 10 s write timeout.
+    publisher.delete_stream().unwrap();
+    let ended = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(10), || origin
+            .handle()
+            .relays()
+            .is_empty()),
+        "{:?}",
+        origin.handle().relays()
+    );
+    assert!(
+        ended.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        ended.elapsed()
+    );
 }
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -421,6 +439,11 @@ fn quick_republishes_leave_one_relay_per_destination() {
             .send_video(0, &video_frame(round * 100, true, 500))
             .unwrap();
         publisher.delete_stream().unwrap();
+        // The next publish waits for this one to be over.
+        assert!(wait_for(Duration::from_secs(5), || origin
+            .registry()
+            .get("live/again")
+            .is_none_or(|s| !s.is_live())));
     }
     let mut publisher = publisher(origin.addr, "again");
     publisher.send_video(0, &avc_sequence_header()).unwrap();
@@ -441,5 +464,36 @@ fn quick_republishes_leave_one_relay_per_destination() {
     assert_eq!(
         origin.handle().relays()[0].state,
         rtmp_server::relay::status::RelayState::Publishing
+    );
+}
+
+#[test]
+fn destinations_that_show_alike_are_told_apart() {
+    // Two keys at one service, alike in their first characters; nothing
+    // listens on port 1, so both relays wait and stay listed.
+    let map = vec![
+        "live/two=rtmp://127.0.0.1:1/app/live_aaaa".to_string(),
+        "live/two=rtmp://127.0.0.1:1/app/live_bbbb".to_string(),
+    ];
+    let origin = TestServer::with(|c| c.relays = RelayTargets::parse(&[], &map).unwrap());
+    let _publisher = publisher(origin.addr, "two");
+    assert!(wait_for(Duration::from_secs(10), || origin
+        .handle()
+        .relays()
+        .len()
+        == 2));
+    let mut labels: Vec<String> = origin
+        .handle()
+        .relays()
+        .into_iter()
+        .map(|r| r.destination)
+        .collect();
+    labels.sort();
+    assert_eq!(
+        labels,
+        [
+            "rtmp://127.0.0.1:1/app/liv*** #1",
+            "rtmp://127.0.0.1:1/app/liv*** #2"
+        ]
     );
 }

@@ -13,7 +13,7 @@ mod worker;
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::hub::events::Event;
 use crate::server::Shared;
+use status::RelayControl;
 use worker::Relay;
 
 /// Lifecycle events the manager may fall behind by before some are
@@ -46,8 +47,8 @@ pub(crate) fn start(shared: &Arc<Shared>) -> io::Result<()> {
 
 struct Manager {
     shared: Arc<Shared>,
-    /// The stop flags of the relays of each live stream, by `app/name`.
-    running: HashMap<String, Vec<Arc<AtomicBool>>>,
+    /// The controls of the relays of each live stream, by `app/name`.
+    running: HashMap<String, Vec<Arc<RelayControl>>>,
     next_output_id: u64,
 }
 
@@ -75,8 +76,8 @@ impl Manager {
                 break;
             }
         }
-        // Relays stop on their own at shutdown (their streams end); this
-        // only makes sure none waits in its backoff.
+        // Relays end with their streams at shutdown; this makes sure none
+        // waits in its backoff or in a write to a slow destination.
         for key in self.running.keys().cloned().collect::<Vec<_>>() {
             self.stop(&key);
         }
@@ -100,15 +101,24 @@ impl Manager {
             return;
         };
         let mut flags = Vec::new();
-        for url in self.shared.config.relays.destinations(&key) {
-            let stop = Arc::new(AtomicBool::new(false));
-            let entry = self.shared.relays.add(&key.as_path(), url.to_string());
+        let urls = self.shared.config.relays.destinations(&key);
+        let labels: Vec<String> = urls.iter().map(ToString::to_string).collect();
+        for (n, url) in urls.into_iter().enumerate() {
+            let control = Arc::new(RelayControl::default());
+            // Destinations that show alike (names cut short) get their
+            // place in the list, so the API and Prometheus tell them apart.
+            let label = &labels[n];
+            let label = match labels.iter().filter(|l| *l == label).count() {
+                1 => label.clone(),
+                _ => format!("{label} #{}", n + 1),
+            };
+            let entry = self.shared.relays.add(&key.as_path(), label);
             let relay = Relay {
                 shared: Arc::clone(&self.shared),
                 key: key.clone(),
                 url,
                 output_id: self.next_output_id,
-                stop: Arc::clone(&stop),
+                control: Arc::clone(&control),
                 entry: Arc::clone(&entry),
             };
             self.next_output_id += 1;
@@ -116,7 +126,7 @@ impl Manager {
                 .name("relay".into())
                 .spawn(move || relay.run());
             match spawned {
-                Ok(_) => flags.push(stop),
+                Ok(_) => flags.push(control),
                 Err(e) => {
                     // The relay, dropped unrun, is still listed: unlist it.
                     self.shared.relays.remove(&entry);
@@ -130,8 +140,8 @@ impl Manager {
 
     /// Stops the relays of `path`'s session.
     fn stop(&mut self, path: &str) {
-        for flag in self.running.remove(path).unwrap_or_default() {
-            flag.store(true, Ordering::Relaxed);
+        for control in self.running.remove(path).unwrap_or_default() {
+            control.stop();
         }
     }
 }

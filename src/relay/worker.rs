@@ -10,11 +10,11 @@
 //! keyframe, like a slow player's.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::status::{RelayEntry, RelayState};
+use super::status::{RelayControl, RelayEntry, RelayState};
 use crate::config::SlowSubscriberPolicy;
 use crate::hub::events::Event;
 use crate::hub::output::{OutputKind, OutputOptions, OutputSpec};
@@ -74,8 +74,8 @@ pub(crate) struct Relay {
     pub url: RtmpUrl,
     /// Its output's id, unique among the server's outputs.
     pub output_id: u64,
-    /// Set when the stream's session ended or the server stops.
-    pub stop: Arc<AtomicBool>,
+    /// Stopped when the stream's session ended or the server stops.
+    pub control: Arc<RelayControl>,
     /// Its entry on the server's relay board.
     pub entry: Arc<RelayEntry>,
 }
@@ -162,7 +162,7 @@ impl Relay {
     }
 
     fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) || self.shared.shutting_down.load(Ordering::Relaxed)
+        self.control.is_stopped() || self.shared.shutting_down.load(Ordering::Relaxed)
     }
 
     /// Sleeps `wait`, or less if the relay is stopped meanwhile.
@@ -222,7 +222,13 @@ impl Relay {
         }
         self.entry
             .publishing(Arc::clone(subscription.queue.shared()));
-        let end = client.publish_output(&subscription.catch_up, &subscription.queue, &self.stop);
+        self.control.attach(Some(client.socket_handle()));
+        let end = client.publish_output(
+            &subscription.catch_up,
+            &subscription.queue,
+            self.control.flag(),
+        );
+        self.control.attach(None);
         self.entry.unpublished();
         let done = match end {
             Ok(PublishEnd::StreamEnded | PublishEnd::Stopped) => Ok(true),

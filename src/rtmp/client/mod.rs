@@ -246,6 +246,12 @@ impl Client {
         &self.socket
     }
 
+    /// The socket, shared: another thread may shut it down to stop what
+    /// this client is doing (a blocked write returns).
+    pub fn socket_handle(&self) -> Arc<TcpStream> {
+        Arc::clone(&self.socket)
+    }
+
     /// Takes the client apart, for a caller that drives the connection
     /// itself (without blocking, say): nothing read is lost.
     pub fn into_parts(self) -> ClientParts {
