@@ -90,9 +90,14 @@ pub enum Drained {
 /// The writing side of one RTMP player.
 pub struct PlayerOutput {
     transport: Arc<Transport>,
+    link: Arc<PlayerLink>,
+    batch: Batch,
+}
+
+/// What a player's writer takes from its queue and turns into chunks.
+struct Batch {
     queue: OutputQueue,
     stream_id: u32,
-    link: Arc<PlayerLink>,
     /// Taken (catch-up, then from the queue) and not yet begun. What came
     /// from the queue still counts in its byte bound until it is written,
     /// so a stuck player holds no more than its queue's bound.
@@ -114,18 +119,20 @@ impl PlayerOutput {
     ) -> PlayerOutput {
         PlayerOutput {
             transport,
-            queue,
-            stream_id,
             link,
-            catch_up_left: catch_up.len(),
-            pending: catch_up.into_iter().map(Outbound::Media).collect(),
-            told_ended: false,
+            batch: Batch {
+                queue,
+                stream_id,
+                catch_up_left: catch_up.len(),
+                pending: catch_up.into_iter().map(Outbound::Media).collect(),
+                told_ended: false,
+            },
         }
     }
 
     /// Its counters and switches, shared with its stream.
     pub fn output(&self) -> &Arc<OutputShared> {
-        self.queue.shared()
+        self.batch.queue.shared()
     }
 
     /// Writes what the player has waiting, as far as its socket takes it
@@ -135,9 +142,8 @@ impl PlayerOutput {
         if self.link.is_stopped() {
             return Drained::Done;
         }
-        let transport = Arc::clone(&self.transport);
         // Busy: its connection thread is sending a reply. Next tick.
-        let Some((socket, mut writer)) = transport.try_sending() else {
+        let Some((socket, mut writer)) = self.transport.try_sending() else {
             return Drained::Waiting;
         };
         // Checked under the lock: after `stop` the connection's replies
@@ -145,7 +151,7 @@ impl PlayerOutput {
         if self.link.is_stopped() {
             return Drained::Done;
         }
-        let result = self.write(socket, &mut writer);
+        let result = self.batch.write(socket, &mut writer);
         let stalled = writer.stalled_since();
         drop(writer);
         match result {
@@ -157,11 +163,28 @@ impl PlayerOutput {
                 self.end(PlayerEnd::WriteTimeout)
             }
             // Once all of the notice is written.
-            Ok(Ok(Drained::Written)) if closing && self.told_ended => self.end(PlayerEnd::Shutdown),
+            Ok(Ok(Drained::Written)) if closing && self.batch.told_ended => {
+                self.end(PlayerEnd::Shutdown)
+            }
             Ok(Ok(drained)) => drained,
         }
     }
 
+    /// Ends a player whose writing failed unexpectedly.
+    pub fn abandon(&self) -> Drained {
+        self.end(PlayerEnd::WriteFailed(io::ErrorKind::Other))
+    }
+
+    fn end(&self, end: PlayerEnd) -> Drained {
+        self.link.ended(end);
+        self.transport.shutdown();
+        Drained::Done
+    }
+}
+
+impl Batch {
+    /// Writes the backlog, then what is pending and queued, as far as the
+    /// socket takes it now.
     fn write(
         &mut self,
         socket: &std::net::TcpStream,
@@ -238,17 +261,6 @@ impl PlayerOutput {
         if self.pending.is_empty() && self.pending.capacity() > RETAINED_PENDING {
             self.pending.shrink_to(RETAINED_PENDING / 4);
         }
-    }
-
-    /// Ends a player whose writing failed unexpectedly.
-    pub fn abandon(&self) -> Drained {
-        self.end(PlayerEnd::WriteFailed(io::ErrorKind::Other))
-    }
-
-    fn end(&self, end: PlayerEnd) -> Drained {
-        self.link.ended(end);
-        self.transport.shutdown();
-        Drained::Done
     }
 }
 
