@@ -28,6 +28,40 @@ pub enum OutputKind {
     HttpViewer,
 }
 
+/// The server-wide counters an output of one kind adds to, beside its
+/// own and its stream's: the one place that says which kind counts where.
+pub(super) struct KindCounters<'a> {
+    /// Media messages and payload bytes written.
+    pub sent: Option<(&'a AtomicU64, &'a AtomicU64)>,
+    /// Media messages dropped for lagging.
+    pub dropped: Option<&'a AtomicU64>,
+    /// Times it started skipping to a keyframe.
+    pub skips: Option<&'a AtomicU64>,
+}
+
+impl OutputKind {
+    pub(super) fn counters(self, m: &Metrics) -> KindCounters<'_> {
+        match self {
+            OutputKind::RtmpPlayer | OutputKind::HttpViewer => KindCounters {
+                sent: None,
+                dropped: Some(&m.subscriber_drops),
+                skips: Some(&m.slow_skips),
+            },
+            OutputKind::Relay => KindCounters {
+                sent: Some((&m.relay_messages_sent, &m.relay_bytes_sent)),
+                dropped: Some(&m.relay_messages_dropped),
+                skips: None,
+            },
+            // A recorder counts its failures itself.
+            OutputKind::Recorder => KindCounters {
+                sent: None,
+                dropped: None,
+                skips: None,
+            },
+        }
+    }
+}
+
 /// How an output's queue is bounded and what happens when it is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutputOptions {
@@ -278,9 +312,9 @@ impl OutputQueue {
         metrics::add(&shared.messages_sent, messages as u64);
         metrics::add(&shared.counters.bytes_out, bytes as u64);
         metrics::add(&shared.metrics.bytes_egress, bytes as u64);
-        if shared.kind == OutputKind::Relay {
-            metrics::add(&shared.metrics.relay_messages_sent, messages as u64);
-            metrics::add(&shared.metrics.relay_bytes_sent, bytes as u64);
+        if let Some((sent_messages, sent_bytes)) = shared.kind.counters(&shared.metrics).sent {
+            metrics::add(sent_messages, messages as u64);
+            metrics::add(sent_bytes, bytes as u64);
         }
         if let Some(timestamp) = last_timestamp {
             shared

@@ -15,7 +15,7 @@ use crossbeam_channel::{Sender, TrySendError};
 
 use super::doorbell::Doorbell;
 use super::output::{
-    OnDrop, Outbound, OutputKind, OutputOptions, OutputQueue, OutputShared, OutputSpec, OutputStats,
+    OnDrop, Outbound, OutputOptions, OutputQueue, OutputShared, OutputSpec, OutputStats,
 };
 use super::packet::{Packet, PacketKind};
 use crate::config::SlowSubscriberPolicy;
@@ -176,8 +176,8 @@ impl OutputSlot {
                     self.skipping = true;
                     metrics::add(&self.shared.skip_events, 1);
                     metrics::add(&self.shared.counters.skip_events, 1);
-                    if self.options.counts_as_player {
-                        metrics::add(&self.shared.metrics.slow_skips, 1);
+                    if let Some(skips) = self.options.kind.counters(&self.shared.metrics).skips {
+                        metrics::add(skips, 1);
                     }
                     self.drop_packet(packet)
                 }
@@ -259,11 +259,9 @@ impl OutputSlot {
         metrics::add(&shared.dropped_messages, 1);
         metrics::add(&shared.counters.dropped_messages, 1);
         metrics::add(&shared.counters.dropped_bytes, packet.payload.len() as u64);
-        let dropped = match self.options.kind {
-            OutputKind::Relay => &shared.metrics.relay_messages_dropped,
-            _ => &shared.metrics.subscriber_drops,
-        };
-        metrics::add(dropped, 1);
+        if let Some(dropped) = self.options.kind.counters(&shared.metrics).dropped {
+            metrics::add(dropped, 1);
+        }
         Offer::Dropped
     }
 

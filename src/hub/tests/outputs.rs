@@ -357,3 +357,32 @@ fn an_output_whose_consumer_is_gone_is_dropped() {
     stream.publish(INPUT, video(0, true, 100));
     assert_eq!(stream.output_count(), 0);
 }
+
+#[test]
+fn each_kind_of_output_counts_its_drops_where_its_kind_belongs() {
+    let (stream, metrics, _) = new_stream(true);
+    stream.attach_input(INPUT, None);
+    let lagging = |id, kind| {
+        let options = OutputOptions {
+            kind,
+            counts_as_player: kind == OutputKind::RtmpPlayer,
+            ..options(2, 1 << 20, SlowSubscriberPolicy::Skip)
+        };
+        stream.subscribe(spec(id, options)).queue
+    };
+    let _player = lagging(10, OutputKind::RtmpPlayer);
+    let relay = lagging(11, OutputKind::Relay);
+    let _recorder = lagging(12, OutputKind::Recorder);
+    for n in 0..5 {
+        stream.publish(INPUT, video(n, n == 0, 100));
+    }
+    // Each dropped 3 and started skipping once; only the player's count as
+    // a player's, only the relay's as a relay's.
+    assert_eq!(metrics::get(&metrics.subscriber_drops), 3);
+    assert_eq!(metrics::get(&metrics.slow_skips), 1);
+    assert_eq!(metrics::get(&metrics.relay_messages_dropped), 3);
+    let sent = media(&drain(&relay));
+    relay.record_sent(sent.len(), 200, None);
+    assert_eq!(metrics::get(&metrics.relay_messages_sent), 2);
+    assert_eq!(metrics::get(&metrics.relay_bytes_sent), 200);
+}
