@@ -15,7 +15,7 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
@@ -29,6 +29,8 @@ use worker::Relay;
 const EVENT_CAPACITY: usize = 1024;
 /// How often the manager looks whether the server is stopping.
 const POLL: Duration = Duration::from_millis(250);
+/// How often the manager compares its relays with the live streams.
+const RECONCILE: Duration = Duration::from_secs(1);
 /// Relays' output ids, apart from connection ids (which count from 1).
 const FIRST_OUTPUT_ID: u64 = 1 << 62;
 
@@ -62,18 +64,22 @@ impl Manager {
     }
 
     fn run(mut self, events: &Receiver<Event>) {
+        let mut next_check = Instant::now() + RECONCILE;
         loop {
             match events.recv_timeout(POLL) {
                 Ok(Event::PublishStarted { key }) => self.start(&key),
                 Ok(Event::PublishStopped { key, .. }) => self.stop(&key),
-                Ok(_) => {}
-                // Quiet: a session whose start was missed (the channel is
-                // bounded) gets its relays now.
-                Err(RecvTimeoutError::Timeout) => self.reconcile(),
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             if self.shared.shutting_down.load(Ordering::Relaxed) {
                 break;
+            }
+            // However busy the channel, events it dropped (it is bounded)
+            // are made up for.
+            if Instant::now() >= next_check {
+                self.reconcile();
+                next_check = Instant::now() + RECONCILE;
             }
         }
         // Relays end with their streams at shutdown; this makes sure none
@@ -83,8 +89,19 @@ impl Manager {
         }
     }
 
-    /// Starts relays for live streams that have none.
+    /// Stops the relays of streams no longer live and starts relays for
+    /// live streams that have none.
     fn reconcile(&mut self) {
+        let registry = &self.shared.registry;
+        let ended: Vec<String> = self
+            .running
+            .keys()
+            .filter(|path| registry.get(path).is_none_or(|s| !s.is_live()))
+            .cloned()
+            .collect();
+        for path in ended {
+            self.stop(&path);
+        }
         for stream in self.shared.registry.streams() {
             if stream.is_live() && !self.running.contains_key(stream.path()) {
                 self.start(stream.path());
