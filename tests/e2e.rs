@@ -48,19 +48,16 @@ fn spawn_publisher(url: &str, record: &Path, seconds: u32, gop: u32) -> Child {
 }
 
 fn spawn_ffmpeg_player(url: &str, out: &Path) -> Child {
+    spawn_ffmpeg_player_with(&[], url, out)
+}
+
+/// An ffmpeg player copying what it gets from `url` to the FLV file `out`,
+/// with `input_options` before its input.
+fn spawn_ffmpeg_player_with(input_options: &[&str], url: &str, out: &Path) -> Child {
     Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-i",
-            url,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-        ])
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(input_options)
+        .args(["-i", url, "-c", "copy", "-f", "flv"])
         .arg(out)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -279,33 +276,13 @@ fn a_stream_published_here_reaches_nginx_rtmp_through_a_relay() {
     }
     let dir = work_dir("relay-nginx");
     let nginx = common::NginxRtmp::start("");
-    let to = vec![format!("rtmp://{}/live", nginx.addr())];
-    let origin = TestServer::with(|c| {
-        c.relays = rtmp_server::relay::target::RelayTargets::parse(&to, &[]).unwrap()
-    });
+    let origin = origin_relaying_to(nginx.addr());
     let url = format!("rtmp://{}/live/relayed", origin.addr);
     let far = format!("rtmp://{}/live/relayed", nginx.addr());
     // The player waits at nginx-rtmp for the relay to publish; it gives
     // up 5 s after the last data (nginx-rtmp keeps it waiting for a new
     // publisher after the end), its file complete either way.
-    let player = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args([
-            "-rw_timeout",
-            "5000000",
-            "-i",
-            &far,
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-        ])
-        .arg(dir.join("far.flv"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ffmpeg player");
+    let player = spawn_ffmpeg_player_with(&["-rw_timeout", "5000000"], &far, &dir.join("far.flv"));
     assert!(
         wait_for(Duration::from_secs(10), || nginx
             .error_log()
@@ -317,21 +294,35 @@ fn a_stream_published_here_reaches_nginx_rtmp_through_a_relay() {
     assert!(published.status.success());
     assert!(metrics_sent(&origin) > 0, "nothing was relayed");
     finish(player, Duration::from_secs(20), "player at nginx-rtmp");
+    assert_relayed_copy(&dir);
+}
 
+fn metrics_sent(server: &TestServer) -> u64 {
+    rtmp_server::metrics::get(&server.handle().metrics().relay_messages_sent)
+}
+
+/// Our server relaying every stream to `rtmp://{addr}/live`.
+fn origin_relaying_to(addr: std::net::SocketAddr) -> TestServer {
+    let to = vec![format!("rtmp://{addr}/live")];
+    TestServer::with(|c| {
+        c.relays = rtmp_server::relay::target::RelayTargets::parse(&to, &[]).unwrap()
+    })
+}
+
+/// What a player at a relay's destination recorded (`far.flv`) against
+/// what ffmpeg published (`sent.flv`): the same codecs, every frame or at
+/// most a GOP (25 frames) short (the relay starts from the origin's cached
+/// GOP, all of it when it joins within the first 1 s GOP), keyframe
+/// first, decoding cleanly.
+fn assert_relayed_copy(dir: &Path) {
     let sent = probe(&dir.join("sent.flv"));
     let got = probe(&dir.join("far.flv"));
     assert_eq!(got.codecs, sent.codecs, "{got:?}");
-    // The relay starts from the origin's cached GOP: everything, or at
-    // most a GOP (25 frames) short.
     assert!(
         got.video_frames + 25 >= sent.video_frames && got.video_frames <= sent.video_frames,
         "{got:?} of {sent:?}"
     );
     assert_clean_copy(&dir.join("far.flv"));
-}
-
-fn metrics_sent(server: &TestServer) -> u64 {
-    rtmp_server::metrics::get(&server.handle().metrics().relay_messages_sent)
 }
 
 #[test]
@@ -341,10 +332,7 @@ fn a_stream_published_here_reaches_a_second_instance_through_a_relay() {
     }
     let dir = work_dir("relay-edge");
     let edge = TestServer::start();
-    let to = vec![format!("rtmp://{}/live", edge.addr)];
-    let origin = TestServer::with(|c| {
-        c.relays = rtmp_server::relay::target::RelayTargets::parse(&to, &[]).unwrap()
-    });
+    let origin = origin_relaying_to(edge.addr);
     let far = format!("rtmp://{}/live/edge", edge.addr);
     // Waits at the edge for the relay; ends when the relay unpublishes.
     let player = spawn_ffmpeg_player(&far, &dir.join("far.flv"));
@@ -363,15 +351,5 @@ fn a_stream_published_here_reaches_a_second_instance_through_a_relay() {
         "{}",
         String::from_utf8_lossy(&played.stderr)
     );
-    let sent = probe(&dir.join("sent.flv"));
-    let got = probe(&dir.join("far.flv"));
-    assert_eq!(got.codecs, sent.codecs, "{got:?}");
-    // The relay starts from the origin's cached GOP: every frame when it
-    // joins within the first GOP (1 s), as it does unless the machine is
-    // very busy; never more than a GOP short.
-    assert!(
-        got.video_frames + 25 >= sent.video_frames && got.video_frames <= sent.video_frames,
-        "{got:?} of {sent:?}"
-    );
-    assert_clean_copy(&dir.join("far.flv"));
+    assert_relayed_copy(&dir);
 }
