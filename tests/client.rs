@@ -282,47 +282,24 @@ fn sends_the_encoder_sequence_and_metadata_with_set_data_frame() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (socket, _) = listener.accept().unwrap();
-        let mut socket = &socket;
-        let mut handshake = ServerHandshake::new(0);
-        let mut session = ServerSession::new(ServerConfig::default());
-        let mut buf = vec![0u8; 65536];
         let mut commands = Vec::new();
-        let mut encoder = ChunkEncoder::new(128);
-        loop {
-            // The client closes with answers unread: a reset ends it too.
-            let n = match socket.read(&mut buf) {
-                Ok(0) | Err(_) => return commands,
-                Ok(n) => n,
-            };
-            let mut used = 0;
-            while used < n && !handshake.is_done() {
-                used += handshake.feed(&buf[used..n]).unwrap();
-                socket.write_all(&handshake.take_output()).unwrap();
-            }
-            session.feed(&buf[used..n]);
-            while let Some(event) = session.poll().unwrap() {
-                match event {
-                    ServerEvent::PublishRequested { stream_id, name } => {
-                        commands.push(format!("publish {name}"));
-                        session.accept_publish(stream_id);
-                    }
-                    ServerEvent::Media(m) if m.type_id == type_id::DATA_AMF0 => {
-                        let values = amf0::decode_all(&m.payload).unwrap();
-                        let names: Vec<_> = values.iter().filter_map(Value::as_str).collect();
-                        commands.push(names.join(" "));
-                    }
-                    ServerEvent::Connected { app } => commands.push(format!("connect {app}")),
-                    _ => {}
+        serve_bare_session(&socket, |event, session| {
+            match event {
+                ServerEvent::PublishRequested { stream_id, name } => {
+                    commands.push(format!("publish {name}"));
+                    session.accept_publish(stream_id);
                 }
+                ServerEvent::Media(m) if m.type_id == type_id::DATA_AMF0 => {
+                    let values = amf0::decode_all(&m.payload).unwrap();
+                    let names: Vec<_> = values.iter().filter_map(Value::as_str).collect();
+                    commands.push(names.join(" "));
+                }
+                ServerEvent::Connected { app } => commands.push(format!("connect {app}")),
+                _ => {}
             }
-            let mut out = Vec::new();
-            for o in session.take_outgoing() {
-                encoder.write_message(o.csid, &o.message, &mut out);
-            }
-            if socket.write_all(&out).is_err() {
-                return commands;
-            }
-        }
+            true
+        });
+        commands
     });
     let target = RtmpUrl::parse(&format!("rtmp://{addr}/app?auth=1")).unwrap();
     let mut client = Client::connect(&target, &ClientOptions::default()).unwrap();

@@ -1,9 +1,9 @@
-//! Relay push: streams published to one server sent on to another
-//! (`-relay-to`), reconnecting when the destination is not there yet.
+//! Relay push: streams published to one server sent on to others
+//! (`-relay-to`, `-relay-map`), reconnecting, never holding anything up,
+//! and shown in the API.
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rtmp_server::metrics;
-use rtmp_server::protocol::handshake::ServerHandshake;
 use rtmp_server::protocol::message::type_id;
-use rtmp_server::protocol::session::server::{ServerConfig, ServerEvent, ServerSession};
+use rtmp_server::protocol::session::server::ServerEvent;
 use rtmp_server::relay::target::RelayTargets;
 
 fn relaying_to(addr: std::net::SocketAddr) -> TestServer {
@@ -120,41 +119,16 @@ fn deaf_destination(listener: TcpListener) -> std::sync::mpsc::Receiver<String> 
         socket2::SockRef::from(&socket)
             .set_recv_buffer_size(16 * 1024)
             .unwrap();
-        let mut socket = &socket;
-        let mut handshake = ServerHandshake::new(0);
-        let mut session = ServerSession::new(ServerConfig::default());
-        let mut encoder = rtmp_server::protocol::chunk_encoder::ChunkEncoder::new(128);
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let n = match socket.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            let mut used = 0;
-            while used < n && !handshake.is_done() {
-                used += handshake.feed(&buf[used..n]).unwrap();
-                socket.write_all(&handshake.take_output()).unwrap();
+        // Deaf once it accepted the publish; the relay gives up on its own.
+        serve_bare_session(&socket, |event, session| match event {
+            ServerEvent::PublishRequested { stream_id, name } => {
+                session.accept_publish(stream_id);
+                let _ = tx.send(name);
+                false
             }
-            session.feed(&buf[used..n]);
-            let mut published = false;
-            while let Ok(Some(event)) = session.poll() {
-                if let ServerEvent::PublishRequested { stream_id, name } = event {
-                    session.accept_publish(stream_id);
-                    let _ = tx.send(name);
-                    published = true;
-                }
-            }
-            let mut out = Vec::new();
-            for o in session.take_outgoing() {
-                encoder.write_message(o.csid, &o.message, &mut out);
-            }
-            socket.write_all(&out).unwrap();
-            if published {
-                // Deaf from now on; the relay gives up on its own.
-                thread::sleep(Duration::from_secs(60));
-                return;
-            }
-        }
+            _ => true,
+        });
+        thread::sleep(Duration::from_secs(60));
     });
     names
 }

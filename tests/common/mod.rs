@@ -610,3 +610,49 @@ pub fn publish_paced(
         publisher
     })
 }
+
+/// Plays a bare server session on `socket`: the handshake, then each
+/// event the client's bytes raise goes to `on_event` (which may accept a
+/// request on the session), and the session's replies are sent. Ends when
+/// the client closes (a reset too) or `on_event` returns false, after the
+/// replies to what came with that event are sent.
+pub fn serve_bare_session(
+    socket: &std::net::TcpStream,
+    mut on_event: impl FnMut(
+        rtmp_server::protocol::session::server::ServerEvent,
+        &mut rtmp_server::protocol::session::server::ServerSession,
+    ) -> bool,
+) {
+    use rtmp_server::protocol::chunk_encoder::ChunkEncoder;
+    use rtmp_server::protocol::handshake::ServerHandshake;
+    use rtmp_server::protocol::session::server::{ServerConfig, ServerSession};
+    use std::io::{Read, Write};
+    let mut socket = socket;
+    let mut handshake = ServerHandshake::new(0);
+    let mut session = ServerSession::new(ServerConfig::default());
+    let mut encoder = ChunkEncoder::new(128);
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = match socket.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut used = 0;
+        while used < n && !handshake.is_done() {
+            used += handshake.feed(&buf[used..n]).unwrap();
+            socket.write_all(&handshake.take_output()).unwrap();
+        }
+        session.feed(&buf[used..n]);
+        let mut go_on = true;
+        while let Ok(Some(event)) = session.poll() {
+            go_on &= on_event(event, &mut session);
+        }
+        let mut out = Vec::new();
+        for o in session.take_outgoing() {
+            encoder.write_message(o.csid, &o.message, &mut out);
+        }
+        if socket.write_all(&out).is_err() || !go_on {
+            return;
+        }
+    }
+}
