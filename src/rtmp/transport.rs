@@ -17,7 +17,7 @@
 //! for the other's peer.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -35,10 +35,6 @@ impl Transport {
             socket,
             sending: Mutex::new(ChunkWriter::default()),
         }
-    }
-
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.peer_addr()
     }
 
     /// Reads what the peer sent, waiting up to the read timeout.

@@ -145,14 +145,6 @@ impl WriterPool {
             worker.doorbell.ring();
         }
     }
-
-    /// Players the pool writes for.
-    pub fn players(&self) -> usize {
-        self.workers
-            .iter()
-            .map(|w| w.load.load(Ordering::Relaxed))
-            .sum()
-    }
 }
 
 impl Drop for WriterPool {
