@@ -11,7 +11,7 @@
 //! message, and sends what the session wants sent (acknowledgements, ping
 //! responses), keeping what a full socket would not take for later.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,11 +22,10 @@ use crossbeam_channel::{Receiver, Sender};
 use polling::{Event, Events, PollMode, Poller};
 
 use crate::load::{Logs, PlayerLog, player_options};
-use rtmp_server::protocol::chunk_decoder::DEFAULT_CHUNK_SIZE;
-use rtmp_server::protocol::chunk_encoder::ChunkEncoder;
 use rtmp_server::protocol::session::client::ClientSession;
 use rtmp_server::protocol::url::RtmpUrl;
 use rtmp_server::rtmp::client::{Client, ClientParts};
+use rtmp_server::rtmp::writer::{ChunkWriter, Frame, SendMode};
 
 /// Threads that set players up at once.
 const SETUP_THREADS: usize = 32;
@@ -189,12 +188,10 @@ struct Player {
     index: usize,
     socket: Arc<TcpStream>,
     session: ClientSession,
-    /// Encodes what the session sends (a player never changes its
-    /// outbound chunk size; a fresh encoder starts each chunk stream with
-    /// a full header, which any server decodes).
-    encoder: ChunkEncoder,
-    /// Encoded bytes a full socket did not take yet.
-    unsent: Vec<u8>,
+    /// Encodes what the session sends (a fresh encoder starts each chunk
+    /// stream with a full header, which any server decodes) and keeps what
+    /// a full socket did not take yet.
+    writer: ChunkWriter,
     /// Whether the poller watches for room to write.
     wants_write: bool,
     log: PlayerLog,
@@ -222,8 +219,7 @@ impl Player {
             index,
             socket: parts.socket,
             session,
-            encoder: ChunkEncoder::new(DEFAULT_CHUNK_SIZE),
-            unsent: Vec::new(),
+            writer: ChunkWriter::default(),
             wants_write: false,
             log,
         })
@@ -247,12 +243,14 @@ impl Player {
         }
     }
 
+    /// Sends what the session queued, as far as the socket takes it now;
+    /// the rest waits in the writer's backlog.
     fn queue_outgoing(&mut self) -> Result<(), String> {
-        for outgoing in self.session.take_outgoing() {
-            self.encoder
-                .write_message(outgoing.csid, &outgoing.message, &mut self.unsent);
-        }
-        if self.unsent.len() > MAX_UNSENT {
+        let frames = self.session.take_outgoing().map(Frame::from);
+        self.writer
+            .write_frames(&self.socket, frames, 0, SendMode::Backlog)
+            .map_err(|e| e.to_string())?;
+        if self.writer.backlog_len() > MAX_UNSENT {
             return Err("the server reads nothing we send".into());
         }
         Ok(())
@@ -284,23 +282,15 @@ impl Player {
 
     /// Writes what is waiting, as much as the socket takes.
     fn write(&mut self) -> Result<(), String> {
-        while !self.unsent.is_empty() {
-            match (&*self.socket).write(&self.unsent) {
-                Ok(0) => return Err("connection closed while writing".into()),
-                Ok(n) => {
-                    self.unsent.drain(..n.min(self.unsent.len()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
+        self.writer
+            .flush_backlog(&self.socket, SendMode::UntilFull)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// Watches for room to write while bytes wait, and only then.
     fn update_interest(&mut self, poller: &Poller, key: usize) -> Result<(), String> {
-        let wants_write = !self.unsent.is_empty();
+        let wants_write = self.writer.has_backlog();
         if wants_write != self.wants_write {
             poller
                 .modify_with_mode(
