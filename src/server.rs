@@ -79,7 +79,7 @@ impl Shared {
     /// Runs connection `id`'s work on its thread. A panic in it (there
     /// should be none) is contained to that connection: logged, counted,
     /// and the connection forgotten like any other that ended.
-    fn contain(&self, id: u64, peer: SocketAddr, work: impl FnOnce()) {
+    fn contain(&self, id: u64, peer: SocketAddr, accepted: Instant, work: impl FnOnce()) {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
             metrics::add(&self.metrics.connection_panics, 1);
             log::error!("conn#{id} {peer} closed after an internal error (panic)");
@@ -95,6 +95,7 @@ impl Shared {
         self.events.emit(|| Event::ConnectionClosed {
             id,
             remote_addr: peer,
+            duration: accepted.elapsed(),
         });
     }
 
@@ -287,6 +288,7 @@ impl Server {
             kicked: Arc::clone(&kicked),
         };
         self.shared.connections.lock().insert(id, entry);
+        let accepted = Instant::now();
         log::debug!("conn#{id} {peer} accepted");
         self.shared.events.emit(|| Event::ConnectionAccepted {
             id,
@@ -297,7 +299,7 @@ impl Server {
             .name(format!("conn-{id}"))
             .stack_size(CONNECTION_STACK_SIZE)
             .spawn(move || {
-                shared.contain(id, peer, || {
+                shared.contain(id, peer, accepted, || {
                     connection::serve(Arc::clone(&shared), transport, id, peer, kicked)
                 })
             });
@@ -309,6 +311,7 @@ impl Server {
             self.shared.events.emit(|| Event::ConnectionClosed {
                 id,
                 remote_addr: peer,
+                duration: Duration::ZERO,
             });
         }
     }
@@ -373,8 +376,10 @@ mod tests {
             },
         );
         let worker = Arc::clone(&shared);
-        let result =
-            thread::spawn(move || worker.contain(7, peer, || panic!("bug in a handler"))).join();
+        let result = thread::spawn(move || {
+            worker.contain(7, peer, Instant::now(), || panic!("bug in a handler"))
+        })
+        .join();
         assert!(
             result.is_ok(),
             "the panic did not escape the connection's thread"

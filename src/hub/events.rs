@@ -1,17 +1,19 @@
 //! Lifecycle events: connections accepted and closed, publish sessions and
 //! plays starting and stopping, inputs attached and detached, a stream's
-//! first player joining and last leaving, codecs detected. Consumers (hooks, the recorder and pull managers) each
+//! player count changing, codecs detected, authentication refused.
+//! Consumers (hooks, relays, later the recorder and pull managers) each
 //! get their own bounded channel and run on their own threads; emitting
 //! never blocks: when a consumer falls behind, its events are dropped and
 //! counted (`rtmp_events_dropped_total`), never queued without bound.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::RwLock;
 
-use super::history::EndReason;
+use super::history::SessionRecord;
 use crate::media::codec::Codec;
 use crate::metrics::{self, Metrics};
 
@@ -25,16 +27,17 @@ pub enum Event {
     ConnectionClosed {
         id: u64,
         remote_addr: SocketAddr,
+        duration: Duration,
     },
-    /// A live session began: the stream's first input started.
+    /// A live session began: the stream's first input (`input_id`, the
+    /// publisher's connection) started.
     PublishStarted {
         key: String,
+        input_id: u64,
+        remote_addr: Option<SocketAddr>,
     },
     /// The live session ended; its outputs were told.
-    PublishStopped {
-        key: String,
-        reason: EndReason,
-    },
+    PublishStopped(Box<PublishSummary>),
     /// An input (a publisher) started feeding the stream.
     InputAttached {
         key: String,
@@ -54,6 +57,22 @@ pub enum Event {
     PlayStopped {
         key: String,
         id: u64,
+        remote_addr: Option<SocketAddr>,
+        duration: Duration,
+        bytes_sent: u64,
+    },
+    /// The number of players of a stream changed.
+    SubscriberCount {
+        key: String,
+        count: usize,
+    },
+    /// A publish or play request was refused by authentication.
+    AuthFailed {
+        key: String,
+        id: u64,
+        remote_addr: SocketAddr,
+        action: &'static str,
+        error: &'static str,
     },
     FirstPlayerJoined {
         key: String,
@@ -80,8 +99,8 @@ impl Event {
     /// A short name, as hooks and logs call it.
     pub fn name(&self) -> &'static str {
         match self {
-            Event::ConnectionAccepted { .. } => "connection_accepted",
-            Event::ConnectionClosed { .. } => "connection_closed",
+            Event::ConnectionAccepted { .. } => "connection_accept",
+            Event::ConnectionClosed { .. } => "connection_close",
             Event::PublishStarted { .. } => "publish_start",
             Event::PublishStopped { .. } => "publish_stop",
             Event::InputAttached { .. } => "input_attached",
@@ -91,9 +110,22 @@ impl Event {
             Event::FirstPlayerJoined { .. } => "first_player_joined",
             Event::LastPlayerLeft { .. } => "last_player_left",
             Event::CodecDetected { .. } => "codec_detected",
+            Event::SubscriberCount { .. } => "subscriber_count",
+            Event::AuthFailed { .. } => "auth_failed",
             Event::RelayStateChanged { .. } => "relay_state",
         }
     }
+}
+
+/// What a live session was, told when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishSummary {
+    pub record: SessionRecord,
+    /// The last input's connection and address.
+    pub input_id: Option<u64>,
+    pub remote_addr: Option<SocketAddr>,
+    pub video: Option<Codec>,
+    pub audio: Option<Codec>,
 }
 
 struct Consumer {

@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
 
-use super::events::{Event, Events};
+use super::events::{Event, Events, PublishSummary};
 use super::gop_cache::GopCache;
 use super::history::{EndReason, SessionRecord};
 use super::output::{Outbound, OutputQueue, OutputSpec, OutputStats};
@@ -43,6 +43,8 @@ pub(super) struct LiveSession {
     pub(super) baseline: StreamCounts,
     peak_players: usize,
     total_players: u64,
+    /// The last input that fed it (connection, address).
+    last_input: (u64, Option<SocketAddr>),
 }
 
 pub(super) struct StreamState {
@@ -93,14 +95,14 @@ impl StreamState {
     /// Queues an event on every output; one that cannot take even that is
     /// dropped (and woken) rather than left waiting forever. Returns the
     /// players dropped.
-    fn notify_all(&mut self, event: impl Fn() -> Outbound) -> Vec<u64> {
+    fn notify_all(&mut self, event: impl Fn() -> Outbound) -> Vec<OutputStats> {
         let mut dropped = Vec::new();
         self.outputs.retain_mut(|slot| {
             let told = slot.notify(event());
             if !told {
                 slot.wake_dropped();
                 if slot.options().counts_as_player {
-                    dropped.push(slot.id());
+                    dropped.push(slot.stats());
                 }
             }
             told
@@ -110,7 +112,7 @@ impl StreamState {
 
     /// Offers a packet to every output; one whose policy says so is
     /// dropped. Returns the players dropped (no allocation if none).
-    fn fan_out(&mut self, packet: &Arc<Packet>) -> Vec<u64> {
+    fn fan_out(&mut self, packet: &Arc<Packet>) -> Vec<OutputStats> {
         let ctx = ResumeContext {
             audio_only: !self.has_video,
             metadata: self.metadata.as_ref(),
@@ -122,7 +124,7 @@ impl StreamState {
             if slot.offer(packet, &ctx) == Offer::Disconnect {
                 slot.wake_dropped();
                 if slot.options().counts_as_player {
-                    dropped.push(slot.id());
+                    dropped.push(slot.stats());
                 }
                 return false;
             }
@@ -250,12 +252,20 @@ impl Stream {
                 baseline: self.counters.read(),
                 peak_players: players,
                 total_players: players as u64,
+                last_input: (id, remote_addr),
             });
             state.reset_media();
             state.samples.clear();
             let dropped = state.notify_all(|| Outbound::PublishStarted);
-            self.events.emit(|| Event::PublishStarted { key: key() });
+            self.events.emit(|| Event::PublishStarted {
+                key: key(),
+                input_id: id,
+                remote_addr,
+            });
             self.players_dropped(&state, dropped);
+        }
+        if let Some(session) = &mut state.session {
+            session.last_input = (id, remote_addr);
         }
         self.events.emit(|| Event::InputAttached {
             key: key(),
@@ -293,18 +303,14 @@ impl Stream {
                 input_id: input.id,
             });
         }
+        let codecs = (state.media.video_codec, state.media.audio_codec);
         state.reset_media();
         // Bitrates belong to the session: outputs left waiting see zero.
         state.samples.clear();
         let dropped = state.notify_all(|| Outbound::PublishEnded);
         self.players_dropped(&state, dropped);
-        self.events.emit(|| Event::PublishStopped {
-            key: self.path.clone(),
-            reason,
-        });
-        drop(state);
         let counts = self.counters.read().since(&session.baseline);
-        Some(SessionRecord {
+        let record = SessionRecord {
             key: self.path.clone(),
             opened_at: session.opened_at,
             closed_at: SystemTime::now(),
@@ -315,7 +321,17 @@ impl Stream {
             bytes_in: counts.bytes_in,
             bytes_out: counts.bytes_out,
             dropped_messages: counts.dropped_messages,
-        })
+        };
+        self.events.emit(|| {
+            Event::PublishStopped(Box::new(PublishSummary {
+                record: record.clone(),
+                input_id: Some(session.last_input.0),
+                remote_addr: session.last_input.1,
+                video: codecs.0,
+                audio: codecs.1,
+            }))
+        });
+        Some(record)
     }
 
     /// Ends the session if one is open (returning its record) and tells
@@ -444,17 +460,25 @@ impl Stream {
     }
 
     /// Tells event consumers about players that left or were dropped.
-    fn players_dropped(&self, state: &StreamState, dropped: Vec<u64>) {
+    fn players_dropped(&self, state: &StreamState, dropped: Vec<OutputStats>) {
         if dropped.is_empty() {
             return;
         }
-        for id in dropped {
+        for player in dropped {
             self.events.emit(|| Event::PlayStopped {
                 key: self.path.clone(),
-                id,
+                id: player.id,
+                remote_addr: player.remote_addr,
+                duration: player.connected_at.elapsed().unwrap_or_default(),
+                bytes_sent: player.bytes_sent,
             });
         }
-        if state.players().next().is_none() {
+        let count = state.players().count();
+        self.events.emit(|| Event::SubscriberCount {
+            key: self.path.clone(),
+            count,
+        });
+        if count == 0 {
             self.events.emit(|| Event::LastPlayerLeft {
                 key: self.path.clone(),
             });
@@ -519,6 +543,10 @@ impl Stream {
                 id,
                 remote_addr,
             });
+            self.events.emit(|| Event::SubscriberCount {
+                key: key(),
+                count: players,
+            });
             if players == 1 {
                 self.events.emit(|| Event::FirstPlayerJoined { key: key() });
             }
@@ -534,7 +562,7 @@ impl Stream {
         };
         let slot = state.outputs.remove(at);
         if slot.options().counts_as_player {
-            self.players_dropped(&state, vec![id]);
+            self.players_dropped(&state, vec![slot.stats()]);
         }
     }
 }

@@ -67,8 +67,8 @@ impl Manager {
         let mut next_check = Instant::now() + RECONCILE;
         loop {
             match events.recv_timeout(POLL) {
-                Ok(Event::PublishStarted { key }) => self.start(&key),
-                Ok(Event::PublishStopped { key, .. }) => self.stop(&key),
+                Ok(Event::PublishStarted { key, .. }) => self.start(&key),
+                Ok(Event::PublishStopped(summary)) => self.stop(&summary.record.key),
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }

@@ -85,10 +85,12 @@ fn a_stream_emits_its_lifecycle_in_order() {
             "publish_start",
             "input_attached",
             "play_start",
+            "subscriber_count",
             "first_player_joined",
             "codec_detected",
             "codec_detected",
             "play_stop",
+            "subscriber_count",
             "last_player_left",
             "input_detached",
             "publish_stop"

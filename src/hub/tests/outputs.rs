@@ -199,7 +199,7 @@ fn the_disconnect_policy_drops_the_output_and_wakes_it() {
     assert_eq!(queue.try_recv().unwrap_err(), Released);
     let names: Vec<_> = watcher.try_iter().map(|e| e.name()).collect();
     assert!(
-        names.ends_with(&["play_stop", "last_player_left"]),
+        names.ends_with(&["play_stop", "subscriber_count", "last_player_left"]),
         "{names:?}"
     );
 }
