@@ -1,6 +1,7 @@
 //! The server's validated settings. Built from the command line by
 //! [`crate::cli`], or directly by tests and embedders.
 
+use crate::auth::AuthSettings;
 use crate::relay::target::RelayTargets;
 use std::fmt;
 use std::net::SocketAddr;
@@ -80,10 +81,14 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Bearer token that allows the API's write endpoints.
     pub api_token: Option<ApiToken>,
+    /// The API token guards reads too (`-api-read-auth`).
+    pub api_read_auth: bool,
     /// Ended publish sessions kept for `/api/history`.
     pub history_limit: usize,
     /// Where published streams are relayed (`-relay-to`, `-relay-map`).
     pub relays: RelayTargets,
+    /// Who may publish and play (`-auth-*`).
+    pub auth: AuthSettings,
     /// Logs show stream names as `app/abc***` (for a server facing the
     /// internet, where a name is a secret stream key).
     pub log_redact_keys: bool,
@@ -110,9 +115,11 @@ impl Default for Config {
             gop_max_bytes: 32 * 1024 * 1024,
             metrics_addr: None,
             api_token: None,
+            api_read_auth: false,
             history_limit: 100,
             log_redact_keys: false,
             relays: RelayTargets::default(),
+            auth: AuthSettings::default(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`server`]: the listener and the server's life, tying them together;
 //! - [`http`]: metrics and status; [`cli`] and [`config`]: settings.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use rtmp_server::cli::{self, Invocation};
 use rtmp_server::server::Server;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// File descriptors a connection uses (its socket).
@@ -65,7 +65,10 @@ fn main() -> ExitCode {
     raise_open_files_limit(config.max_connections);
     let listen = config.listen;
     let config_metrics_addr = config.metrics_addr;
-    let api_token = config.api_token.clone();
+    let api_access = rtmp_server::http::ApiAccess {
+        token: config.api_token.clone(),
+        guard_reads: config.api_read_auth,
+    };
     let server = match Server::bind(*config) {
         Ok(server) => server,
         Err(e) => {
@@ -75,12 +78,12 @@ fn main() -> ExitCode {
     };
     let handle = server.handle();
     if let Some(addr) = config_metrics_addr
-        && let Err(e) = rtmp_server::http::spawn(addr, handle.clone(), api_token)
+        && let Err(e) = rtmp_server::http::spawn(addr, handle.clone(), api_access)
     {
         eprintln!("rtmp-server: cannot serve metrics on {addr} (flag -metrics-addr): {e}");
         return ExitCode::from(2);
     }
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("rtmp-server: cannot install signal handlers: {e}");
@@ -92,6 +95,11 @@ fn main() -> ExitCode {
         .spawn(move || {
             let mut received = 0;
             for signal in signals.forever() {
+                if signal == SIGHUP {
+                    log::info!("SIGHUP received: reloading");
+                    handle.reload();
+                    continue;
+                }
                 received += 1;
                 if received > 1 {
                     log::warn!("second signal {signal}: exiting at once");

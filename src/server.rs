@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::{Condvar, Mutex};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::hub::events::{Event, Events};
 use crate::hub::history::EndReason;
@@ -66,6 +67,8 @@ pub(crate) struct Shared {
     pub writers: WriterPool,
     /// The relays that run.
     pub relays: RelayBoard,
+    /// Who may publish and play.
+    pub auth: Authenticator,
     pub started: Instant,
     pub started_at: SystemTime,
     pub listen_addr: SocketAddr,
@@ -174,6 +177,17 @@ impl ServerHandle {
         self.shared.listen_addr
     }
 
+    /// Rereads what can change without a restart (SIGHUP): the token
+    /// file. A file that cannot be used keeps the old tokens; the log says
+    /// why.
+    pub fn reload(&self) {
+        match self.shared.auth.reload() {
+            Ok(Some(count)) => log::info!("auth file reloaded: {count} stream patterns"),
+            Ok(None) => log::info!("nothing to reload"),
+            Err(e) => log::warn!("auth file not reloaded, the old tokens stay: {e}"),
+        }
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutting_down.load(Ordering::SeqCst)
     }
@@ -194,11 +208,11 @@ impl Server {
         })?;
         let shared = Arc::new(Shared {
             registry: Registry::new(&config, Arc::clone(&metrics), Arc::clone(&events)),
-            config,
             metrics,
             events,
             writers,
             relays: RelayBoard::default(),
+            auth: Authenticator::new(config.auth.clone()),
             started: Instant::now(),
             started_at: SystemTime::now(),
             listen_addr: local_addr,
@@ -206,8 +220,10 @@ impl Server {
             connections: Mutex::new(HashMap::new()),
             all_closed: Condvar::new(),
             next_id: AtomicU64::new(1),
+            config,
         });
         relay::start(&shared)?;
+        log::info!("{}", shared.auth.describe());
         Ok(Server {
             listener,
             local_addr,

@@ -1,7 +1,8 @@
 //! The HTTP metrics and status endpoint, served by one `tiny_http` thread
 //! when `-metrics-addr` is given: `/debug/vars` (Go expvar), `/metrics`
 //! (Prometheus), `/api/streams`, `/api/history`, `/api/server`, `/healthz`,
-//! and `DELETE /api/clients/{id}` (only with the API token). The same thread
+//! and `DELETE /api/clients/{id}` (only with the API token, which also
+//! guards every read but `/healthz` with `-api-read-auth`). The same thread
 //! takes each stream's bitrate reading once a second.
 
 mod json;
@@ -101,15 +102,22 @@ fn route(method: &Method, url: &str) -> (Route, Paging) {
 pub fn spawn(
     addr: SocketAddr,
     server: ServerHandle,
-    token: Option<ApiToken>,
+    access: ApiAccess,
 ) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let http = tiny_http::Server::http(addr).map_err(|e| io::Error::other(e.to_string()))?;
     let local = http.server_addr().to_ip().unwrap_or(addr);
-    if !local.ip().is_loopback() {
-        log::warn!("metrics endpoint on {local} has no authentication for reads");
+    if !local.ip().is_loopback() && !access.guard_reads {
+        log::warn!(
+            "metrics endpoint on {local} has no authentication for reads \
+             (-api-read-auth true guards them with the API token)"
+        );
     }
     log::info!("metrics and status on http://{local}");
-    let endpoint = Endpoint { server, token };
+    let endpoint = Endpoint {
+        server,
+        token: access.token,
+        guard_reads: access.guard_reads,
+    };
     let thread = thread::Builder::new()
         .name("http".into())
         .stack_size(256 * 1024)
@@ -117,9 +125,19 @@ pub fn spawn(
     Ok((local, thread))
 }
 
+/// Who may use the API.
+#[derive(Debug, Clone, Default)]
+pub struct ApiAccess {
+    /// The bearer token that allows writes.
+    pub token: Option<ApiToken>,
+    /// Reads need the token too (`-api-read-auth`).
+    pub guard_reads: bool,
+}
+
 struct Endpoint {
     server: ServerHandle,
     token: Option<ApiToken>,
+    guard_reads: bool,
 }
 
 impl Endpoint {
@@ -175,6 +193,17 @@ impl Endpoint {
     fn respond(&self, request: Request) {
         let (route, paging) = route(request.method(), request.url());
         let per_page = paging.per_page.unwrap_or(DEFAULT_PER_PAGE);
+        let guarded = !matches!(
+            route,
+            Route::Healthz | Route::Kick(_) | Route::MethodNotAllowed | Route::NotFound
+        );
+        if guarded
+            && self.guard_reads
+            && let Err((status, why)) = self.authorize(&request)
+        {
+            let text = json::error(why).to_string();
+            return respond(request, status, "application/json", text);
+        }
         let (status, body) = match route {
             Route::Metrics => {
                 let text = prometheus::render(&Snapshot::take(&self.server, self.listen_addrs()));

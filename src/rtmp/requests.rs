@@ -8,12 +8,14 @@ use std::sync::atomic::Ordering;
 
 use super::connection::{Connection, ConnectionError, PUBLISHER_READ_BUFFER_SIZE, Role};
 use super::player::{PlayerEnd, PlayerLink, PlayerOutput};
+use crate::auth::{Action, Request};
+use crate::hub::events::Event;
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
 use crate::hub::output::{OutputOptions, OutputSpec};
 use crate::hub::packet::PacketKind;
 use crate::hub::stream_key::StreamKey;
-use crate::metrics::GaugeGuard;
+use crate::metrics::{self, GaugeGuard};
 use crate::protocol::command::status;
 use crate::protocol::session::server::ServerEvent;
 
@@ -97,8 +99,54 @@ impl Connection {
         })
     }
 
+    /// Asks the server's authentication whether this request may go
+    /// ahead; a refused one is told `NetStream.*.Unauthorized` (level
+    /// error), then the connection closes.
+    fn authorize(
+        &mut self,
+        action: Action,
+        stream_id: u32,
+        key: &StreamKey,
+    ) -> Result<(), ConnectionError> {
+        let auth = &self.shared.auth;
+        if !auth.guards(action) {
+            return Ok(());
+        }
+        let request = Request {
+            action,
+            key,
+            connect_query: self.session.connect_query(),
+            remote_addr: self.peer,
+        };
+        let denial = match auth.check(&request) {
+            Ok(()) => {
+                metrics::add(&self.shared.metrics.auth_successes, 1);
+                return Ok(());
+            }
+            Err(denial) => denial,
+        };
+        metrics::add(&self.shared.metrics.auth_failures, 1);
+        self.shared.events.emit(|| Event::AuthFailed {
+            key: key.as_path(),
+            id: self.id,
+            remote_addr: self.peer,
+            action: action.as_str(),
+            error: denial.code(),
+        });
+        self.session.reject(
+            stream_id,
+            action.unauthorized_code(),
+            "Authentication failed.",
+        );
+        Err(ConnectionError::Rejected(format!(
+            "{} {key} refused: {denial}",
+            action.as_str()
+        )))
+    }
+
     fn on_publish(&mut self, stream_id: u32, name: &str) -> Result<(), ConnectionError> {
         let key = self.stream_key(stream_id, name, status::PUBLISH_BAD_NAME)?;
+        self.authorize(Action::Publish, stream_id, &key)?;
         let Ok(stream) = self.shared.registry.publish(&key, self.id, self.peer) else {
             self.session.reject(
                 stream_id,
@@ -129,6 +177,7 @@ impl Connection {
     /// writes the catch-up (metadata, headers, cached GOP) and what follows.
     fn on_play(&mut self, stream_id: u32, name: &str) -> Result<(), ConnectionError> {
         let key = self.stream_key(stream_id, name, status::PLAY_FAILED)?;
+        self.authorize(Action::Play, stream_id, &key)?;
         let writers = &self.shared.writers;
         let writer = writers.assign();
         let link = Arc::new(PlayerLink::default());

@@ -54,7 +54,10 @@ impl TestServer {
         let (addr, _thread) = rtmp_server::http::spawn(
             "127.0.0.1:0".parse().unwrap(),
             server.handle.clone(),
-            token.map(rtmp_server::config::ApiToken::new),
+            rtmp_server::http::ApiAccess {
+                token: token.map(rtmp_server::config::ApiToken::new),
+                guard_reads: false,
+            },
         )
         .unwrap();
         server.http = Some(addr);

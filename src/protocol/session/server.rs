@@ -88,6 +88,9 @@ pub struct ServerSession {
     config: ServerConfig,
     link: Link,
     app: Option<String>,
+    /// The query of `connect`'s `tcUrl` (`rtmp://host/live?token=..`):
+    /// credentials, never logged.
+    connect_query: Option<String>,
     next_stream_id: u32,
     role: Option<StreamRole>,
     warned_stray_media: bool,
@@ -100,6 +103,7 @@ impl ServerSession {
             link: Link::new(config.max_message_size),
             config,
             app: None,
+            connect_query: None,
             next_stream_id: 1,
             role: None,
             warned_stray_media: false,
@@ -124,6 +128,11 @@ impl ServerSession {
     /// The `app` of `connect`, once connected.
     pub fn app(&self) -> Option<&str> {
         self.app.as_deref()
+    }
+
+    /// The query of `connect`'s `tcUrl`, if it had one.
+    pub fn connect_query(&self) -> Option<&str> {
+        self.connect_query.as_deref()
     }
 
     pub fn role(&self) -> Option<StreamRole> {
@@ -257,8 +266,13 @@ impl ServerSession {
                 transaction_id,
                 app,
                 object_encoding,
+                tc_url,
                 ..
             } => {
+                self.connect_query = tc_url
+                    .as_deref()
+                    .and_then(|url| url.split_once('?'))
+                    .map(|(_, query)| query.to_owned());
                 return self
                     .on_connect(transaction_id, app, object_encoding)
                     .map(Some);

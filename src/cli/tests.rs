@@ -1,6 +1,8 @@
 //! The command line as users type it: Go-style forms, defaults, booleans,
 //! token sources and one clear error per bad value.
 
+use std::time::Duration;
+
 use super::*;
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -298,4 +300,100 @@ fn a_relay_value_missing_its_key_or_scheme_is_not_repeated() {
         assert!(!err.0.contains("SECRET"), "{err}");
         assert!(err.0.contains("-relay-map"), "{err}");
     }
+}
+
+fn error(list: &[&str]) -> String {
+    parse("rtmp-server", &args(list)).unwrap_err().0
+}
+
+#[test]
+fn auth_modes_take_the_flags_they_need() {
+    use crate::auth::AuthMode;
+    assert_eq!(config(&[]).auth.mode, AuthMode::None);
+    assert!(config(&[]).auth.play);
+    let c = config(&[
+        "-auth-mode",
+        "token",
+        "-auth-token",
+        "live/cam=s3cret",
+        "-auth-token=live/*=other",
+        "-auth-play",
+        "false",
+    ]);
+    assert!(matches!(c.auth.mode, AuthMode::Token(ref t) if t.len() == 2));
+    assert!(!c.auth.play);
+    let c = config(&[
+        "-auth-mode",
+        "callback",
+        "-auth-callback",
+        "http://127.0.0.1:9/auth?key=1",
+        "-auth-callback-timeout",
+        "2s",
+    ]);
+    assert_eq!(
+        c.auth.mode,
+        AuthMode::Callback {
+            url: "http://127.0.0.1:9/auth?key=1".into(),
+            timeout: Duration::from_secs(2)
+        }
+    );
+    let dir = std::env::temp_dir().join(format!("rtmp-cli-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tokens.json");
+    std::fs::write(&file, r#"{"live/*": "s3cret"}"#).unwrap();
+    let path = file.to_str().unwrap();
+    let c = config(&["-auth-mode", "file", "-auth-file", path]);
+    assert!(matches!(c.auth.mode, AuthMode::File { ref tokens, .. } if tokens.len() == 1));
+    std::fs::write(&file, r#"{"live/*": s3cret"#).unwrap();
+    let e = error(&["-auth-mode", "file", "-auth-file", path]);
+    assert!(e.contains("-auth-file") && !e.contains("s3cret"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn auth_flag_mistakes_are_named_without_their_secrets() {
+    for (list, says) in [
+        (&["-auth-mode", "tokens"][..], "-auth-mode"),
+        (&["-auth-mode", "token"], "needs -auth-token"),
+        (
+            &["-auth-token", "live/cam=s3cret"],
+            "needs -auth-mode token",
+        ),
+        (
+            &["-auth-mode", "token", "-auth-token", "cam=s3cret"],
+            "-auth-token",
+        ),
+        (
+            &["-auth-mode", "token", "-auth-token", "live/cam:s3cret"],
+            "-auth-token",
+        ),
+        (&["-auth-mode", "file"], "needs -auth-file"),
+        (
+            &["-auth-mode", "file", "-auth-file", "/nonexistent/t.json"],
+            "-auth-file",
+        ),
+        (&["-auth-mode", "callback"], "needs -auth-callback"),
+        (
+            &[
+                "-auth-mode",
+                "callback",
+                "-auth-callback",
+                "ftp://h/?s3cret",
+            ],
+            "-auth-callback",
+        ),
+        (
+            &["-auth-mode", "callback", "-auth-callback", "http://"],
+            "-auth-callback",
+        ),
+        (&["-auth-play", "maybe"], "-auth-play"),
+        (&["-auth-callback-timeout", "0"], "-auth-callback-timeout"),
+        (&["-api-read-auth"], "needs an API token"),
+    ] {
+        let e = error(list);
+        assert!(e.contains(says), "{list:?}: {e}");
+        assert!(!e.contains("s3cret"), "{list:?}: {e}");
+    }
+    let c = config(&["-api-read-auth", "-api-token", "t0ken"]);
+    assert!(c.api_read_auth);
 }

@@ -5,10 +5,18 @@
 
 use crate::relay::target::RelayTargets;
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::time::Duration;
 
 use argh::FromArgs;
+
+mod access;
+mod values;
+
+use access::{AuthFlags, auth_settings};
+
+use values::{
+    invalid, parse_addr, parse_bool, parse_bool_word, parse_chunk_size, parse_coalesce,
+    parse_duration, parse_size,
+};
 
 use crate::config::{ApiToken, Config, SlowSubscriberPolicy};
 
@@ -88,6 +96,34 @@ struct Flags {
     #[argh(option)]
     api_token_file: Option<String>,
 
+    /// the API token also guards reads, /healthz aside (default false)
+    #[argh(option, default = "String::from(\"false\")")]
+    api_read_auth: String,
+
+    /// who may publish/play: none|token|file|callback (default none)
+    #[argh(option, default = "String::from(\"none\")")]
+    auth_mode: String,
+
+    /// token mode: app/name=secret or app/*=secret (repeatable)
+    #[argh(option)]
+    auth_token: Vec<String>,
+
+    /// file mode: JSON {"app/name": "secret"}, reread on SIGHUP
+    #[argh(option)]
+    auth_file: Option<String>,
+
+    /// callback mode: URL asked by POST, 2xx allows (default none)
+    #[argh(option)]
+    auth_callback: Option<String>,
+
+    /// callback mode: deny when no answer this long (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    auth_callback_timeout: String,
+
+    /// playing needs a token too; false guards publishing only (default true)
+    #[argh(option, default = "String::from(\"true\")")]
+    auth_play: String,
+
     /// ended publish sessions kept for /api/history (default 100)
     #[argh(option, default = "String::from(\"100\")")]
     history_limit: String,
@@ -97,16 +133,10 @@ struct Flags {
     version: bool,
 }
 
-/// Longest `-write-coalesce`: more would add visible latency.
-const MAX_COALESCE: Duration = Duration::from_millis(100);
-
 /// Most `-writer-threads`.
 const MAX_WRITER_THREADS: usize = 256;
 /// Upper bound of `-max-connections`.
 const MAX_CONNECTIONS: usize = 100_000;
-/// Bounds of `-max-message-size`: a 64 KiB floor keeps clients working,
-/// the 16 MiB cap is the largest length an RTMP chunk header can state.
-const MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 64 * 1024..=0xff_ffff;
 
 /// Most ended sessions `-history-limit` may keep.
 const MAX_HISTORY: usize = 100_000;
@@ -118,7 +148,7 @@ const SWITCHES: &[&str] = &["help", "version"];
 /// and `-gop-cache=false` sets it; `-gop-cache false` (as go-rtmp users
 /// type it) works too. A test checks that this lists every flag whose
 /// default is true or false.
-const BOOL_FLAGS: &[&str] = &["gop-cache", "log-redact-keys"];
+const BOOL_FLAGS: &[&str] = &["gop-cache", "log-redact-keys", "api-read-auth", "auth-play"];
 
 /// The environment variable that may hold the API token.
 pub const API_TOKEN_ENV: &str = "RTMP_API_TOKEN";
@@ -274,6 +304,15 @@ pub fn parse_with_env(
             .map(|addr| parse_addr("metrics-addr", addr))
             .transpose()?,
         api_token: api_token(flags.api_token, flags.api_token_file, env)?,
+        api_read_auth: parse_bool("api-read-auth", &flags.api_read_auth)?,
+        auth: auth_settings(&AuthFlags {
+            mode: &flags.auth_mode,
+            tokens: &flags.auth_token,
+            file: flags.auth_file.as_deref(),
+            callback: flags.auth_callback.as_deref(),
+            callback_timeout: &flags.auth_callback_timeout,
+            play: &flags.auth_play,
+        })?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)
             .map_err(|e| UsageError(format!("rtmp-server: invalid value for flag {e}")))?,
@@ -289,6 +328,13 @@ pub fn parse_with_env(
         },
         ..Config::default()
     };
+    if config.api_read_auth && config.api_token.is_none() {
+        return Err(UsageError(
+            "rtmp-server: -api-read-auth true needs an API token (-api-token, \
+             -api-token-file or RTMP_API_TOKEN)"
+                .into(),
+        ));
+    }
     Ok(Invocation::Run {
         config: Box::new(config),
         log_level,
@@ -340,108 +386,5 @@ fn api_token(
     }
 }
 
-fn invalid(flag: &str, value: &str, why: &str) -> UsageError {
-    UsageError(format!(
-        "rtmp-server: invalid value {value:?} for flag -{flag}: {why}"
-    ))
-}
-
-/// `:1935` listens on every IPv4 interface, as Go's `net.Listen` does;
-/// `host:port` and `[v6]:port` are resolved.
-fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, UsageError> {
-    let full = if value.starts_with(':') {
-        format!("0.0.0.0{value}")
-    } else {
-        value.to_owned()
-    };
-    full.to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| invalid(flag, value, "want host:port or :port"))
-}
-
-fn parse_chunk_size(value: &str) -> Result<usize, UsageError> {
-    match value.parse::<usize>() {
-        Ok(n) if (128..=65536).contains(&n) => Ok(n),
-        _ => Err(invalid(
-            "chunk-size",
-            value,
-            "want a number from 128 to 65536",
-        )),
-    }
-}
-
-/// The words Go's `strconv.ParseBool` accepts.
-fn parse_bool_word(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-fn parse_bool(flag: &str, value: &str) -> Result<bool, UsageError> {
-    parse_bool_word(value).ok_or_else(|| invalid(flag, value, "want true or false"))
-}
-
-/// A byte count: a plain number, or with a `KiB`/`MiB` (or `K`/`M`) suffix.
-fn parse_size(flag: &str, value: &str) -> Result<usize, UsageError> {
-    let trimmed = value.trim();
-    let (digits, unit) = match trimmed.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => trimmed.split_at(i),
-        None => (trimmed, ""),
-    };
-    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        _ => 0,
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .filter(|n| MESSAGE_SIZE_RANGE.contains(n))
-        .ok_or_else(|| {
-            invalid(
-                flag,
-                value,
-                "want a size from 64KiB to 16777215 bytes, e.g. 4MiB",
-            )
-        })
-}
-
-/// `-write-coalesce`: zero (off) or a duration up to 100 ms.
-fn parse_coalesce(value: &str) -> Result<Duration, UsageError> {
-    if value.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    match parse_duration("write-coalesce", value) {
-        Ok(d) if d <= MAX_COALESCE => Ok(d),
-        _ => Err(invalid(
-            "write-coalesce",
-            value,
-            "want 0 or a duration up to 100ms, e.g. 20ms",
-        )),
-    }
-}
-
-/// Go durations (`10s`, `500ms`, `1m30s`); a bare number means seconds.
-fn parse_duration(flag: &str, value: &str) -> Result<Duration, UsageError> {
-    let parsed = match value.parse::<u64>() {
-        Ok(seconds) => Ok(Duration::from_secs(seconds)),
-        Err(_) => humantime::parse_duration(value),
-    };
-    match parsed {
-        Ok(d) if !d.is_zero() => Ok(d),
-        _ => Err(invalid(
-            flag,
-            value,
-            "want a positive duration such as 10s, 500ms or 1m30s",
-        )),
-    }
-}
-
 #[cfg(test)]
-#[path = "cli_tests.rs"]
 mod tests;
