@@ -2,6 +2,7 @@
 //! [`crate::cli`], or directly by tests and embedders.
 
 use crate::auth::AuthSettings;
+use crate::hooks::HookSettings;
 use crate::relay::target::RelayTargets;
 use std::fmt;
 use std::net::SocketAddr;
@@ -89,6 +90,8 @@ pub struct Config {
     pub relays: RelayTargets,
     /// Who may publish and play (`-auth-*`).
     pub auth: AuthSettings,
+    /// Programs told what happens (`-hook-*`).
+    pub hooks: HookSettings,
     /// Logs show stream names as `app/abc***` (for a server facing the
     /// internet, where a name is a secret stream key).
     pub log_redact_keys: bool,
@@ -120,6 +123,7 @@ impl Default for Config {
             log_redact_keys: false,
             relays: RelayTargets::default(),
             auth: AuthSettings::default(),
+            hooks: HookSettings::default(),
         }
     }
 }

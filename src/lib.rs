@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod hooks;
 pub mod http;
 pub mod hub;
 pub mod media;

@@ -43,6 +43,16 @@ pub struct Metrics {
     pub connection_panics: AtomicU64,
     /// Lifecycle events a consumer fell too far behind to receive.
     pub events_dropped: AtomicU64,
+    /// Hook runs started (scripts, webhooks, stdio lines).
+    pub hooks_fired: AtomicU64,
+    /// Hook runs that failed: a script's non-zero exit, a webhook's
+    /// non-2xx answer or connection failure after its retries.
+    pub hooks_failed: AtomicU64,
+    /// Hook runs not started because their queue was full.
+    pub hooks_dropped: AtomicU64,
+    /// Hook runs stopped at `-hook-timeout` (a script killed, a webhook
+    /// abandoned).
+    pub hooks_timed_out: AtomicU64,
 }
 
 /// One stream's counters, shared by its publisher and its players' writer

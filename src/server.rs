@@ -17,6 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::hooks;
 use crate::hub::events::{Event, Events};
 use crate::hub::history::EndReason;
 use crate::hub::registry::Registry;
@@ -223,6 +224,11 @@ impl Server {
             config,
         });
         relay::start(&shared)?;
+        hooks::start(
+            &shared.events,
+            Arc::clone(&shared.metrics),
+            &shared.config.hooks,
+        )?;
         log::info!("{}", shared.auth.describe());
         Ok(Server {
             listener,

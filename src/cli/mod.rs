@@ -9,9 +9,11 @@ use std::fmt;
 use argh::FromArgs;
 
 mod access;
+mod hooks;
 mod values;
 
 use access::{AuthFlags, auth_settings};
+use hooks::{HookFlags, hook_settings};
 
 use values::{
     invalid, parse_addr, parse_bool, parse_bool_word, parse_chunk_size, parse_coalesce,
@@ -123,6 +125,26 @@ struct Flags {
     /// playing needs a token too; false guards publishing only (default true)
     #[argh(option, default = "String::from(\"true\")")]
     auth_play: String,
+
+    /// run a script on an event: EVENT=/path/script, EVENT may be * (repeatable)
+    #[argh(option)]
+    hook_script: Vec<String>,
+
+    /// POST events as JSON: EVENT=http://host/path, EVENT may be * (repeatable)
+    #[argh(option)]
+    hook_webhook: Vec<String>,
+
+    /// print events on stdout, one per line: json|env (default off)
+    #[argh(option)]
+    hook_stdio_format: Option<String>,
+
+    /// stop a hook still running after this long (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    hook_timeout: String,
+
+    /// hooks running at once (default 10)
+    #[argh(option, default = "String::from(\"10\")")]
+    hook_concurrency: String,
 
     /// ended publish sessions kept for /api/history (default 100)
     #[argh(option, default = "String::from(\"100\")")]
@@ -312,6 +334,13 @@ pub fn parse_with_env(
             callback: flags.auth_callback.as_deref(),
             callback_timeout: &flags.auth_callback_timeout,
             play: &flags.auth_play,
+        })?,
+        hooks: hook_settings(&HookFlags {
+            scripts: &flags.hook_script,
+            webhooks: &flags.hook_webhook,
+            stdio_format: flags.hook_stdio_format.as_deref(),
+            timeout: &flags.hook_timeout,
+            concurrency: &flags.hook_concurrency,
         })?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)

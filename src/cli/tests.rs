@@ -397,3 +397,77 @@ fn auth_flag_mistakes_are_named_without_their_secrets() {
     let c = config(&["-api-read-auth", "-api-token", "t0ken"]);
     assert!(c.api_read_auth);
 }
+
+#[test]
+fn hook_flags_name_known_events_and_real_scripts() {
+    use crate::hooks::{EventFilter, HookTarget, StdioFormat};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("rtmp-cli-hooks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("hook.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plain = dir.join("plain.txt");
+    std::fs::write(&plain, "").unwrap();
+    let script_arg = format!("publish_start={}", script.display());
+    let c = config(&[
+        "-hook-script",
+        &script_arg,
+        "-hook-webhook",
+        "*=http://127.0.0.1:9/hook",
+        "-hook-stdio-format",
+        "env",
+        "-hook-timeout",
+        "5s",
+        "-hook-concurrency",
+        "3",
+    ]);
+    assert_eq!(
+        c.hooks.hooks,
+        [
+            (
+                EventFilter::Only("publish_start"),
+                HookTarget::Script(script.clone())
+            ),
+            (
+                EventFilter::All,
+                HookTarget::Webhook("http://127.0.0.1:9/hook".into())
+            ),
+        ]
+    );
+    assert_eq!(c.hooks.stdio, Some(StdioFormat::Env));
+    assert_eq!(c.hooks.timeout, Duration::from_secs(5));
+    assert_eq!(c.hooks.concurrency, 3);
+    let defaults = config(&[]).hooks;
+    assert_eq!(
+        (defaults.timeout, defaults.concurrency, defaults.stdio),
+        (Duration::from_secs(30), 10, None)
+    );
+    let plain_arg = format!("*={}", plain.display());
+    for (list, says) in [
+        (
+            &["-hook-script", "publish_begin=/bin/true"][..],
+            "unknown event",
+        ),
+        (
+            &["-hook-webhook", "recording_done=http://h/"],
+            "unknown event",
+        ),
+        (&["-hook-script", "/bin/true"], "-hook-script"),
+        (&["-hook-script", "*=/nonexistent/hook.sh"], "-hook-script"),
+        (&["-hook-script", &plain_arg], "not executable"),
+        (&["-hook-script", "*=/tmp"], "not a file"),
+        (
+            &["-hook-webhook", "*=localhost:9/x?s3cret"],
+            "-hook-webhook",
+        ),
+        (&["-hook-stdio-format", "xml"], "-hook-stdio-format"),
+        (&["-hook-timeout", "never"], "-hook-timeout"),
+        (&["-hook-concurrency", "0"], "-hook-concurrency"),
+    ] {
+        let e = error(list);
+        assert!(e.contains(says), "{list:?}: {e}");
+        assert!(!e.contains("s3cret"), "{list:?}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -211,6 +211,34 @@ pub const METRICS: &[MetricDef] = &[
         "Lifecycle events dropped because a consumer fell behind."
     ),
     metric!(
+        "rtmp_hooks_fired_total",
+        "rtmp_hooks_fired_total",
+        Counter,
+        hooks_fired,
+        "Hook runs started (scripts, webhooks, stdio lines)."
+    ),
+    metric!(
+        "rtmp_hooks_failed_total",
+        "rtmp_hooks_failed_total",
+        Counter,
+        hooks_failed,
+        "Hook runs that failed."
+    ),
+    metric!(
+        "rtmp_hooks_dropped_total",
+        "rtmp_hooks_dropped_total",
+        Counter,
+        hooks_dropped,
+        "Hook runs dropped because their queue was full."
+    ),
+    metric!(
+        "rtmp_hooks_timed_out_total",
+        "rtmp_hooks_timed_out_total",
+        Counter,
+        hooks_timed_out,
+        "Hook runs stopped at -hook-timeout."
+    ),
+    metric!(
         "rtmp_connection_panics_total",
         "rtmp_connection_panics_total",
         Counter,

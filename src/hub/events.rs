@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -128,9 +129,14 @@ pub struct PublishSummary {
     pub audio: Option<Codec>,
 }
 
+/// Picks a counter of the server's metrics.
+pub type CounterOf = fn(&Metrics) -> &AtomicU64;
+
 struct Consumer {
     name: &'static str,
     tx: Sender<Event>,
+    /// Also counts the events this consumer loses.
+    also_count: Option<CounterOf>,
 }
 
 /// Where events are emitted: a bounded channel per consumer.
@@ -151,8 +157,23 @@ impl Events {
     /// not taken yet. It gets every event emitted from now on, unless it
     /// falls that far behind. Dropping the receiver unsubscribes.
     pub fn subscribe(&self, name: &'static str, capacity: usize) -> Receiver<Event> {
+        self.subscribe_counting(name, capacity, None)
+    }
+
+    /// [`Events::subscribe`], with the events this consumer loses also
+    /// counted in `also_count` (the hooks' dropped counter).
+    pub fn subscribe_counting(
+        &self,
+        name: &'static str,
+        capacity: usize,
+        also_count: Option<CounterOf>,
+    ) -> Receiver<Event> {
         let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        self.consumers.write().push(Consumer { name, tx });
+        self.consumers.write().push(Consumer {
+            name,
+            tx,
+            also_count,
+        });
         rx
     }
 
@@ -187,6 +208,9 @@ impl Events {
             Ok(()) => false,
             Err(TrySendError::Full(event)) => {
                 metrics::add(&self.metrics.events_dropped, 1);
+                if let Some(counter) = consumer.also_count {
+                    metrics::add(counter(&self.metrics), 1);
+                }
                 log::debug!(
                     "event {} dropped: consumer {} is behind",
                     event.name(),
