@@ -8,11 +8,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{TestServer, tool_available, wait_for};
+use common::{TestServer, finish, tool_available, wait_for};
 
 fn work_dir(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-{test}"));
@@ -78,22 +78,6 @@ fn spawn_rtmpdump(url: &str, out: &Path) -> Child {
 }
 
 /// Waits for a child for at most `limit`; kills it past that.
-fn finish(mut child: Child, limit: Duration, what: &str) -> Output {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
-    panic!(
-        "{what} did not finish within {limit:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[derive(Debug, PartialEq, Eq)]
 struct Probe {
     codecs: Vec<String>,

@@ -341,6 +341,14 @@ impl ServerProcess {
         &self.log
     }
 
+    /// The HTTP endpoint's address, from its log line.
+    pub fn metrics_addr(&mut self) -> SocketAddr {
+        let needle = "metrics and status on http://";
+        let seen = self.log.iter().find(|l| l.contains(needle)).cloned();
+        let line = seen.unwrap_or_else(|| self.wait_line(needle));
+        line.rsplit('/').next().unwrap().parse().unwrap()
+    }
+
     pub fn listen_addr(&mut self) -> SocketAddr {
         let line = self.wait_line("RTMP server listening on ");
         line.rsplit(' ').next().unwrap().parse().unwrap()
@@ -658,4 +666,108 @@ pub fn serve_bare_session(
             return;
         }
     }
+}
+
+/// Waits up to `limit` for `child` to exit; its output. Panics (killing
+/// it) if it does not.
+pub fn finish(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    panic!(
+        "{what} did not finish within {limit:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// ffmpeg publishing `seconds` of 25 fps H.264 test video and AAC audio
+/// to `url`, paced in real time.
+pub fn ffmpeg_publish(url: &str, seconds: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-g", "25", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg publisher")
+}
+
+/// ffmpeg playing `url` into the FLV file `out`.
+pub fn ffmpeg_play(url: &str, out: &std::path::Path) -> Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-rw_timeout",
+            "10000000",
+        ])
+        .args(["-i", url, "-c", "copy", "-f", "flv"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg player")
+}
+
+/// Video frames in `file`, counted by ffprobe.
+pub fn video_frames(file: &std::path::Path) -> u64 {
+    let output = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// A GET to the HTTP endpoint at `addr`, with a bearer token if given:
+/// the status and body.
+pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.get(&format!("http://{addr}{path}"));
+    if let Some(token) = token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.call().unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+/// A fresh directory for a test's files.
+pub fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rtmp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
