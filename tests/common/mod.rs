@@ -276,7 +276,7 @@ impl ServerProcess {
     /// Starts the binary with one more environment variable.
     pub fn start_with_env(args: &[&str], env: Option<(&str, &str)>) -> ServerProcess {
         let mut command = Command::new(BIN);
-        command.env_remove("RTMP_API_TOKEN");
+        command.env_remove("RTMP_API_TOKEN").stdout(Stdio::null());
         if let Some((name, value)) = env {
             command.env(name, value);
         }
@@ -289,9 +289,20 @@ impl ServerProcess {
         let mut command = Command::new(program);
         command
             .env_remove("RTMP_API_TOKEN")
+            .stdout(Stdio::null())
             .args(wrapper_args)
             .arg(BIN);
         ServerProcess::spawn(command, args)
+    }
+
+    /// Starts the binary with its standard output's lines sent to the
+    /// receiver returned.
+    pub fn start_with_stdout(args: &[&str]) -> (ServerProcess, Receiver<String>) {
+        let mut command = Command::new(BIN);
+        command.env_remove("RTMP_API_TOKEN").stdout(Stdio::piped());
+        let mut server = ServerProcess::spawn(command, args);
+        let stdout = server.child.stdout.take().unwrap();
+        (server, line_reader(stdout))
     }
 
     fn spawn(mut command: Command, args: &[&str]) -> ServerProcess {
@@ -299,18 +310,9 @@ impl ServerProcess {
             .args(args)
             .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
-            .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = line_reader(child.stderr.take().unwrap());
         ServerProcess {
             child,
             lines,
@@ -404,6 +406,19 @@ impl ServerProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A thread sending each line `input` gives to the receiver returned.
+fn line_reader(input: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(input).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 impl Drop for ServerProcess {
