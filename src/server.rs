@@ -17,7 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::hooks;
+use crate::hooks::{self, HookDrain};
 use crate::hub::events::{Event, Events};
 use crate::hub::history::EndReason;
 use crate::hub::registry::Registry;
@@ -37,6 +37,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long outputs get to write the end-of-stream notice at shutdown
 /// (they leave as soon as they have).
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+/// Longest wait at shutdown for hooks still running or queued.
+const HOOKS_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
 /// An open connection as the server tracks it.
 struct ConnectionEntry {
@@ -121,6 +123,8 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    /// For the last events' hooks at shutdown.
+    hooks: Option<HookDrain>,
 }
 
 /// Observes and stops a running server from other threads.
@@ -224,7 +228,7 @@ impl Server {
             config,
         });
         relay::start(&shared)?;
-        hooks::start(
+        let hooks = hooks::start(
             &shared.events,
             Arc::clone(&shared.metrics),
             &shared.config.hooks,
@@ -234,6 +238,7 @@ impl Server {
             listener,
             local_addr,
             shared,
+            hooks,
         })
     }
 
@@ -273,6 +278,10 @@ impl Server {
             }
         }
         self.close_all();
+        if let Some(hooks) = &self.hooks {
+            // The streams' and connections' ends reach hooks too.
+            hooks.wait_idle(self.shared.config.hooks.timeout.min(HOOKS_AT_SHUTDOWN));
+        }
         Ok(())
     }
 

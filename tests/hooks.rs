@@ -331,3 +331,20 @@ fn a_flood_of_events_is_dropped_and_counted_while_media_flows() {
     sending.join().unwrap();
     assert!(server.is_alive());
 }
+
+#[test]
+fn the_last_events_reach_hooks_at_shutdown() {
+    let (url, received) = webhook_receiver();
+    let hook = format!("publish_stop={url}");
+    let mut server = ServerProcess::start(&["-listen", "127.0.0.1:0", "-hook-webhook", &hook]);
+    let rtmp = server.listen_addr();
+    let mut publisher = connect(rtmp, "live").unwrap();
+    publisher.publish("cam").unwrap();
+    server.wait_line("publishing live/cam");
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    let events = received.lock().clone();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["type"], "publish_stop");
+    assert_eq!(events[0]["data"]["reason"], "shutdown");
+}

@@ -123,10 +123,43 @@ struct Hooks {
     closed: AtomicBool,
 }
 
+/// Lets the server wait, at shutdown, for the last events' hooks.
+pub struct HookDrain {
+    hooks: Arc<Hooks>,
+    events: Receiver<Event>,
+    stdio: Option<Sender<Arc<Payload>>>,
+}
+
+impl HookDrain {
+    /// Whether every event so far has been handed to its hooks and every
+    /// run has ended.
+    fn idle(&self) -> bool {
+        self.events.is_empty()
+            && self.stdio.as_ref().is_none_or(Sender::is_empty)
+            && self
+                .hooks
+                .queues
+                .iter()
+                .all(|q| !q.scheduled.load(Ordering::Acquire) && q.pending.lock().is_empty())
+    }
+
+    /// Waits until idle, for at most `limit`.
+    pub fn wait_idle(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while !self.idle() && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
 /// Starts the hooks' threads if any hook is set.
-pub fn start(events: &Events, metrics: Arc<Metrics>, settings: &HookSettings) -> io::Result<()> {
+pub fn start(
+    events: &Events,
+    metrics: Arc<Metrics>,
+    settings: &HookSettings,
+) -> io::Result<Option<HookDrain>> {
     if settings.hooks.is_empty() && settings.stdio.is_none() {
-        return Ok(());
+        return Ok(None);
     }
     let rx = events.subscribe_counting("hooks", EVENT_QUEUE, Some(|m| &m.hooks_dropped));
     let stdio = match settings.stdio {
@@ -174,12 +207,18 @@ pub fn start(events: &Events, metrics: Arc<Metrics>, settings: &HookSettings) ->
             }
         })?;
     }
+    let drain = HookDrain {
+        hooks: Arc::clone(&hooks),
+        events: rx.clone(),
+        stdio: stdio.clone(),
+    };
     spawn("hooks", move || {
         for event in rx {
             hooks.dispatch(&event, stdio.as_ref());
         }
         hooks.closed.store(true, Ordering::Release);
-    })
+    })?;
+    Ok(Some(drain))
 }
 
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> io::Result<()> {
