@@ -8,6 +8,9 @@
 //!   of their outputs;
 //! - [`rtmp`]: RTMP over TCP, the server's connections and the client;
 //! - [`server`]: the listener and the server's life, tying them together;
+//! - [`relay`]: pushing streams on to other servers;
+//! - [`auth`]: who may publish or play; [`hooks`]: telling other programs
+//!   what happens;
 //! - [`http`]: metrics and status; [`cli`] and [`config`]: settings.
 
 pub mod auth;
