@@ -90,6 +90,13 @@ impl Shared {
             metrics::add(&self.metrics.connection_panics, 1);
             log::error!("conn#{id} {peer} closed after an internal error (panic)");
         }
+        // Told before the connection is forgotten, so that at shutdown,
+        // once every connection is, every close is with the hooks.
+        self.events.emit(|| Event::ConnectionClosed {
+            id,
+            remote_addr: peer,
+            duration: accepted.elapsed(),
+        });
         let mut connections = self.connections.lock();
         if let Some(entry) = connections.remove(&id) {
             entry.transport.shutdown();
@@ -97,12 +104,6 @@ impl Shared {
         if connections.is_empty() {
             self.all_closed.notify_all();
         }
-        drop(connections);
-        self.events.emit(|| Event::ConnectionClosed {
-            id,
-            remote_addr: peer,
-            duration: accepted.elapsed(),
-        });
     }
 
     /// Closes connection `id` (publisher or player); false if unknown.

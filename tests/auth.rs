@@ -10,21 +10,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    ServerProcess, connect, ffmpeg_play, ffmpeg_publish, finish, http_get, test_dir,
-    tool_available, video_frames,
+    ServerProcess, connect, ffmpeg_play, ffmpeg_publish, finish, http_get, prometheus_value,
+    test_dir, tool_available, video_frames,
 };
 use rtmp_server::rtmp::client::ClientError;
 
 const SECRET: &str = "s3cret-Tok3n";
-
-fn start(args: &[&str]) -> (ServerProcess, SocketAddr, SocketAddr) {
-    let mut all = vec!["-listen", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let mut server = ServerProcess::start(&all);
-    let rtmp = server.listen_addr();
-    let http = server.metrics_addr();
-    (server, rtmp, http)
-}
 
 /// ffmpeg publishes for `seconds`; whether it succeeded (it must end
 /// within the time it publishes and a margin, never hang).
@@ -45,14 +36,6 @@ fn refusal(addr: SocketAddr, app: &str, name: &str) -> Option<String> {
         Err(ClientError::Refused { code, .. }) => Some(code),
         Err(e) => panic!("publish {name}: {e}"),
     }
-}
-
-fn counter(http: SocketAddr, name: &str) -> u64 {
-    let (_, text) = http_get(http, "/metrics", None);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 /// Every endpoint and the log: none shows the secret.
@@ -76,7 +59,15 @@ fn assert_secret_nowhere(server: &mut ServerProcess, http: SocketAddr, token: Op
 fn token_mode_guards_publish_and_play_with_real_ffmpeg() {
     assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
     let entry = format!("live/cam={SECRET}");
-    let (mut server, rtmp, http) = start(&["-auth-mode", "token", "-auth-token", &entry]);
+    // With debug logging: the token is not even there.
+    let (mut server, rtmp, http) = ServerProcess::start_with_http(&[
+        "-auth-mode",
+        "token",
+        "-auth-token",
+        &entry,
+        "-log-level",
+        "debug",
+    ]);
     let refused_at = Instant::now();
     assert!(!ffmpeg_publishes(
         &format!("rtmp://{rtmp}/live/cam?token=wrong"),
@@ -109,15 +100,15 @@ fn token_mode_guards_publish_and_play_with_real_ffmpeg() {
     let output = finish(player, Duration::from_secs(20), "player");
     assert!(output.status.success(), "{output:?}");
     assert!(video_frames(&played) > 25, "the player got video");
-    assert_eq!(counter(http, "rtmp_auth_failures_total"), 3);
-    assert_eq!(counter(http, "rtmp_auth_successes_total"), 2);
+    assert_eq!(prometheus_value(http, "rtmp_auth_failures_total"), 3);
+    assert_eq!(prometheus_value(http, "rtmp_auth_successes_total"), 2);
     assert_secret_nowhere(&mut server, http, None);
 }
 
 #[test]
 fn playback_left_open_guards_publishing_only() {
     let entry = format!("live/*={SECRET}");
-    let (_server, rtmp, http) = start(&[
+    let (_server, rtmp, http) = ServerProcess::start_with_http(&[
         "-auth-mode",
         "token",
         "-auth-token",
@@ -134,7 +125,7 @@ fn playback_left_open_guards_publishing_only() {
         Some("NetStream.Publish.Unauthorized")
     );
     assert_eq!(
-        counter(http, "rtmp_auth_successes_total"),
+        prometheus_value(http, "rtmp_auth_successes_total"),
         1,
         "play unchecked"
     );
@@ -145,8 +136,12 @@ fn the_token_file_is_reread_on_sighup_and_a_broken_one_changes_nothing() {
     let dir = test_dir("auth-file");
     let file = dir.join("tokens.json");
     std::fs::write(&file, r#"{"live/cam": "first"}"#).unwrap();
-    let (mut server, rtmp, _http) =
-        start(&["-auth-mode", "file", "-auth-file", file.to_str().unwrap()]);
+    let (mut server, rtmp, _http) = ServerProcess::start_with_http(&[
+        "-auth-mode",
+        "file",
+        "-auth-file",
+        file.to_str().unwrap(),
+    ]);
     let hup = |server: &ServerProcess| {
         Command::new("kill")
             .args(["-HUP", &server.child.id().to_string()])
@@ -204,7 +199,7 @@ fn callback_server() -> (String, crossbeam_channel::Receiver<serde_json::Value>)
 #[test]
 fn the_callback_decides_and_its_silence_denies() {
     let (url, asked) = callback_server();
-    let (_server, rtmp, _http) = start(&[
+    let (_server, rtmp, _http) = ServerProcess::start_with_http(&[
         "-auth-mode",
         "callback",
         "-auth-callback",
@@ -246,7 +241,8 @@ fn the_callback_decides_and_its_silence_denies() {
 #[test]
 fn repeated_failures_from_one_address_are_slowed_down() {
     let entry = format!("live/cam={SECRET}");
-    let (_server, rtmp, http) = start(&["-auth-mode", "token", "-auth-token", &entry]);
+    let (_server, rtmp, http) =
+        ServerProcess::start_with_http(&["-auth-mode", "token", "-auth-token", &entry]);
     let mut answers = Vec::new();
     for n in 0..5 {
         let started = Instant::now();
@@ -257,12 +253,13 @@ fn repeated_failures_from_one_address_are_slowed_down() {
     // The first two answer at once; later ones wait, longer each time.
     assert!(answers[3] >= Duration::from_millis(500), "{answers:?}");
     assert!(answers[4] >= Duration::from_millis(1000), "{answers:?}");
-    assert_eq!(counter(http, "rtmp_auth_failures_total"), 5);
+    assert_eq!(prometheus_value(http, "rtmp_auth_failures_total"), 5);
 }
 
 #[test]
 fn the_api_token_guards_reads_with_api_read_auth() {
-    let (mut server, _rtmp, http) = start(&["-api-token", SECRET, "-api-read-auth", "true"]);
+    let (mut server, _rtmp, http) =
+        ServerProcess::start_with_http(&["-api-token", SECRET, "-api-read-auth", "true"]);
     for path in [
         "/api/streams",
         "/api/history",

@@ -25,45 +25,15 @@ fn work_dir(test: &str) -> PathBuf {
 /// audio to `url`, also recording exactly what it sent to `record`.
 fn spawn_publisher(url: &str, record: &Path, seconds: u32, gop: u32) -> Child {
     let tee = format!("[f=flv]{url}|[f=flv]{}", record.display());
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-g", &gop.to_string(), "-c:a", "aac", "-b:a", "64k"])
-        .args(["-f", "tee", &tee])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ffmpeg publisher")
+    common::ffmpeg_publish_with(seconds, gop, &["-f", "tee", &tee])
 }
 
 fn spawn_ffmpeg_player(url: &str, out: &Path) -> Child {
     spawn_ffmpeg_player_with(&[], url, out)
 }
 
-/// An ffmpeg player copying what it gets from `url` to the FLV file `out`,
-/// with `input_options` before its input.
 fn spawn_ffmpeg_player_with(input_options: &[&str], url: &str, out: &Path) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(input_options)
-        .args(["-i", url, "-c", "copy", "-f", "flv"])
-        .arg(out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ffmpeg player")
+    common::ffmpeg_play_with(input_options, url, out)
 }
 
 fn spawn_rtmpdump(url: &str, out: &Path) -> Child {
@@ -77,7 +47,6 @@ fn spawn_rtmpdump(url: &str, out: &Path) -> Child {
         .expect("start rtmpdump")
 }
 
-/// Waits for a child for at most `limit`; kills it past that.
 #[derive(Debug, PartialEq, Eq)]
 struct Probe {
     codecs: Vec<String>,

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use common::{
-    ServerProcess, connect, ffmpeg_play, ffmpeg_publish, finish, frame_number, http_get,
+    ServerProcess, connect, ffmpeg_play, ffmpeg_publish, finish, frame_number, prometheus_value,
     publish_paced, read_media, test_dir, tool_available, wait_for,
 };
 use rtmp_server::protocol::message::type_id;
@@ -51,14 +51,6 @@ fn webhook_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
         }
     });
     (url, got)
-}
-
-fn counter(http: SocketAddr, name: &str) -> u64 {
-    let (_, text) = http_get(http, "/metrics", None);
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 fn types_of(events: &[Value], conn: u64) -> Vec<String> {
@@ -257,17 +249,8 @@ fn a_hanging_script_is_killed_at_the_timeout() {
         &format!("echo $$ > {}\nsleep 1000", pid_file.display()),
     );
     let hook = format!("publish_start={}", hang.display());
-    let mut server = ServerProcess::start(&[
-        "-listen",
-        "127.0.0.1:0",
-        "-metrics-addr",
-        "127.0.0.1:0",
-        "-hook-script",
-        &hook,
-        "-hook-timeout",
-        "1s",
-    ]);
-    let (rtmp, http) = (server.listen_addr(), server.metrics_addr());
+    let (mut server, rtmp, http) =
+        ServerProcess::start_with_http(&["-hook-script", &hook, "-hook-timeout", "1s"]);
     let mut publisher = connect(rtmp, "live").unwrap();
     publisher.publish("cam").unwrap();
     server.wait_line("stopped for publish_start: still running at -hook-timeout 1s");
@@ -283,8 +266,8 @@ fn a_hanging_script_is_killed_at_the_timeout() {
         wait_for(Duration::from_secs(5), gone),
         "the script still runs"
     );
-    assert_eq!(counter(http, "rtmp_hooks_timed_out_total"), 1);
-    assert_eq!(counter(http, "rtmp_hooks_fired_total"), 1);
+    assert_eq!(prometheus_value(http, "rtmp_hooks_timed_out_total"), 1);
+    assert_eq!(prometheus_value(http, "rtmp_hooks_fired_total"), 1);
 }
 
 #[test]
@@ -292,17 +275,8 @@ fn a_flood_of_events_is_dropped_and_counted_while_media_flows() {
     let dir = test_dir("hooks-flood");
     let slow = script(&dir, "slow.sh", "sleep 1");
     let hook = format!("*={}", slow.display());
-    let mut server = ServerProcess::start(&[
-        "-listen",
-        "127.0.0.1:0",
-        "-metrics-addr",
-        "127.0.0.1:0",
-        "-hook-script",
-        &hook,
-        "-hook-concurrency",
-        "1",
-    ]);
-    let (rtmp, http) = (server.listen_addr(), server.metrics_addr());
+    let (mut server, rtmp, http) =
+        ServerProcess::start_with_http(&["-hook-script", &hook, "-hook-concurrency", "1"]);
     let mut publisher = connect(rtmp, "live").unwrap();
     publisher.publish("cam").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -313,7 +287,7 @@ fn a_flood_of_events_is_dropped_and_counted_while_media_flows() {
     for _ in 0..600 {
         drop(TcpStream::connect(rtmp).unwrap());
     }
-    assert!(wait_for(Duration::from_secs(10), || counter(
+    assert!(wait_for(Duration::from_secs(10), || prometheus_value(
         http,
         "rtmp_hooks_dropped_total"
     ) > 500));
@@ -335,7 +309,7 @@ fn a_flood_of_events_is_dropped_and_counted_while_media_flows() {
 #[test]
 fn the_last_events_reach_hooks_at_shutdown() {
     let (url, received) = webhook_receiver();
-    let hook = format!("publish_stop={url}");
+    let hook = format!("*={url}");
     let mut server = ServerProcess::start(&["-listen", "127.0.0.1:0", "-hook-webhook", &hook]);
     let rtmp = server.listen_addr();
     let mut publisher = connect(rtmp, "live").unwrap();
@@ -344,7 +318,55 @@ fn the_last_events_reach_hooks_at_shutdown() {
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0));
     let events = received.lock().clone();
-    assert_eq!(events.len(), 1, "{events:#?}");
-    assert_eq!(events[0]["type"], "publish_stop");
-    assert_eq!(events[0]["data"]["reason"], "shutdown");
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "connection_accept",
+            "publish_start",
+            "publish_stop",
+            "connection_close"
+        ]
+    );
+    assert_eq!(events[2]["data"]["reason"], "shutdown");
+}
+
+#[test]
+fn relay_state_changes_reach_hooks() {
+    let (url, received) = webhook_receiver();
+    let hook = format!("relay_state={url}");
+    // Nothing listens on port 1: the relay connects, fails, backs off.
+    let mut server = ServerProcess::start(&[
+        "-listen",
+        "127.0.0.1:0",
+        "-relay-to",
+        "rtmp://127.0.0.1:1/edge",
+        "-hook-webhook",
+        &hook,
+    ]);
+    let rtmp = server.listen_addr();
+    let mut publisher = connect(rtmp, "live").unwrap();
+    publisher.publish("cam").unwrap();
+    let states = || -> Vec<String> {
+        received
+            .lock()
+            .iter()
+            .map(|e| e["data"]["state"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || states().len() >= 2),
+        "{:?}",
+        states()
+    );
+    assert_eq!(states()[..2], ["connecting", "backoff"]);
+    let first = received.lock()[0].clone();
+    assert_eq!(first["type"], "relay_state");
+    assert_eq!(first["stream_key"], "live/cam");
+    assert!(
+        first["data"]["destination"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1")
+    );
 }

@@ -915,14 +915,14 @@ fn lifecycle_events_of_real_connections_reach_a_consumer_in_order() {
         names.extend(events.try_iter().map(|e| (e.name(), format!("{e:?}"))));
         names
             .iter()
-            .filter(|(n, _)| *n == "connection_closed")
+            .filter(|(n, _)| *n == "connection_close")
             .count()
             == 2
     });
     assert!(done, "{names:?}");
     let order: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
     for pair in [
-        ["connection_accepted", "publish_start"],
+        ["connection_accept", "publish_start"],
         ["publish_start", "input_attached"],
         ["input_attached", "codec_detected"],
         ["play_start", "first_player_joined"],
@@ -939,10 +939,7 @@ fn lifecycle_events_of_real_connections_reach_a_consumer_in_order() {
         assert!(at(pair[0]) < at(pair[1]), "{pair:?} in {order:?}");
     }
     assert_eq!(
-        order
-            .iter()
-            .filter(|n| **n == "connection_accepted")
-            .count(),
+        order.iter().filter(|n| **n == "connection_accept").count(),
         2
     );
     for (_, shown) in &names {

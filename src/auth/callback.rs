@@ -72,6 +72,21 @@ impl Callback {
     }
 }
 
+/// An `http(s)://` URL as logs and errors show it: scheme, host, port and
+/// path, without user information or query (either may hold
+/// credentials).
+pub fn shown_url(url: &str) -> String {
+    match url.parse::<ureq::http::Uri>() {
+        Ok(uri) => {
+            let scheme = uri.scheme_str().unwrap_or("?");
+            let host = uri.host().unwrap_or_default();
+            let port = uri.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{scheme}://{host}{port}{}", uri.path())
+        }
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
 /// A failure as logs may show it: its kind, never the URL (which may hold
 /// credentials).
 pub fn describe(error: &ureq::Error) -> String {
@@ -82,5 +97,20 @@ pub fn describe(error: &ureq::Error) -> String {
         ureq::Error::ConnectionFailed => "connection failed".into(),
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => "TLS failed".into(),
         _ => "request failed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_urls_hide_credentials() {
+        assert_eq!(
+            shown_url("https://user:pw@hooks.example:8443/a/b?key=s3cret"),
+            "https://hooks.example:8443/a/b"
+        );
+        assert_eq!(shown_url("http://h/x"), "http://h/x");
+        assert_eq!(shown_url("not a url at all"), "(not a URL)");
     }
 }

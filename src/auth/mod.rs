@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use parking_lot::RwLock;
 
 use self::callback::{Callback, CallbackAnswer, CallbackQuestion};
-use self::limiter::FailureLimiter;
-use self::tokens::{TokenCheck, TokenError, TokenMap, token_in_query};
+use self::limiter::{FailureLimiter, Turn};
+use self::tokens::{Presented, TokenCheck, TokenError, TokenMap, token_in_query};
 use crate::hub::stream_key::StreamKey;
 use crate::protocol::command::status;
 
@@ -99,6 +99,8 @@ pub enum Denial {
     CallbackRefused(u16),
     CallbackTimedOut,
     CallbackFailed(String),
+    /// The address has too many refused requests waiting.
+    TooManyFailures,
 }
 
 impl Denial {
@@ -111,6 +113,7 @@ impl Denial {
             Denial::CallbackRefused(_) => "callback_refused",
             Denial::CallbackTimedOut => "callback_timeout",
             Denial::CallbackFailed(_) => "callback_failed",
+            Denial::TooManyFailures => "too_many_failures",
         }
     }
 }
@@ -124,6 +127,7 @@ impl fmt::Display for Denial {
             Denial::CallbackRefused(code) => write!(f, "the auth callback answered {code}"),
             Denial::CallbackTimedOut => write!(f, "the auth callback did not answer in time"),
             Denial::CallbackFailed(why) => write!(f, "the auth callback failed: {why}"),
+            Denial::TooManyFailures => write!(f, "too many refused requests from this address"),
         }
     }
 }
@@ -139,7 +143,7 @@ pub struct Request<'a> {
 
 impl Request<'_> {
     /// The token presented: the stream name's, else the connect URL's.
-    fn token(&self) -> Option<String> {
+    fn token(&self) -> Option<Presented> {
         let from_key = self.key.query().and_then(token_in_query);
         from_key.or_else(|| self.connect_query.and_then(token_in_query))
     }
@@ -206,12 +210,16 @@ impl Authenticator {
     /// that delay, and for the callback's answer in callback mode.
     pub fn check(&self, request: &Request<'_>) -> Result<(), Denial> {
         let ip = request.remote_addr.ip();
-        let delay = self.limiter.delay(ip, Instant::now());
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
+        match self.limiter.turn(ip, Instant::now()) {
+            Turn::After(wait) if wait.is_zero() => {}
+            Turn::After(wait) => std::thread::sleep(wait),
+            Turn::Refused => return Err(Denial::TooManyFailures),
         }
         let decision = self.decide(request);
-        if decision.is_err() {
+        // A callback that is down is not the client's fault.
+        if let Err(denial) = &decision
+            && !matches!(denial, Denial::CallbackTimedOut | Denial::CallbackFailed(_))
+        {
             self.limiter.failed(ip, Instant::now());
         }
         decision
@@ -225,7 +233,7 @@ impl Authenticator {
                 action: request.action.as_str(),
                 app,
                 name,
-                token: token.as_deref(),
+                token: token.as_ref().map(|t| t.decoded.as_str()),
                 remote_addr: request.remote_addr,
             };
             return match callback.ask(&question) {
@@ -236,7 +244,7 @@ impl Authenticator {
             };
         }
         let tokens = Arc::clone(&self.tokens.read());
-        match tokens.check(app, name, token.as_deref()) {
+        match tokens.check(app, name, token.as_ref()) {
             TokenCheck::Valid => Ok(()),
             TokenCheck::Wrong if token.is_none() => Err(Denial::MissingToken),
             TokenCheck::Wrong => Err(Denial::WrongToken),

@@ -108,6 +108,10 @@ impl TokenMap {
 
     fn insert(&mut self, pattern: &str, secret: &str) -> Result<(), TokenError> {
         let pattern = pattern.trim().trim_matches('/');
+        if pattern != "*" && !pattern.contains('/') {
+            // Not echoed: it may be a token typed without `app/name=`.
+            return Err(TokenError::Shape);
+        }
         let valid = pattern == "*"
             || matches!(pattern.split_once('/'), Some((app, name))
                 if !app.is_empty() && !name.is_empty() && !app.contains('*')
@@ -136,7 +140,7 @@ impl TokenMap {
 
     /// Checks `presented` against the secrets of `app/name`: the most
     /// specific pattern that has any decides.
-    pub fn check(&self, app: &str, name: &str, presented: Option<&str>) -> TokenCheck {
+    pub fn check(&self, app: &str, name: &str, presented: Option<&Presented>) -> TokenCheck {
         let secrets = self
             .by_pattern
             .get(&format!("{app}/{name}"))
@@ -149,9 +153,9 @@ impl TokenMap {
             return TokenCheck::Wrong;
         };
         // Every secret is compared, so timing does not tell which matched.
-        let matched = secrets
-            .iter()
-            .fold(false, |any, secret| secret.matches(presented) | any);
+        let matched = secrets.iter().fold(false, |any, secret| {
+            secret.matches(&presented.decoded) | secret.matches(&presented.raw) | any
+        });
         if matched {
             TokenCheck::Valid
         } else {
@@ -160,17 +164,46 @@ impl TokenMap {
     }
 }
 
-/// The `token` parameter of a query string (`token=secret&x=y`),
-/// percent-decoded.
-pub fn token_in_query(query: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
+/// A token as a client sent it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Presented {
+    /// Percent-decoded, `+` as a space, as a browser would encode it.
+    pub decoded: String,
+    /// As typed: RTMP clients send the stream key as it was entered, so a
+    /// base64 token's `+` stays a `+`.
+    pub raw: String,
+}
+
+impl fmt::Debug for Presented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Presented(***)")
+    }
+}
+
+/// The `token` parameter of a query string (`token=secret&x=y`).
+pub fn token_in_query(query: &str) -> Option<Presented> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))?;
+    let decoded = form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "token")
-        .map(|(_, value)| value.into_owned())
+        .map_or_else(|| raw.to_owned(), |(_, value)| value.into_owned());
+    Some(Presented {
+        decoded,
+        raw: raw.to_owned(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token(s: &str) -> Presented {
+        Presented {
+            decoded: s.into(),
+            raw: s.into(),
+        }
+    }
 
     fn map(entries: &[&str]) -> TokenMap {
         let entries: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
@@ -180,17 +213,26 @@ mod tests {
     #[test]
     fn the_most_specific_pattern_decides() {
         let tokens = map(&["live/cam=one", "live/*=two", "*=three"]);
-        assert_eq!(tokens.check("live", "cam", Some("one")), TokenCheck::Valid);
-        assert_eq!(tokens.check("live", "cam", Some("two")), TokenCheck::Wrong);
         assert_eq!(
-            tokens.check("live", "other", Some("two")),
+            tokens.check("live", "cam", Some(&token("one"))),
             TokenCheck::Valid
         );
-        assert_eq!(tokens.check("tv", "x", Some("three")), TokenCheck::Valid);
+        assert_eq!(
+            tokens.check("live", "cam", Some(&token("two"))),
+            TokenCheck::Wrong
+        );
+        assert_eq!(
+            tokens.check("live", "other", Some(&token("two"))),
+            TokenCheck::Valid
+        );
+        assert_eq!(
+            tokens.check("tv", "x", Some(&token("three"))),
+            TokenCheck::Valid
+        );
         assert_eq!(tokens.check("live", "cam", None), TokenCheck::Wrong);
         let narrow = map(&["live/cam=one"]);
         assert_eq!(
-            narrow.check("live", "dog", Some("one")),
+            narrow.check("live", "dog", Some(&token("one"))),
             TokenCheck::Unknown
         );
     }
@@ -198,9 +240,18 @@ mod tests {
     #[test]
     fn a_stream_may_have_several_secrets() {
         let tokens = map(&["live/cam=one", "live/cam=two"]);
-        assert_eq!(tokens.check("live", "cam", Some("two")), TokenCheck::Valid);
-        assert_eq!(tokens.check("live", "cam", Some("one")), TokenCheck::Valid);
-        assert_eq!(tokens.check("live", "cam", Some("on")), TokenCheck::Wrong);
+        assert_eq!(
+            tokens.check("live", "cam", Some(&token("two"))),
+            TokenCheck::Valid
+        );
+        assert_eq!(
+            tokens.check("live", "cam", Some(&token("one"))),
+            TokenCheck::Valid
+        );
+        assert_eq!(
+            tokens.check("live", "cam", Some(&token("on"))),
+            TokenCheck::Wrong
+        );
         assert_eq!(tokens.len(), 1);
     }
 
@@ -208,7 +259,8 @@ mod tests {
     fn bad_entries_are_refused_without_echoing_secrets() {
         for (entry, want) in [
             ("live/cam", TokenError::Shape),
-            ("cam=s3cret", TokenError::Pattern("cam".into())),
+            ("cam=s3cret", TokenError::Shape),
+            ("s3cret==", TokenError::Shape),
             ("live/c*m=s3cret", TokenError::Pattern("live/c*m".into())),
             ("*/cam=s3cret", TokenError::Pattern("*/cam".into())),
             ("live/cam=", TokenError::EmptySecret("live/cam".into())),
@@ -223,8 +275,14 @@ mod tests {
     #[test]
     fn a_token_file_is_an_object_of_strings() {
         let tokens = TokenMap::from_json(r#"{"live/cam": "a", "live/*": "b"}"#).unwrap();
-        assert_eq!(tokens.check("live", "cam", Some("a")), TokenCheck::Valid);
-        assert_eq!(tokens.check("live", "x", Some("b")), TokenCheck::Valid);
+        assert_eq!(
+            tokens.check("live", "cam", Some(&token("a"))),
+            TokenCheck::Valid
+        );
+        assert_eq!(
+            tokens.check("live", "x", Some(&token("b"))),
+            TokenCheck::Valid
+        );
         assert!(TokenMap::from_json("{}").unwrap().is_empty());
         for bad in [
             r#"["live/cam"]"#,
@@ -239,10 +297,19 @@ mod tests {
 
     #[test]
     fn the_token_is_found_in_a_query_and_decoded() {
-        assert_eq!(token_in_query("token=abc").as_deref(), Some("abc"));
-        assert_eq!(token_in_query("x=1&token=a%2Fb").as_deref(), Some("a/b"));
+        assert_eq!(token_in_query("token=abc"), Some(token("abc")));
+        let encoded = token_in_query("x=1&token=a%2Fb").unwrap();
+        assert_eq!(
+            (encoded.decoded.as_str(), encoded.raw.as_str()),
+            ("a/b", "a%2Fb")
+        );
         assert_eq!(token_in_query("tokens=abc"), None);
         assert_eq!(token_in_query(""), None);
+        // A base64 token typed into OBS: either form matches.
+        let tokens = map(&["live/cam=ab+c/d=="]);
+        let typed = token_in_query("token=ab+c/d==").unwrap();
+        assert_eq!(typed.decoded, "ab c/d==");
+        assert_eq!(tokens.check("live", "cam", Some(&typed)), TokenCheck::Valid);
     }
 
     #[test]

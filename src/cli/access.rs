@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::UsageError;
 use super::values::{invalid, parse_bool, parse_duration};
+use crate::auth::callback::shown_url;
 use crate::auth::tokens::TokenMap;
 use crate::auth::{AuthMode, AuthSettings, read_token_file};
 
@@ -89,7 +90,10 @@ pub(super) fn parse_http_url(flag: &str, value: &str) -> Result<String, UsageErr
     if valid {
         Ok(value.to_owned())
     } else {
-        let shown = value.split('?').next().unwrap_or_default();
-        Err(invalid(flag, shown, "want an http:// or https:// URL"))
+        Err(invalid(
+            flag,
+            &shown_url(value),
+            "want an http:// or https:// URL",
+        ))
     }
 }

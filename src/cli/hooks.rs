@@ -62,13 +62,10 @@ pub(super) fn hook_settings(flags: &HookFlags<'_>) -> Result<HookSettings, Usage
 
 /// `EVENT=target`, with a known event or `*`.
 fn split_entry<'a>(flag: &str, entry: &'a str) -> Result<(EventFilter, &'a str), UsageError> {
-    let shown = entry.split('?').next().unwrap_or_default();
     let Some((event, target)) = entry.split_once('=') else {
-        return Err(invalid(
-            flag,
-            shown,
-            "want EVENT=TARGET, e.g. publish_start=...",
-        ));
+        return Err(UsageError(format!(
+            "rtmp-server: invalid value for flag -{flag}: want EVENT=TARGET, e.g. publish_start=..."
+        )));
     };
     let filter = EventFilter::parse(event.trim()).ok_or_else(|| {
         UsageError(format!(
@@ -77,7 +74,7 @@ fn split_entry<'a>(flag: &str, entry: &'a str) -> Result<(EventFilter, &'a str),
         ))
     })?;
     if target.is_empty() {
-        return Err(invalid(flag, shown, "nothing after ="));
+        return Err(invalid(flag, event, "nothing after ="));
     }
     Ok((filter, target))
 }

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 
 use self::payload::{HOOK_EVENTS, Payload};
 use self::run::Outcome;
+use crate::auth::callback::shown_url;
 use crate::hub::events::{Event, Events};
 use crate::metrics::{self, Metrics};
 
@@ -77,9 +78,7 @@ impl HookTarget {
     fn label(&self) -> String {
         match self {
             HookTarget::Script(path) => format!("script {}", path.display()),
-            HookTarget::Webhook(url) => {
-                format!("webhook {}", url.split('?').next().unwrap_or_default())
-            }
+            HookTarget::Webhook(url) => format!("webhook {}", shown_url(url)),
         }
     }
 }
@@ -143,10 +142,13 @@ impl HookDrain {
                 .all(|q| !q.scheduled.load(Ordering::Acquire) && q.pending.lock().is_empty())
     }
 
-    /// Waits until idle, for at most `limit`.
+    /// Waits until idle, for at most `limit`. Idle twice in a row: an
+    /// event just taken from the channel is not in a queue yet.
     pub fn wait_idle(&self, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
-        while !self.idle() && std::time::Instant::now() < deadline {
+        let mut idle_polls = 0;
+        while idle_polls < 2 && std::time::Instant::now() < deadline {
+            idle_polls = if self.idle() { idle_polls + 1 } else { 0 };
             thread::sleep(Duration::from_millis(10));
         }
     }

@@ -135,7 +135,8 @@ impl Payload {
         };
         Some(Payload {
             event_type: event.name(),
-            timestamp,
+            // A clock set before 1970 cannot be written in RFC 3339.
+            timestamp: timestamp.max(SystemTime::UNIX_EPOCH),
             conn_id,
             stream_key: key.cloned(),
             remote_addr: addr,

@@ -131,6 +131,37 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_is_retried_when_its_connection_fails() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        // The receiver comes up only after the first attempt failed.
+        let receiver = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let server = tiny_http::Server::http(addr).unwrap();
+            let mut request = server.recv().unwrap();
+            let mut body = String::new();
+            request.as_reader().read_to_string(&mut body).unwrap();
+            request.respond(tiny_http::Response::empty(204)).unwrap();
+            body
+        });
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let url = format!("http://{addr}/hook");
+        let outcome = post_webhook(&agent, &url, &payload(), Duration::from_secs(10));
+        assert_eq!(outcome, Outcome::Done);
+        let body: serde_json::Value = serde_json::from_str(&receiver.join().unwrap()).unwrap();
+        assert_eq!(body["type"], "subscriber_count");
+        // Nobody there at all: failed after the retries, within the time.
+        let started = Instant::now();
+        let outcome = post_webhook(&agent, &url, &payload(), Duration::from_secs(10));
+        assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
     fn a_script_gets_variables_and_json_and_a_hanging_one_is_killed_with_its_children() {
         let dir = std::env::temp_dir().join(format!("rtmp-hook-run-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -37,7 +37,9 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::Empty => write!(f, "empty stream name"),
-            KeyError::TooLong(n) => write!(f, "stream name of {n} bytes (limit {MAX_NAME_LEN})"),
+            KeyError::TooLong(n) => {
+                write!(f, "stream name or app of {n} bytes (limit {MAX_NAME_LEN})")
+            }
         }
     }
 }
@@ -55,8 +57,9 @@ impl StreamKey {
     /// Builds a key from the `connect` app and the `publish`/`play` name.
     /// Queries on either are split off; the name's wins if both have one.
     pub fn new(app: &str, name: &str) -> Result<StreamKey, KeyError> {
-        if name.len() > MAX_NAME_LEN {
-            return Err(KeyError::TooLong(name.len()));
+        // The app too: both go into events, hook payloads and logs.
+        if let Some(long) = [app, name].into_iter().find(|s| s.len() > MAX_NAME_LEN) {
+            return Err(KeyError::TooLong(long.len()));
         }
         let (app, app_query) = split_query(app);
         let (name, name_query) = split_query(name);
@@ -164,6 +167,10 @@ mod tests {
         let long = "a".repeat(MAX_NAME_LEN + 1);
         assert_eq!(
             StreamKey::new("live", &long),
+            Err(KeyError::TooLong(MAX_NAME_LEN + 1))
+        );
+        assert_eq!(
+            StreamKey::new(&long, "cam"),
             Err(KeyError::TooLong(MAX_NAME_LEN + 1))
         );
         assert!(StreamKey::new("live", &"a".repeat(MAX_NAME_LEN)).is_ok());

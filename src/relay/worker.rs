@@ -102,10 +102,15 @@ impl Relay {
         let mut backoff = Backoff::new();
         let mut first = true;
         while !self.stopped() {
-            if !std::mem::take(&mut first) {
+            if std::mem::take(&mut first) {
+                // The board shows a new relay as connecting already; its
+                // event consumers are told here.
+                self.entry.set_state(RelayState::Connecting);
+                self.tell(RelayState::Connecting);
+            } else {
                 self.entry.reconnecting();
+                self.set_state(RelayState::Connecting);
             }
-            self.set_state(RelayState::Connecting);
             let result = match self.connect() {
                 Ok(None) => Ok(true),
                 Ok(Some(client)) => {
@@ -153,12 +158,16 @@ impl Relay {
     /// Records the relay's state, telling event consumers of a change.
     fn set_state(&self, state: RelayState) {
         if self.entry.set_state(state) != state {
-            self.shared.events.emit(|| Event::RelayStateChanged {
-                key: self.key.as_path(),
-                destination: self.url.to_string(),
-                state: state.as_str(),
-            });
+            self.tell(state);
         }
+    }
+
+    fn tell(&self, state: RelayState) {
+        self.shared.events.emit(|| Event::RelayStateChanged {
+            key: self.key.as_path(),
+            destination: self.url.to_string(),
+            state: state.as_str(),
+        });
     }
 
     fn stopped(&self) -> bool {

@@ -295,6 +295,17 @@ impl ServerProcess {
         ServerProcess::spawn(command, args)
     }
 
+    /// Starts the binary on loopback ports, its HTTP endpoint too, with
+    /// `args` after; returns it with its RTMP and HTTP addresses.
+    pub fn start_with_http(args: &[&str]) -> (ServerProcess, SocketAddr, SocketAddr) {
+        let mut all = vec!["-listen", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let mut server = ServerProcess::start(&all);
+        let rtmp = server.listen_addr();
+        let http = server.metrics_addr();
+        (server, rtmp, http)
+    }
+
     /// Starts the binary with its standard output's lines sent to the
     /// receiver returned.
     pub fn start_with_stdout(args: &[&str]) -> (ServerProcess, Receiver<String>) {
@@ -704,6 +715,13 @@ pub fn finish(mut child: Child, limit: Duration, what: &str) -> std::process::Ou
 /// ffmpeg publishing `seconds` of 25 fps H.264 test video and AAC audio
 /// to `url`, paced in real time.
 pub fn ffmpeg_publish(url: &str, seconds: u32) -> Child {
+    ffmpeg_publish_with(seconds, 25, &["-f", "flv", url])
+}
+
+/// ffmpeg publishing `seconds` of 25 fps H.264 test video (a keyframe
+/// every `gop` frames) and 44.1 kHz AAC sine audio, paced in real time,
+/// to what `output` names (`-f flv URL`, a tee...).
+pub fn ffmpeg_publish_with(seconds: u32, gop: u32, output: &[&str]) -> Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
@@ -717,7 +735,8 @@ pub fn ffmpeg_publish(url: &str, seconds: u32) -> Child {
             "-pix_fmt",
             "yuv420p",
         ])
-        .args(["-g", "25", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
+        .args(["-g", &gop.to_string(), "-c:a", "aac", "-b:a", "64k"])
+        .args(output)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -725,17 +744,18 @@ pub fn ffmpeg_publish(url: &str, seconds: u32) -> Child {
         .expect("start ffmpeg publisher")
 }
 
-/// ffmpeg playing `url` into the FLV file `out`.
+/// ffmpeg playing `url` into the FLV file `out` (giving up after 10 s
+/// without data).
 pub fn ffmpeg_play(url: &str, out: &std::path::Path) -> Child {
+    ffmpeg_play_with(&["-rw_timeout", "10000000"], url, out)
+}
+
+/// An ffmpeg player copying what it gets from `url` to the FLV file `out`,
+/// with `input_options` before its input.
+pub fn ffmpeg_play_with(input_options: &[&str], url: &str, out: &std::path::Path) -> Child {
     Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-rw_timeout",
-            "10000000",
-        ])
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(input_options)
         .args(["-i", url, "-c", "copy", "-f", "flv"])
         .arg(out)
         .stdin(Stdio::null())
@@ -777,6 +797,15 @@ pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Stri
         status,
         response.body_mut().read_to_string().unwrap_or_default(),
     )
+}
+
+/// The value of the Prometheus series `name` (without labels) at `http`.
+pub fn prometheus_value(http: SocketAddr, name: &str) -> u64 {
+    let (_, text) = http_get(http, "/metrics", None);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 /// A fresh directory for a test's files.
