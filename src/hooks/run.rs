@@ -155,8 +155,11 @@ mod tests {
         let body: serde_json::Value = serde_json::from_str(&receiver.join().unwrap()).unwrap();
         assert_eq!(body["type"], "subscriber_count");
         // Nobody there at all: failed after the retries, within the time.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let nobody = format!("http://{}/hook", closed.local_addr().unwrap());
+        drop(closed);
         let started = Instant::now();
-        let outcome = post_webhook(&agent, &url, &payload(), Duration::from_secs(10));
+        let outcome = post_webhook(&agent, &nobody, &payload(), Duration::from_secs(10));
         assert!(matches!(outcome, Outcome::Failed(_)), "{outcome:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
     }
