@@ -3,3 +3,4 @@
 
 pub mod codec;
 pub mod flv;
+pub mod flv_writer;
