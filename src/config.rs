@@ -3,6 +3,7 @@
 
 use crate::auth::AuthSettings;
 use crate::hooks::HookSettings;
+use crate::record::RecordSettings;
 use crate::relay::target::RelayTargets;
 use std::fmt;
 use std::net::SocketAddr;
@@ -92,6 +93,8 @@ pub struct Config {
     pub auth: AuthSettings,
     /// Programs told what happens (`-hook-*`).
     pub hooks: HookSettings,
+    /// What is recorded, where (`-record-*`).
+    pub record: RecordSettings,
     /// Logs show stream names as `app/abc***` (for a server facing the
     /// internet, where a name is a secret stream key).
     pub log_redact_keys: bool,
@@ -124,6 +127,10 @@ impl Default for Config {
             relays: RelayTargets::default(),
             auth: AuthSettings::default(),
             hooks: HookSettings::default(),
+            record: RecordSettings {
+                dir: "recordings".into(),
+                ..RecordSettings::default()
+            },
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod media;
 pub mod metrics;
 pub mod proc_stats;
 pub mod protocol;
+pub mod record;
 pub mod relay;
 pub mod rtmp;
 pub mod server;

@@ -23,6 +23,7 @@ use crate::hub::history::EndReason;
 use crate::hub::registry::Registry;
 use crate::hub::stream_key;
 use crate::metrics::{self, Metrics};
+use crate::record::{self, RecorderBoard};
 use crate::relay;
 use crate::relay::status::{RelayBoard, RelayStatus};
 use crate::rtmp::connection;
@@ -37,6 +38,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long outputs get to write the end-of-stream notice at shutdown
 /// (they leave as soon as they have).
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
+/// Longest wait at shutdown for recordings to be finished.
+const RECORDERS_AT_SHUTDOWN: Duration = Duration::from_secs(4);
 /// Longest wait at shutdown for hooks still running or queued.
 const HOOKS_AT_SHUTDOWN: Duration = Duration::from_secs(5);
 
@@ -72,6 +75,8 @@ pub(crate) struct Shared {
     pub relays: RelayBoard,
     /// Who may publish and play.
     pub auth: Authenticator,
+    /// The recorders that run.
+    pub recorders: RecorderBoard,
     pub started: Instant,
     pub started_at: SystemTime,
     pub listen_addr: SocketAddr,
@@ -154,6 +159,11 @@ impl ServerHandle {
         &self.shared.metrics
     }
 
+    /// What the recorder of stream `path` is writing, if anything.
+    pub fn recording(&self, path: &str) -> Option<record::RecordingStatus> {
+        self.shared.recorders.status(path)
+    }
+
     /// What each running relay is doing.
     pub fn relays(&self) -> Vec<RelayStatus> {
         self.shared.relays.statuses()
@@ -219,6 +229,7 @@ impl Server {
             writers,
             relays: RelayBoard::default(),
             auth: Authenticator::new(config.auth.clone()),
+            recorders: RecorderBoard::default(),
             started: Instant::now(),
             started_at: SystemTime::now(),
             listen_addr: local_addr,
@@ -229,6 +240,7 @@ impl Server {
             config,
         });
         relay::start(&shared)?;
+        record::start(&shared)?;
         let hooks = hooks::start(
             &shared.events,
             Arc::clone(&shared.metrics),
@@ -279,6 +291,9 @@ impl Server {
             }
         }
         self.close_all();
+        // Every recording is finished (each recorder does when its
+        // stream ends), its recording_done event out.
+        self.shared.recorders.wait_idle(RECORDERS_AT_SHUTDOWN);
         if let Some(hooks) = &self.hooks {
             // The streams' and connections' ends reach hooks too.
             hooks.wait_idle(self.shared.config.hooks.timeout.min(HOOKS_AT_SHUTDOWN));

@@ -10,10 +10,12 @@ use argh::FromArgs;
 
 mod access;
 mod hooks;
+mod record;
 mod values;
 
 use access::{AuthFlags, auth_settings};
 use hooks::{HookFlags, hook_settings};
+use record::{RecordFlags, record_settings};
 
 use values::{
     invalid, parse_addr, parse_bool, parse_bool_word, parse_chunk_size, parse_coalesce,
@@ -146,6 +148,18 @@ struct Flags {
     #[argh(option, default = "String::from(\"10\")")]
     hook_concurrency: String,
 
+    /// record every published stream as FLV (default false)
+    #[argh(option, default = "String::from(\"false\")")]
+    record_all: String,
+
+    /// record these streams: app/name or app/* (repeatable, or a,b)
+    #[argh(option)]
+    record: Vec<String>,
+
+    /// where recordings go, created as needed (default "recordings")
+    #[argh(option, default = "String::from(\"recordings\")")]
+    record_dir: String,
+
     /// ended publish sessions kept for /api/history (default 100)
     #[argh(option, default = "String::from(\"100\")")]
     history_limit: String,
@@ -170,7 +184,13 @@ const SWITCHES: &[&str] = &["help", "version"];
 /// and `-gop-cache=false` sets it; `-gop-cache false` (as go-rtmp users
 /// type it) works too. A test checks that this lists every flag whose
 /// default is true or false.
-const BOOL_FLAGS: &[&str] = &["gop-cache", "log-redact-keys", "api-read-auth", "auth-play"];
+const BOOL_FLAGS: &[&str] = &[
+    "gop-cache",
+    "log-redact-keys",
+    "api-read-auth",
+    "auth-play",
+    "record-all",
+];
 
 /// The environment variable that may hold the API token.
 pub const API_TOKEN_ENV: &str = "RTMP_API_TOKEN";
@@ -341,6 +361,11 @@ pub fn parse_with_env(
             stdio_format: flags.hook_stdio_format.as_deref(),
             timeout: &flags.hook_timeout,
             concurrency: &flags.hook_concurrency,
+        })?,
+        record: record_settings(&RecordFlags {
+            all: &flags.record_all,
+            patterns: &flags.record,
+            dir: &flags.record_dir,
         })?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)

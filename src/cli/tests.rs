@@ -450,7 +450,7 @@ fn hook_flags_name_known_events_and_real_scripts() {
             "unknown event",
         ),
         (
-            &["-hook-webhook", "recording_done=http://h/"],
+            &["-hook-webhook", "input_switched=http://h/"],
             "unknown event",
         ),
         (&["-hook-script", "/bin/true"], "-hook-script"),

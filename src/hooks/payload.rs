@@ -23,6 +23,7 @@ pub const HOOK_EVENTS: &[&str] = &[
     "auth_failed",
     "codec_detected",
     "relay_state",
+    "recording_done",
 ];
 
 /// One event, as hooks get it.
@@ -126,6 +127,18 @@ impl Payload {
             } => {
                 put("destination", json!(destination));
                 put("state", json!(state));
+                (None, Some(key), None)
+            }
+            Event::RecordingDone {
+                key,
+                file,
+                bytes,
+                duration,
+            } => {
+                put("file", json!(file));
+                put("bytes", json!(bytes));
+                put("duration_sec", seconds(*duration));
+                put("format", json!("flv"));
                 (None, Some(key), None)
             }
             Event::InputAttached { .. }
@@ -322,6 +335,12 @@ mod tests {
                 key: key(),
                 destination: "rtmp://x/live".into(),
                 state: "publishing",
+            },
+            Event::RecordingDone {
+                key: key(),
+                file: "recordings/live_cam_20261123_120000.flv".into(),
+                bytes: 1000,
+                duration: Duration::from_secs(2),
             },
         ];
         let names: Vec<&str> = events

@@ -12,6 +12,7 @@ use super::snapshot::{METRICS, Snapshot};
 use crate::hub::history::SessionRecord;
 use crate::hub::stream_status::StreamStatus;
 use crate::media::codec::Codec;
+use crate::record::RecordingStatus;
 use crate::relay::status::RelayStatus;
 
 fn rfc3339(time: SystemTime) -> String {
@@ -82,7 +83,11 @@ pub fn expvar(snapshot: &Snapshot) -> Value {
 }
 
 /// One stream as `/api/streams` shows it.
-pub fn stream(s: &StreamStatus, relays: &[RelayStatus]) -> Value {
+pub fn stream(
+    s: &StreamStatus,
+    relays: &[RelayStatus],
+    recording: Option<RecordingStatus>,
+) -> Value {
     let media = &s.media;
     let relays: Vec<Value> = relays
         .iter()
@@ -138,6 +143,11 @@ pub fn stream(s: &StreamStatus, relays: &[RelayStatus]) -> Value {
             "lag_ms": sub.lag_ms,
         })).collect::<Vec<_>>(),
         "relays": relays,
+        "recording": recording.map(|r| json!({
+            "file": r.file,
+            "bytes": r.bytes,
+            "duration_ms": r.duration.as_millis() as u64,
+        })),
     })
 }
 

@@ -230,12 +230,19 @@ impl Endpoint {
                 let items = snapshot
                     .streams
                     .iter()
-                    .map(|s| json::stream(s, &snapshot.relays))
+                    .map(|s| json::stream(s, &snapshot.relays, self.server.recording(&s.key)))
                     .collect();
                 (200, json::paged(items, paging.page, per_page, "streams"))
             }
             Route::Stream(key) => match self.server.registry().get(&key) {
-                Some(stream) => (200, json::stream(&stream.status(), &self.server.relays())),
+                Some(stream) => (
+                    200,
+                    json::stream(
+                        &stream.status(),
+                        &self.server.relays(),
+                        self.server.recording(&key),
+                    ),
+                ),
                 None => (404, json::error("no such stream")),
             },
             Route::History => {

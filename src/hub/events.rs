@@ -87,6 +87,14 @@ pub enum Event {
         video: Option<Codec>,
         audio: Option<Codec>,
     },
+    /// A recording file was finished (`file` as the server wrote it:
+    /// `-record-dir` and its name).
+    RecordingDone {
+        key: String,
+        file: String,
+        bytes: u64,
+        duration: Duration,
+    },
     /// A relay of the stream changed state (`connecting`, `publishing`,
     /// `backoff`, `failed`); `destination` as logs show it.
     RelayStateChanged {
@@ -114,6 +122,7 @@ impl Event {
             Event::SubscriberCount { .. } => "subscriber_count",
             Event::AuthFailed { .. } => "auth_failed",
             Event::RelayStateChanged { .. } => "relay_state",
+            Event::RecordingDone { .. } => "recording_done",
         }
     }
 }

@@ -107,8 +107,14 @@ pub fn metadata_tag(publisher: Option<&[u8]>, facts: &MetadataFacts) -> Metadata
     put("width", facts.width.map(Value::Number));
     put("height", facts.height.map(Value::Number));
     put("framerate", facts.frame_rate.map(Value::Number));
-    put("videocodecid", facts.video.map(|c| Value::Number(codec_id(c))));
-    put("audiocodecid", facts.audio.map(|c| Value::Number(codec_id(c))));
+    put(
+        "videocodecid",
+        facts.video.map(|c| Value::Number(codec_id(c))),
+    );
+    put(
+        "audiocodecid",
+        facts.audio.map(|c| Value::Number(codec_id(c))),
+    );
     put(
         "audiosamplerate",
         facts.sample_rate.map(|r| Value::Number(r.into())),
@@ -212,7 +218,12 @@ mod tests {
         let Value::EcmaArray(props) = &values[1] else {
             panic!("{values:?}");
         };
-        let get = |name: &str| props.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            props
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
         assert_eq!(get("duration"), Some(Value::Number(12.5)));
         assert_eq!(get("filesize"), Some(Value::Number(4096.0)));
         assert_eq!(get("width"), Some(Value::Number(1280.0)));
@@ -238,7 +249,10 @@ mod tests {
                 panic!();
             };
             assert_eq!(props.len(), 2, "duration and filesize only");
-            assert_eq!(&tag.body[tag.duration_at..tag.duration_at + 8], &number(0.0));
+            assert_eq!(
+                &tag.body[tag.duration_at..tag.duration_at + 8],
+                &number(0.0)
+            );
         }
     }
 }
