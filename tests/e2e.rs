@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
+use common::probe::{decode_errors, first_video_frame_is_key, probe};
 use common::{TestServer, finish, tool_available, wait_for};
 
 fn work_dir(test: &str) -> PathBuf {
@@ -45,84 +46,6 @@ fn spawn_rtmpdump(url: &str, out: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rtmpdump")
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Probe {
-    codecs: Vec<String>,
-    video_frames: u64,
-    audio_frames: u64,
-}
-
-fn probe(file: &Path) -> Probe {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_type,codec_name,nb_read_frames",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ffprobe {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut probe = Probe {
-        codecs: Vec::new(),
-        video_frames: 0,
-        audio_frames: 0,
-    };
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let fields: Vec<&str> = line.split(',').collect();
-        let [name, kind, frames] = fields[..] else {
-            continue;
-        };
-        let frames: u64 = frames.parse().unwrap_or(0);
-        probe.codecs.push(name.to_owned());
-        match kind {
-            "video" => probe.video_frames = frames,
-            "audio" => probe.audio_frames = frames,
-            _ => {}
-        }
-    }
-    probe.codecs.sort();
-    probe
-}
-
-fn first_video_frame_is_key(file: &Path) -> bool {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-read_intervals",
-            "%+#1",
-        ])
-        .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    first.split(',').next().map(str::trim) == Some("1")
-}
-
-/// `ffmpeg -v error -i FILE -f null -` must print nothing.
-fn decode_errors(file: &Path) -> String {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn assert_clean_copy(file: &Path) {

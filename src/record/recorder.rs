@@ -7,6 +7,7 @@
 //! this output to a keyframe), closes the file cleanly, is counted and
 //! logged once, and the next keyframe starts a new file.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,10 @@ use crate::server::Shared;
 const QUEUE_MESSAGES: usize = 2048;
 const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 const POLL: Duration = Duration::from_millis(250);
+/// Audio frames kept while waiting for a keyframe, and how far before it
+/// they may be to go in the file.
+const MAX_EARLY_AUDIO: usize = 32;
+const EARLY_AUDIO_MS: u32 = 500;
 
 pub(super) struct Recorder {
     shared: Arc<Shared>,
@@ -53,6 +58,9 @@ struct Writing<'a> {
     video_header: Option<Arc<Packet>>,
     audio_header: Option<Arc<Packet>>,
     saw_video: bool,
+    /// Audio frames that came while waiting for the first keyframe: those
+    /// just before it go in the file too.
+    early_audio: VecDeque<Arc<Packet>>,
     /// A failure was logged; the next ones are only counted.
     failing: bool,
     /// The queue's dropped messages when last looked at.
@@ -119,6 +127,7 @@ impl<'a> Writing<'a> {
             video_header: None,
             audio_header: None,
             saw_video: false,
+            early_audio: VecDeque::new(),
             failing: false,
             dropped: 0,
         }
@@ -169,11 +178,30 @@ impl<'a> Writing<'a> {
         self.saw_video |= packet.kind == PacketKind::Video;
         if self.file.is_none() {
             if !self.starts_a_file(packet) {
+                if packet.kind == PacketKind::Audio && !packet.sequence_header {
+                    if self.early_audio.len() == MAX_EARLY_AUDIO {
+                        self.early_audio.pop_front();
+                    }
+                    self.early_audio.push_back(Arc::clone(packet));
+                }
                 return;
             }
-            if let Err(e) = self.open(packet.timestamp) {
+            // The audio of the keyframe's moment, stamped just before it,
+            // starts the file with it.
+            let early: Vec<Arc<Packet>> = std::mem::take(&mut self.early_audio)
+                .into_iter()
+                .filter(|a| packet.timestamp.wrapping_sub(a.timestamp) <= EARLY_AUDIO_MS)
+                .collect();
+            let base = early.first().map_or(packet.timestamp, |a| a.timestamp);
+            if let Err(e) = self.open(base) {
                 self.failed("cannot create a file", e);
                 return;
+            }
+            for audio in &early {
+                if let Err(e) = self.write(audio) {
+                    self.failed("cannot write", e);
+                    return;
+                }
             }
         }
         if let Err(e) = self.write(packet) {

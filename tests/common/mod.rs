@@ -2,6 +2,8 @@
 //! loopback port, synthetic H.264/AAC payloads, and message readers.
 #![allow(dead_code)]
 
+pub mod probe;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};

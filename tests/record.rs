@@ -1,0 +1,297 @@
+//! Recording with the real binary: what ffmpeg publishes lands on disk
+//! frame for frame and plays; audio-only streams too; nothing is ever
+//! overwritten; SIGTERM finishes files and SIGKILL leaves them playable;
+//! only the streams asked for are recorded; a full disk is counted while
+//! players play on.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::probe::{decode_errors, first_video_frame_is_key, probe};
+use common::{
+    ServerProcess, avc_sequence_header, connect, ffmpeg_publish_with, finish, frame_number,
+    http_get, prometheus_value, publish_paced, read_media, test_dir, tool_available, video_frame,
+    wait_for,
+};
+use rtmp_server::media::flv;
+use rtmp_server::protocol::amf0::{self, Value};
+use rtmp_server::protocol::message::type_id;
+
+fn recordings(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// The `duration` the file's `onMetaData` says.
+fn metadata_duration(file: &Path) -> f64 {
+    let tags = flv::parse(&Bytes::from(std::fs::read(file).unwrap())).unwrap();
+    let values = amf0::decode_all(&tags[0].payload).unwrap();
+    let Some(Value::EcmaArray(props)) = values.get(1) else {
+        panic!("no onMetaData first: {values:?}");
+    };
+    match props.iter().find(|(n, _)| n == "duration") {
+        Some((_, Value::Number(d))) => *d,
+        other => panic!("duration: {other:?}"),
+    }
+}
+
+fn start(
+    dir: &Path,
+    extra: &[&str],
+) -> (ServerProcess, std::net::SocketAddr, std::net::SocketAddr) {
+    let record_dir = dir.join("rec");
+    let mut args = vec!["-record-dir", record_dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let (server, rtmp, http) = ServerProcess::start_with_http(&args);
+    (server, rtmp, http)
+}
+
+#[test]
+fn what_ffmpeg_publishes_is_recorded_frame_for_frame() {
+    assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
+    let dir = test_dir("record-ffmpeg");
+    let (mut server, rtmp, http) = start(&dir, &["-record-all"]);
+    let sent = dir.join("sent.flv");
+    let tee = format!("[f=flv]rtmp://{rtmp}/live/cam|[f=flv]{}", sent.display());
+    let publisher = ffmpeg_publish_with(5, 25, &["-f", "tee", &tee]);
+    let line = server.wait_line("recording live/cam to ");
+    let file = PathBuf::from(line.rsplit(' ').next().unwrap());
+    let name = file.file_name().unwrap().to_str().unwrap().to_owned();
+    // live_cam_YYYYMMDD_HHMMSS.flv
+    assert_eq!(name.len(), "live_cam_20261123_184500.flv".len(), "{name}");
+    assert!(
+        name.starts_with("live_cam_2") && name.ends_with(".flv"),
+        "{name}"
+    );
+    // While it records, the API shows it.
+    assert!(wait_for(Duration::from_secs(10), || {
+        let (_, body) = http_get(http, "/api/streams/live/cam", None);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        json["recording"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with(&name))
+            && json["recording"]["bytes"].as_u64().unwrap_or(0) > 0
+    }));
+    assert_eq!(prometheus_value(http, "rtmp_recordings_active"), 1);
+    assert!(
+        finish(publisher, Duration::from_secs(30), "publisher")
+            .status
+            .success()
+    );
+    server.wait_line("recorded live/cam to ");
+    assert_eq!(prometheus_value(http, "rtmp_recordings_active"), 0);
+    assert_eq!(recordings(&dir.join("rec")), std::slice::from_ref(&file));
+    let (recorded, published) = (probe(&file), probe(&sent));
+    assert_eq!(recorded, published, "every frame of every track");
+    assert!(first_video_frame_is_key(&file));
+    assert_eq!(decode_errors(&file), "");
+    let duration = metadata_duration(&file);
+    assert!(
+        (4.5..5.5).contains(&duration),
+        "onMetaData duration {duration}"
+    );
+    assert_eq!(prometheus_value(http, "rtmp_recording_errors_total"), 0);
+}
+
+#[test]
+fn an_audio_only_stream_is_recorded() {
+    assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
+    let dir = test_dir("record-audio");
+    let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
+    let sent = dir.join("sent.flv");
+    let tee = format!("[f=flv]rtmp://{rtmp}/live/radio|[f=flv]{}", sent.display());
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args(["-t", "3", "-map", "0:a", "-c:a", "aac", "-b:a", "64k"])
+        .args(["-f", "tee", &tee])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    server.wait_line("recorded live/radio to ");
+    let files = recordings(&dir.join("rec"));
+    assert_eq!(files.len(), 1);
+    let recorded = probe(&files[0]);
+    assert_eq!(recorded.codecs, ["aac"]);
+    assert_eq!(recorded, probe(&sent));
+    assert_eq!(decode_errors(&files[0]), "");
+}
+
+/// Publishes a header and two frames of `live/name` with the in-repo
+/// client; stops once the log line `recording` says the recorder has the
+/// stream.
+fn publish_briefly(
+    server: &mut ServerProcess,
+    rtmp: std::net::SocketAddr,
+    name: &str,
+    recording: &str,
+) {
+    let mut publisher = connect(rtmp, "live").unwrap();
+    publisher.publish(name).unwrap();
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    publisher
+        .send_video(0, &video_frame(0, true, 1000))
+        .unwrap();
+    publisher
+        .send_video(40, &video_frame(1, false, 1000))
+        .unwrap();
+    server.wait_line(recording);
+    publisher.delete_stream().unwrap();
+}
+
+#[test]
+fn a_second_publish_makes_a_new_file_and_only_chosen_streams_are_kept() {
+    let dir = test_dir("record-names");
+    let (mut server, rtmp, _http) = start(&dir, &["-record", "live/cam,tv/*"]);
+    for _ in 0..2 {
+        publish_briefly(&mut server, rtmp, "cam", "recording live/cam to ");
+        server.wait_line("recorded live/cam to ");
+    }
+    // A stream not chosen, live while a chosen one is recorded.
+    let mut dog = connect(rtmp, "live").unwrap();
+    dog.publish("dog").unwrap();
+    dog.send_video(0, &avc_sequence_header()).unwrap();
+    dog.send_video(0, &video_frame(0, true, 1000)).unwrap();
+    let mut tv = connect(rtmp, "tv").unwrap();
+    tv.publish("news").unwrap();
+    tv.send_video(0, &avc_sequence_header()).unwrap();
+    tv.send_video(0, &video_frame(0, true, 1000)).unwrap();
+    server.wait_line("recording tv/news to ");
+    drop(tv);
+    server.wait_line("recorded tv/news to ");
+    drop(dog);
+    let files = recordings(&dir.join("rec"));
+    assert_eq!(files.len(), 3, "{files:?}");
+    for file in files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("live_cam"))
+    {
+        let tags = flv::parse(&Bytes::from(std::fs::read(file).unwrap())).unwrap();
+        let kinds: Vec<u8> = tags.iter().map(|t| t.type_id).collect();
+        assert_eq!(kinds, [18, 9, 9, 9], "metadata, header, two frames");
+        assert_eq!(tags[3].timestamp, 40);
+    }
+    let log = server.drain_log().join("\n");
+    assert!(!log.contains("recording live/dog"), "{log}");
+}
+
+#[test]
+fn sigterm_finishes_the_file_and_sigkill_leaves_it_playable() {
+    assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
+    for signal in ["TERM", "KILL"] {
+        let dir = test_dir(&format!("record-{signal}"));
+        let (mut server, rtmp, http) = start(&dir, &["-record-all"]);
+        let publisher =
+            ffmpeg_publish_with(30, 25, &["-f", "flv", &format!("rtmp://{rtmp}/live/cam")]);
+        server.wait_line("recording live/cam to ");
+        // Two seconds and more on disk.
+        assert!(wait_for(Duration::from_secs(15), || {
+            let (_, body) = http_get(http, "/api/streams/live/cam", None);
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            json["recording"]["duration_ms"].as_u64().unwrap_or(0) >= 2000
+        }));
+        Command::new("kill")
+            .args([&format!("-{signal}"), &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = server.child.wait().unwrap();
+        let mut publisher = publisher;
+        let _ = publisher.kill();
+        let _ = publisher.wait();
+        let files = recordings(&dir.join("rec"));
+        assert_eq!(files.len(), 1, "{files:?}");
+        let recorded = probe(&files[0]);
+        assert!(recorded.video_frames >= 50, "{signal}: {recorded:?}");
+        assert!(first_video_frame_is_key(&files[0]));
+        if signal == "TERM" {
+            assert_eq!(status.code(), Some(0));
+            assert!(metadata_duration(&files[0]) >= 2.0, "finished");
+            assert!(
+                flv::parse(&Bytes::from(std::fs::read(&files[0]).unwrap())).is_ok(),
+                "no partial tag"
+            );
+            assert_eq!(decode_errors(&files[0]), "");
+        }
+    }
+}
+
+#[test]
+fn an_unusable_record_dir_is_a_startup_error() {
+    let output = Command::new(common::BIN)
+        .args([
+            "-listen",
+            "127.0.0.1:0",
+            "-record-all",
+            "-record-dir",
+            "/proc/rtmp-rec",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("-record-dir"), "{stderr}");
+}
+
+/// A 1 MiB tmpfs mounted for the test, unmounted when dropped.
+struct TinyDisk(PathBuf);
+
+impl TinyDisk {
+    fn mount(dir: &Path) -> TinyDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a tmpfs (needs root)");
+        TinyDisk(dir.to_owned())
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_counted_while_players_play_on() {
+    let dir = test_dir("record-full");
+    let disk = TinyDisk::mount(&dir.join("rec"));
+    let (mut server, rtmp, http) = start(&dir, &["-record-all"]);
+    let mut publisher = connect(rtmp, "live").unwrap();
+    publisher.publish("cam").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // 20 KiB frames at 25 fps: the disk is full within two seconds.
+    let sending = publish_paced(publisher, 20_000, Arc::clone(&stop), Arc::default());
+    let mut player = connect(rtmp, "live").unwrap();
+    player.play("cam").unwrap();
+    server.wait_line("recording of live/cam cannot write");
+    assert!(prometheus_value(http, "rtmp_recording_errors_total") >= 1);
+    // The player gets consecutive frames all along.
+    let media = read_media(&mut player, 200).unwrap();
+    let frames: Vec<u32> = media
+        .iter()
+        .filter(|m| m.type_id == type_id::VIDEO && m.payload.get(1) == Some(&1))
+        .filter_map(|m| frame_number(&m.payload))
+        .collect();
+    assert!(frames.len() >= 90, "{}", frames.len());
+    assert!(frames.windows(2).all(|w| w[1] == w[0] + 1), "{frames:?}");
+    stop.store(true, Ordering::Relaxed);
+    sending.join().unwrap();
+    // What fit is a file that parses up to its last complete tag.
+    let files = recordings(&disk.0);
+    assert!(!files.is_empty());
+    let first = std::fs::read(&files[0]).unwrap();
+    assert!(first.len() > 100_000, "{}", first.len());
+    drop(disk);
+}
