@@ -71,7 +71,7 @@ pub fn expvar(snapshot: &Snapshot) -> Value {
                     "audio": s.media.audio_codec.map(|c| c.name()),
                 },
                 "uptime_seconds": s.input.as_ref().map_or(0.0, |p| p.uptime.as_secs_f64()),
-                "recording": false,
+                "recording": snapshot.recording(&s.key).is_some(),
             })
         })
         .collect();

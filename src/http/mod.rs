@@ -230,7 +230,7 @@ impl Endpoint {
                 let items = snapshot
                     .streams
                     .iter()
-                    .map(|s| json::stream(s, &snapshot.relays, self.server.recording(&s.key)))
+                    .map(|s| json::stream(s, &snapshot.relays, snapshot.recording(&s.key)))
                     .collect();
                 (200, json::paged(items, paging.page, per_page, "streams"))
             }

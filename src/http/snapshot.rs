@@ -2,6 +2,7 @@
 //! streams, process figures and server facts. Every endpoint renders from a
 //! snapshot, so `/debug/vars`, `/metrics` and the API agree.
 
+use crate::record::RecordingStatus;
 use crate::relay::status::RelayStatus;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -269,9 +270,19 @@ pub struct Snapshot {
     pub streams: Vec<StreamStatus>,
     /// Every running relay.
     pub relays: Vec<RelayStatus>,
+    /// The file each stream being recorded is written to, by key.
+    pub recordings: Vec<(String, RecordingStatus)>,
 }
 
 impl Snapshot {
+    /// What stream `key` is being recorded to, if it is.
+    pub fn recording(&self, key: &str) -> Option<RecordingStatus> {
+        self.recordings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, r)| r.clone())
+    }
+
     pub fn take(server: &ServerHandle, listen: Vec<SocketAddr>) -> Snapshot {
         let metrics = server.metrics();
         let values = METRICS
@@ -297,6 +308,10 @@ impl Snapshot {
                 started_at: server.started_at(),
             },
             process: ProcessFigures::read(),
+            recordings: streams
+                .iter()
+                .filter_map(|s| server.recording(&s.key).map(|r| (s.key.clone(), r)))
+                .collect(),
             streams,
             relays: server.relays(),
         }
