@@ -39,9 +39,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// (they leave as soon as they have).
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 /// Longest wait at shutdown for recordings to be finished.
-const RECORDERS_AT_SHUTDOWN: Duration = Duration::from_secs(4);
+const RECORDERS_AT_SHUTDOWN: Duration = Duration::from_secs(3);
 /// Longest wait at shutdown for hooks still running or queued.
-const HOOKS_AT_SHUTDOWN: Duration = Duration::from_secs(5);
+const HOOKS_AT_SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// An open connection as the server tracks it.
 struct ConnectionEntry {
@@ -240,7 +240,6 @@ impl Server {
             config,
         });
         relay::start(&shared)?;
-        record::start(&shared)?;
         let hooks = hooks::start(
             &shared.events,
             Arc::clone(&shared.metrics),

@@ -37,6 +37,9 @@ pub(super) struct KindCounters<'a> {
     pub dropped: Option<&'a AtomicU64>,
     /// Times it started skipping to a keyframe.
     pub skips: Option<&'a AtomicU64>,
+    /// What it writes counts as the stream's and the server's output
+    /// (`bytes_out`, `rtmp_bytes_egress`): not a recorder's.
+    pub egress: bool,
 }
 
 impl OutputKind {
@@ -46,17 +49,20 @@ impl OutputKind {
                 sent: None,
                 dropped: Some(&m.subscriber_drops),
                 skips: Some(&m.slow_skips),
+                egress: true,
             },
             OutputKind::Relay => KindCounters {
                 sent: Some((&m.relay_messages_sent, &m.relay_bytes_sent)),
                 dropped: Some(&m.relay_messages_dropped),
                 skips: None,
+                egress: true,
             },
             // A recorder counts its failures itself.
             OutputKind::Recorder => KindCounters {
                 sent: None,
                 dropped: None,
                 skips: None,
+                egress: false,
             },
         }
     }
@@ -310,9 +316,12 @@ impl OutputQueue {
         let shared = &self.shared;
         metrics::add(&shared.bytes_sent, bytes as u64);
         metrics::add(&shared.messages_sent, messages as u64);
-        metrics::add(&shared.counters.bytes_out, bytes as u64);
-        metrics::add(&shared.metrics.bytes_egress, bytes as u64);
-        if let Some((sent_messages, sent_bytes)) = shared.kind.counters(&shared.metrics).sent {
+        let counters = shared.kind.counters(&shared.metrics);
+        if counters.egress {
+            metrics::add(&shared.counters.bytes_out, bytes as u64);
+            metrics::add(&shared.metrics.bytes_egress, bytes as u64);
+        }
+        if let Some((sent_messages, sent_bytes)) = counters.sent {
             metrics::add(sent_messages, messages as u64);
             metrics::add(sent_bytes, bytes as u64);
         }

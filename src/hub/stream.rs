@@ -347,12 +347,12 @@ impl Stream {
         record
     }
 
-    /// The id of the input feeding the stream, if any.
     /// What is known of the stream's media (codecs, size, rates).
     pub fn media(&self) -> MediaDescription {
         self.state.lock().media.clone()
     }
 
+    /// The id of the input feeding the stream, if any.
     pub fn input_id(&self) -> Option<u64> {
         self.state.lock().input.as_ref().map(|i| i.id)
     }

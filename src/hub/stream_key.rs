@@ -110,6 +110,11 @@ impl StreamKey {
     }
 }
 
+/// Whether logs redact stream names (`-log-redact-keys`).
+pub fn redacting_logs() -> bool {
+    REDACT_IN_LOGS.load(Ordering::Relaxed)
+}
+
 /// An `app/name` path as logs show it: whole, or redacted when
 /// `-log-redact-keys` is on. Never a query: paths have none.
 pub fn log_path(path: &str) -> String {

@@ -31,18 +31,47 @@ pub struct FlvFile {
     /// The timestamp of the last tag, the file's duration in ms.
     last_timestamp: u32,
     last_sync: Instant,
+    last_flush: Instant,
 }
 
 impl FlvFile {
-    /// Creates `path` (never replacing a file) and writes the header and
-    /// `metadata`.
-    pub fn create(
+    /// Creates `path` (never replacing a file) and writes the header,
+    /// `metadata` and the `headers` (sequence headers: tag type and body)
+    /// at time 0. If those cannot be written the file is removed.
+    pub fn create<'a>(
         path: &Path,
         has_audio: bool,
         has_video: bool,
         metadata: &MetadataTag,
+        headers: impl Iterator<Item = (u8, &'a [u8])>,
     ) -> io::Result<FlvFile> {
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        let started = FlvFile::start(path, file, has_audio, has_video, metadata, headers);
+        match &started {
+            Err(_) => {
+                // Created here, holding nothing of use.
+                let _ = std::fs::remove_file(path);
+            }
+            // The new name itself is on the disk too.
+            Ok(_) => {
+                if let Some(dir) = path.parent()
+                    && let Ok(dir) = File::open(dir)
+                {
+                    let _ = dir.sync_all();
+                }
+            }
+        }
+        started
+    }
+
+    fn start<'a>(
+        path: &Path,
+        file: File,
+        has_audio: bool,
+        has_video: bool,
+        metadata: &MetadataTag,
+        headers: impl Iterator<Item = (u8, &'a [u8])>,
+    ) -> io::Result<FlvFile> {
         let mut flv = FlvFile {
             path: path.to_owned(),
             out: BufWriter::with_capacity(BUFFER, file),
@@ -51,12 +80,18 @@ impl FlvFile {
             filesize_at: 0,
             last_timestamp: 0,
             last_sync: Instant::now(),
+            last_flush: Instant::now(),
         };
         flv.put(&flv_writer::file_header(has_audio, has_video))?;
         let body_at = flv.len + flv_writer::TAG_HEADER_LEN as u64;
         flv.duration_at = body_at + metadata.duration_at as u64;
         flv.filesize_at = body_at + metadata.filesize_at as u64;
         flv.tag(flv_writer::tag_type::SCRIPT, 0, &metadata.body)?;
+        for (tag_type, body) in headers {
+            flv.tag(tag_type, 0, body)?;
+        }
+        // The start of the file is on the disk before any media.
+        flv.out.flush()?;
         Ok(flv)
     }
 
@@ -77,10 +112,22 @@ impl FlvFile {
         Ok(())
     }
 
+    /// Whether a second has passed since the last checkpoint (for a
+    /// stream without keyframes to checkpoint at).
+    pub fn checkpoint_due(&self) -> bool {
+        self.last_flush.elapsed() >= SYNC_EVERY
+    }
+
+    /// The timestamp of the latest tag.
+    pub fn last_timestamp(&self) -> u32 {
+        self.last_timestamp
+    }
+
     /// Writes out what is buffered (at a keyframe), and syncs it to the
     /// disk if the last sync was a while ago.
     pub fn checkpoint(&mut self) -> io::Result<()> {
         self.out.flush()?;
+        self.last_flush = Instant::now();
         if self.last_sync.elapsed() >= SYNC_EVERY {
             self.out.get_ref().sync_data()?;
             self.last_sync = Instant::now();
@@ -141,14 +188,19 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.flv");
         let meta = metadata_tag(None, &MetadataFacts::default());
-        let mut file = FlvFile::create(&path, true, true, &meta).unwrap();
-        file.tag(9, 0, b"\x17\x00\x00\x00\x00hdr").unwrap();
+        let headers = [(9u8, &b"\x17\x00\x00\x00\x00hdr"[..])];
+        let mut file = FlvFile::create(&path, true, true, &meta, headers.into_iter()).unwrap();
         file.tag(9, 0, b"\x17\x01\x00\x00\x00key").unwrap();
         file.checkpoint().unwrap();
         file.tag(8, 2500, b"\xaf\x01aac").unwrap();
         let len = file.bytes_written();
         // Never replaces a file.
-        assert!(FlvFile::create(&path, true, true, &meta).is_err());
+        let again = FlvFile::create(&path, true, true, &meta, std::iter::empty());
+        assert_eq!(
+            again.err().map(|e| e.kind()),
+            Some(io::ErrorKind::AlreadyExists)
+        );
+        assert!(path.exists(), "left alone");
         let done = file.finish().unwrap();
         assert_eq!(done.bytes, len);
         assert_eq!(done.duration, Duration::from_millis(2500));

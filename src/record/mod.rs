@@ -1,9 +1,10 @@
 //! Recording: published streams kept on disk as FLV (`-record-all`,
-//! `-record app/*`, `-record-dir`). A manager thread follows the hub's
-//! lifecycle events and starts one recorder per live session it should
-//! keep (see `recorder`): an output of the stream with its own bounded
-//! queue and thread, so that a slow or full disk never holds up the
-//! publisher or a player. The board lists what is being recorded, and
+//! `-record app/*`, `-record-dir`). When a publish session starts, the
+//! publisher's own thread attaches a recorder to the stream ([`attach`])
+//! before any of its media is taken, so a file misses nothing; the
+//! recorder (see `recorder`) is an output of the stream with its own
+//! bounded queue and thread, so that a slow or full disk never holds up
+//! the publisher or a player. The board lists what is being recorded, and
 //! lets shutdown wait until every file is finished.
 
 mod file;
@@ -11,26 +12,19 @@ mod name;
 mod recorder;
 
 use std::collections::HashMap;
-use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
 use parking_lot::Mutex;
 
-use crate::hub::events::Event;
+use crate::hub::stream::Stream;
 use crate::hub::stream_key::StreamKey;
 use crate::server::Shared;
 use recorder::Recorder;
 
-/// Lifecycle events the manager may fall behind by.
-const EVENT_CAPACITY: usize = 1024;
-const POLL: Duration = Duration::from_millis(250);
-/// How often the manager looks for live streams without their recorder.
-const RECONCILE: Duration = Duration::from_secs(1);
 /// Recorders' output ids, apart from connections' and relays'.
 const FIRST_OUTPUT_ID: u64 = 3 << 61;
 
@@ -69,96 +63,100 @@ pub struct RecordingStatus {
     pub duration: Duration,
 }
 
-/// The recorders running, by stream.
-#[derive(Debug, Default)]
+/// One running recorder.
+#[derive(Debug)]
+struct Running {
+    path: String,
+    status: Option<RecordingStatus>,
+}
+
+/// The recorders running, by output id (a stream republished at once may
+/// have the old session's recorder finishing while the new one starts).
+#[derive(Debug)]
 pub struct RecorderBoard {
-    running: Mutex<HashMap<String, Option<RecordingStatus>>>,
+    running: Mutex<HashMap<u64, Running>>,
+    next_id: AtomicU64,
+}
+
+impl Default for RecorderBoard {
+    fn default() -> Self {
+        RecorderBoard {
+            running: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(FIRST_OUTPUT_ID),
+        }
+    }
 }
 
 impl RecorderBoard {
-    /// The recording of stream `path` now, if a file is open.
+    /// The file stream `path` is being recorded to now, if one is open
+    /// (the newest recorder's).
     pub fn status(&self, path: &str) -> Option<RecordingStatus> {
-        self.running.lock().get(path).cloned().flatten()
+        let running = self.running.lock();
+        running
+            .iter()
+            .filter(|(_, r)| r.path == path && r.status.is_some())
+            .max_by_key(|(id, _)| **id)
+            .and_then(|(_, r)| r.status.clone())
     }
 
-    fn is_running(&self, path: &str) -> bool {
-        self.running.lock().contains_key(path)
+    fn add(&self, path: &str) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.running.lock().insert(
+            id,
+            Running {
+                path: path.to_owned(),
+                status: None,
+            },
+        );
+        id
     }
 
-    fn set(&self, path: &str, status: Option<RecordingStatus>) {
-        self.running.lock().insert(path.to_owned(), status);
+    fn set(&self, id: u64, status: Option<RecordingStatus>) {
+        if let Some(running) = self.running.lock().get_mut(&id) {
+            running.status = status;
+        }
     }
 
-    fn remove(&self, path: &str) {
-        self.running.lock().remove(path);
+    fn remove(&self, id: u64) {
+        self.running.lock().remove(&id);
     }
 
     /// Waits, for at most `limit`, until no recorder runs (each finishes
-    /// its file when its stream ends).
+    /// its file when its stream ends); logs those that did not finish.
     pub fn wait_idle(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         while !self.running.lock().is_empty() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));
         }
+        for running in self.running.lock().values() {
+            log::warn!(
+                "recording of {} not finished at shutdown",
+                crate::hub::stream_key::log_path(&running.path)
+            );
+        }
     }
 }
 
-/// Starts the recording manager if anything is recorded.
-pub(crate) fn start(shared: &Arc<Shared>) -> io::Result<()> {
-    if !shared.config.record.is_enabled() {
-        return Ok(());
-    }
-    let events = shared.events.subscribe("recorders", EVENT_CAPACITY);
-    let shared = Arc::clone(shared);
-    thread::Builder::new()
-        .name("recorders".into())
-        .spawn(move || {
-            let mut next_id = FIRST_OUTPUT_ID;
-            let mut next_check = Instant::now() + RECONCILE;
-            loop {
-                match events.recv_timeout(POLL) {
-                    Ok(Event::PublishStarted { key, .. }) => {
-                        start_recorder(&shared, &key, &mut next_id)
-                    }
-                    Ok(_) | Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-                if shared.shutting_down.load(Ordering::Relaxed) {
-                    break;
-                }
-                // Sessions whose start event was dropped (the channel is
-                // bounded) are made up for.
-                if Instant::now() >= next_check {
-                    for stream in shared.registry.streams() {
-                        if stream.is_live() && !shared.recorders.is_running(stream.path()) {
-                            start_recorder(&shared, stream.path(), &mut next_id);
-                        }
-                    }
-                    next_check = Instant::now() + RECONCILE;
-                }
-            }
-        })?;
-    Ok(())
-}
-
-/// Starts a recorder for the session on `path`, if it is to be recorded
-/// and none runs.
-fn start_recorder(shared: &Arc<Shared>, path: &str, next_id: &mut u64) {
-    let Some(key) = shared.registry.get(path).map(|s| s.key().clone()) else {
-        return;
-    };
-    if !shared.config.record.wants(&key) || shared.recorders.is_running(path) {
+/// Attaches a recorder to the live session of `stream` if it is to be
+/// recorded. Called by the input's thread as the session starts, before
+/// it takes any media: the recorder's queue gets everything.
+pub(crate) fn attach(shared: &Arc<Shared>, stream: &Arc<Stream>) {
+    let key = stream.key().clone();
+    if !shared.config.record.wants(&key) {
         return;
     }
-    shared.recorders.set(path, None);
-    let recorder = Recorder::new(Arc::clone(shared), key, *next_id);
-    *next_id += 1;
+    let id = shared.recorders.add(stream.path());
+    let recorder = Recorder::subscribe(Arc::clone(shared), key, Arc::clone(stream), id);
     let spawned = thread::Builder::new()
         .name("recorder".into())
         .spawn(move || recorder.run());
     if let Err(e) = spawned {
-        shared.recorders.remove(path);
-        log::warn!("recording of {path} not started: cannot start a thread: {e}");
+        // The recorder, dropped unrun, let go of its output.
+        shared.recorders.remove(id);
+        log::warn!(
+            "recording of {} not started: cannot start a thread: {e}",
+            stream.key()
+        );
     }
 }
 

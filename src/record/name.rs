@@ -14,7 +14,7 @@ pub const MAX_SUFFIX: u32 = 1000;
 
 /// A part of a file name: letters, digits, `.`, `-` and `_` kept, anything
 /// else (a `/` of a name, spaces, non-ASCII) as `_`, cut short.
-fn part(text: &str) -> String {
+pub fn part(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "._-".contains(c) {

@@ -1,16 +1,19 @@
-//! One stream's recorder, on its own thread: an output of the stream (not
-//! a player) whose bounded queue it empties into an FLV file. A file
-//! starts at a keyframe (an audio frame for a stream without video) with
-//! the metadata and sequence headers first, timestamps from 0; it is
-//! written out at every keyframe and finished when the session ends. A
-//! disk error, or falling behind the queue's bound (the stream then skips
-//! this output to a keyframe), closes the file cleanly, is counted and
-//! logged once, and the next keyframe starts a new file.
+//! One session's recorder, on its own thread: an output of the stream (not
+//! a player) whose bounded queue it empties into FLV files. A file starts
+//! at a keyframe (an audio frame for a stream without video) with the
+//! metadata and sequence headers first, timestamps from 0; it is written
+//! out at every keyframe (every second for audio only) and finished when
+//! the session ends. A disk error closes the file cleanly and is counted
+//! and logged once; after a pause a keyframe starts a new file. Falling
+//! behind the queue's bound (the stream then skips this output to a
+//! keyframe) closes the file at the gap, and the keyframe after it starts
+//! the next.
 
 use std::collections::VecDeque;
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::RecordingStatus;
 use super::file::FlvFile;
@@ -19,8 +22,8 @@ use crate::config::SlowSubscriberPolicy;
 use crate::hub::events::Event;
 use crate::hub::output::{Outbound, OutputKind, OutputOptions, OutputQueue, OutputSpec};
 use crate::hub::packet::{Packet, PacketKind};
-use crate::hub::stream::Stream;
-use crate::hub::stream_key::StreamKey;
+use crate::hub::stream::{Stream, Subscription};
+use crate::hub::stream_key::{self, StreamKey};
 use crate::media::flv_writer::{MetadataFacts, metadata_tag, tag_type};
 use crate::metrics::{self, GaugeGuard};
 use crate::server::Shared;
@@ -28,17 +31,24 @@ use crate::server::Shared;
 /// The recorder's queue: roomier than a player's, so that a disk pausing
 /// for a moment costs nothing.
 const QUEUE_MESSAGES: usize = 2048;
-const QUEUE_BYTES: usize = 64 * 1024 * 1024;
+const QUEUE_BYTES: usize = 32 * 1024 * 1024;
 const POLL: Duration = Duration::from_millis(250);
-/// Audio frames kept while waiting for a keyframe, and how far before it
-/// they may be to go in the file.
-const MAX_EARLY_AUDIO: usize = 32;
+/// Audio frames kept while waiting for a keyframe, and how far from it
+/// they may be stamped to go in the file with it.
+const MAX_EARLY_AUDIO: usize = 64;
 const EARLY_AUDIO_MS: u32 = 500;
+/// A timestamp this far behind the file's is a new timeline (a publisher
+/// that restarted its clock): the file continues from where it was.
+const BACKWARDS_MS: u32 = 1000;
+/// After a disk error, the wait before a new file is tried.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 pub(super) struct Recorder {
     shared: Arc<Shared>,
     key: StreamKey,
-    output_id: u64,
+    stream: Arc<Stream>,
+    subscription: Option<Subscription>,
+    id: u64,
 }
 
 /// The open file of a recorder.
@@ -46,52 +56,47 @@ struct Open {
     flv: FlvFile,
     /// The stream timestamp that is 0 in the file.
     base: u32,
+    has_video: bool,
+    /// Audio and video frames written (headers aside).
+    frames: u64,
+    /// A write out to the disk worked: writing works.
+    proven: bool,
     _active: GaugeGuard,
 }
 
 /// A recorder's state between packets.
 struct Writing<'a> {
     recorder: &'a Recorder,
-    stream: &'a Stream,
     file: Option<Open>,
     metadata: Option<Arc<Packet>>,
     video_header: Option<Arc<Packet>>,
     audio_header: Option<Arc<Packet>>,
     saw_video: bool,
-    /// Audio frames that came while waiting for the first keyframe: those
-    /// just before it go in the file too.
+    /// Audio frames that came while waiting for a keyframe: those stamped
+    /// close to it go in the file too.
     early_audio: VecDeque<Arc<Packet>>,
-    /// A failure was logged; the next ones are only counted.
+    /// A failure was logged; the next ones are only counted until a file
+    /// is written out again.
     failing: bool,
-    /// The queue's dropped messages when last looked at.
-    dropped: u64,
+    /// No new file before this (after a disk error).
+    retry_at: Option<Instant>,
+    /// The queue's dropped messages when last looked at; `None` before
+    /// the first packet (an output joining mid-GOP skips to a keyframe,
+    /// which is not falling behind).
+    dropped: Option<u64>,
 }
 
 impl Recorder {
-    pub(super) fn new(shared: Arc<Shared>, key: StreamKey, output_id: u64) -> Recorder {
-        Recorder {
-            shared,
-            key,
-            output_id,
-        }
-    }
-
-    /// Records until the session ends; the board forgets it after.
-    pub(super) fn run(self) {
-        let path = self.key.as_path();
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.record()));
-        if run.is_err() {
-            log::error!("recording of {} failed (panic)", self.key);
-            if let Some(stream) = self.shared.registry.get(&path) {
-                self.shared.registry.unsubscribe(&stream, self.output_id);
-            }
-        }
-        self.shared.recorders.remove(&path);
-    }
-
-    fn record(&self) {
+    /// Joins `stream` as an output now (the caller's thread takes the
+    /// stream's media only after this returns).
+    pub(super) fn subscribe(
+        shared: Arc<Shared>,
+        key: StreamKey,
+        stream: Arc<Stream>,
+        id: u64,
+    ) -> Recorder {
         let spec = OutputSpec {
-            id: self.output_id,
+            id,
             remote_addr: None,
             options: OutputOptions {
                 kind: OutputKind::Recorder,
@@ -103,25 +108,58 @@ impl Recorder {
             on_drop: None,
             doorbell: None,
         };
-        let registry = &self.shared.registry;
-        let (stream, subscription) = registry.subscribe(&self.key, spec);
-        if stream.is_live() {
-            let mut writing = Writing::new(self, &stream);
+        let subscription = stream.subscribe(spec);
+        Recorder {
+            shared,
+            key,
+            stream,
+            subscription: Some(subscription),
+            id,
+        }
+    }
+
+    /// Records until the session ends.
+    pub(super) fn run(mut self) {
+        let Some(subscription) = self.subscription.take() else {
+            return;
+        };
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut writing = Writing::new(&self);
             for packet in &subscription.catch_up {
                 writing.packet(packet);
             }
             writing.drain(&subscription.queue);
-            writing.close();
+            writing.close(false);
+        }));
+        if run.is_err() {
+            log::error!("recording of {} failed (panic)", self.key);
         }
-        registry.unsubscribe(&stream, self.output_id);
+    }
+
+    /// A file path as logs show it: without the stream name when logs
+    /// redact names (it is the secret stream key then).
+    fn shown(&self, path: &Path) -> String {
+        let shown = path.display().to_string();
+        if stream_key::redacting_logs() {
+            shown.replace(&name::part(self.key.name()), "***")
+        } else {
+            shown
+        }
+    }
+}
+
+impl Drop for Recorder {
+    /// Leaves the stream (and the board) however the recorder ended.
+    fn drop(&mut self) {
+        self.shared.registry.unsubscribe(&self.stream, self.id);
+        self.shared.recorders.remove(self.id);
     }
 }
 
 impl<'a> Writing<'a> {
-    fn new(recorder: &'a Recorder, stream: &'a Stream) -> Writing<'a> {
+    fn new(recorder: &'a Recorder) -> Writing<'a> {
         Writing {
             recorder,
-            stream,
             file: None,
             metadata: None,
             video_header: None,
@@ -129,7 +167,8 @@ impl<'a> Writing<'a> {
             saw_video: false,
             early_audio: VecDeque::new(),
             failing: false,
-            dropped: 0,
+            retry_at: None,
+            dropped: None,
         }
     }
 
@@ -140,7 +179,9 @@ impl<'a> Writing<'a> {
                 Ok(Some(Outbound::Media(packet))) => {
                     let bytes = packet.payload.len();
                     queue.release_queued(bytes);
-                    self.check_lag(queue);
+                    if self.starts_a_file(&packet) {
+                        self.check_gap(queue);
+                    }
                     self.packet(&packet);
                     queue.record_sent(1, bytes, Some(packet.timestamp));
                 }
@@ -150,17 +191,20 @@ impl<'a> Writing<'a> {
         }
     }
 
-    /// A queue that dropped messages means the recorder fell behind: the
-    /// file so far is closed, and the next keyframe (which the stream
-    /// resumes this output at) starts another.
-    fn check_lag(&mut self, queue: &OutputQueue) {
+    /// Looks, at a packet a file could start at, whether the stream
+    /// dropped messages of this output since the last one: the queue
+    /// skips to such a packet, so the gap is right before it. The file so
+    /// far ends there, and this packet starts the next.
+    fn check_gap(&mut self, queue: &OutputQueue) {
         let dropped = queue.shared().stats().dropped_messages;
-        if dropped > self.dropped {
-            self.dropped = dropped;
+        let before = self.dropped.replace(dropped);
+        if before.is_some_and(|before| dropped > before) {
             self.failed(
                 "fell behind the stream (is the disk too slow?)",
-                io::Error::other(format!("{dropped} messages skipped so far")),
+                &io::Error::other(format!("{dropped} messages skipped so far")),
             );
+            // Not a disk error: the next file starts at once.
+            self.retry_at = None;
         }
     }
 
@@ -176,37 +220,58 @@ impl<'a> Writing<'a> {
             _ => {}
         }
         self.saw_video |= packet.kind == PacketKind::Video;
-        if self.file.is_none() {
-            if !self.starts_a_file(packet) {
-                if packet.kind == PacketKind::Audio && !packet.sequence_header {
-                    if self.early_audio.len() == MAX_EARLY_AUDIO {
-                        self.early_audio.pop_front();
-                    }
-                    self.early_audio.push_back(Arc::clone(packet));
-                }
-                return;
-            }
-            // The audio of the keyframe's moment, stamped just before it,
-            // starts the file with it.
-            let early: Vec<Arc<Packet>> = std::mem::take(&mut self.early_audio)
-                .into_iter()
-                .filter(|a| packet.timestamp.wrapping_sub(a.timestamp) <= EARLY_AUDIO_MS)
-                .collect();
-            let base = early.first().map_or(packet.timestamp, |a| a.timestamp);
-            if let Err(e) = self.open(base) {
-                self.failed("cannot create a file", e);
-                return;
-            }
-            for audio in &early {
-                if let Err(e) = self.write(audio) {
-                    self.failed("cannot write", e);
-                    return;
-                }
-            }
+        if self.file.is_none() && !self.start(packet) {
+            return;
         }
         if let Err(e) = self.write(packet) {
-            self.failed("cannot write", e);
+            self.failed("cannot write", &e);
         }
+    }
+
+    /// Opens a file at `packet` if it can start one; false if there is
+    /// none open after.
+    fn start(&mut self, packet: &Arc<Packet>) -> bool {
+        let waiting = self.retry_at.is_some_and(|at| Instant::now() < at);
+        if waiting || !self.starts_a_file(packet) {
+            if packet.kind == PacketKind::Audio && !packet.sequence_header {
+                if self.early_audio.len() == MAX_EARLY_AUDIO {
+                    self.early_audio.pop_front();
+                }
+                self.early_audio.push_back(Arc::clone(packet));
+            }
+            return false;
+        }
+        // The audio of the keyframe's moment goes in the file with it.
+        let near = |a: &Arc<Packet>| {
+            let apart = a.timestamp.wrapping_sub(packet.timestamp);
+            apart <= EARLY_AUDIO_MS || apart.wrapping_neg() <= EARLY_AUDIO_MS
+        };
+        let early: Vec<Arc<Packet>> = std::mem::take(&mut self.early_audio)
+            .into_iter()
+            .filter(near)
+            .collect();
+        let base = early
+            .iter()
+            .map(|a| a.timestamp)
+            .filter(|t| packet.timestamp.wrapping_sub(*t) <= EARLY_AUDIO_MS)
+            .fold(packet.timestamp, |base, t| {
+                if base.wrapping_sub(t) <= EARLY_AUDIO_MS {
+                    t
+                } else {
+                    base
+                }
+            });
+        if let Err(e) = self.open(base) {
+            self.failed("cannot create a file", &e);
+            return false;
+        }
+        for audio in &early {
+            if let Err(e) = self.write(audio) {
+                self.failed("cannot write", &e);
+                return false;
+            }
+        }
+        true
     }
 
     /// A file starts at a keyframe, or at an audio frame of a stream
@@ -223,18 +288,18 @@ impl<'a> Writing<'a> {
     }
 
     fn expects_video(&self) -> bool {
-        let media = self.stream.media();
-        self.saw_video
-            || self.video_header.is_some()
-            || media.video_codec.is_some()
-            || media.width.is_some()
+        if self.saw_video || self.video_header.is_some() {
+            return true;
+        }
+        let media = self.recorder.stream.media();
+        media.video_codec.is_some() || media.width.is_some()
     }
 
     /// Opens a new file (never replacing one) and writes the metadata and
     /// sequence headers; `base` becomes its time 0.
     fn open(&mut self, base: u32) -> io::Result<()> {
-        let settings = &self.recorder.shared.config.record;
-        let media = self.stream.media();
+        let recorder = self.recorder;
+        let media = recorder.stream.media();
         let facts = MetadataFacts {
             width: media.width,
             height: media.height,
@@ -247,48 +312,34 @@ impl<'a> Writing<'a> {
         let metadata = metadata_tag(self.metadata.as_ref().map(|p| &p.payload[..]), &facts);
         let has_audio = self.audio_header.is_some() || media.audio_codec.is_some();
         let has_video = self.expects_video();
+        let headers = [&self.video_header, &self.audio_header];
+        let headers: Vec<&Packet> = headers.into_iter().flatten().map(|p| &**p).collect();
+        let dir = &recorder.shared.config.record.dir;
         let stamp = name::local_stamp();
-        let mut created = None;
-        for path in name::candidates(&settings.dir, &self.recorder.key, &stamp, "flv") {
-            match FlvFile::create(&path, has_audio, has_video, &metadata) {
-                Ok(flv) => {
-                    created = Some(flv);
+        let mut flv = None;
+        for path in name::candidates(dir, &recorder.key, &stamp, "flv") {
+            let tags = headers.iter().map(|h| (tag_of(h.kind), &h.payload[..]));
+            match FlvFile::create(&path, has_audio, has_video, &metadata, tags) {
+                Ok(created) => {
+                    flv = Some(created);
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    // What could be created is ours and useless: remove it.
-                    if path.exists() && e.kind() != io::ErrorKind::AlreadyExists {
-                        let _ = std::fs::remove_file(&path);
-                    }
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
-        let mut flv = created.ok_or_else(|| io::Error::other("every file name is taken"))?;
-        for header in [&self.video_header, &self.audio_header]
-            .into_iter()
-            .flatten()
-        {
-            if let Err(e) = flv.tag(tag_of(header.kind), 0, &header.payload) {
-                let _ = std::fs::remove_file(flv.path());
-                return Err(e);
-            }
-        }
-        let shown = flv.path().display().to_string();
-        if std::mem::take(&mut self.failing) {
-            log::info!("recording of {} resumed in {shown}", self.recorder.key);
-        } else {
-            log::info!("recording {} to {shown}", self.recorder.key);
+        let flv = flv.ok_or_else(|| io::Error::other("every file name is taken"))?;
+        let shown = recorder.shown(flv.path());
+        if !self.failing {
+            log::info!("recording {} to {shown}", recorder.key);
         }
         self.file = Some(Open {
             flv,
             base,
-            _active: GaugeGuard::raise(
-                &self.recorder.shared.metrics,
-                |m| &m.recordings_active,
-                None,
-            ),
+            has_video,
+            frames: 0,
+            proven: false,
+            _active: GaugeGuard::raise(&recorder.shared.metrics, |m| &m.recordings_active, None),
         });
         self.show();
         Ok(())
@@ -298,16 +349,29 @@ impl<'a> Writing<'a> {
         let Some(open) = &mut self.file else {
             return Ok(());
         };
-        // Anything stamped before the file's start (audio a little ahead
-        // of the first keyframe) is at 0.
-        let timestamp = match packet.timestamp.wrapping_sub(open.base) {
-            t if t > i32::MAX as u32 => 0,
-            t => t,
+        // Where the packet is in the file, as a signed distance from its
+        // start (a little before: audio interleaved ahead of video).
+        let relative = i64::from(packet.timestamp.wrapping_sub(open.base) as i32);
+        let last = i64::from(open.flv.last_timestamp());
+        let timestamp = if relative >= last - i64::from(BACKWARDS_MS) {
+            relative.max(0) as u32
+        } else {
+            // A new timeline: the file continues from where it was.
+            open.base = packet.timestamp.wrapping_sub(last as u32);
+            last as u32
         };
         open.flv
             .tag(tag_of(packet.kind), timestamp, &packet.payload)?;
-        if packet.keyframe {
+        if packet.kind != PacketKind::Data && !packet.sequence_header {
+            open.frames += 1;
+        }
+        let audio_only_due = !open.has_video && open.flv.checkpoint_due();
+        if packet.keyframe || audio_only_due {
             open.flv.checkpoint()?;
+            if !std::mem::replace(&mut open.proven, true) && std::mem::take(&mut self.failing) {
+                let shown = self.recorder.shown(open.flv.path());
+                log::info!("recording of {} resumed in {shown}", self.recorder.key);
+            }
             self.show();
         }
         Ok(())
@@ -320,49 +384,68 @@ impl<'a> Writing<'a> {
             bytes: open.flv.bytes_written(),
             duration: open.flv.duration(),
         });
-        let path = self.recorder.key.as_path();
-        self.recorder.shared.recorders.set(&path, status);
+        self.recorder.shared.recorders.set(self.recorder.id, status);
     }
 
     /// Counts a failure, logs the first of a run of them, and closes the
-    /// file cleanly; the next keyframe starts another.
-    fn failed(&mut self, what: &str, error: io::Error) {
+    /// file (what it holds is kept); a disk error waits a while before the
+    /// next file.
+    fn failed(&mut self, what: &str, error: &io::Error) {
         metrics::add(&self.recorder.shared.metrics.recording_errors, 1);
         if !std::mem::replace(&mut self.failing, true) {
             log::warn!(
                 "recording of {} {what}: {error}; the file so far is kept, \
-                 a new one starts at the next keyframe",
+                 a new one starts at a keyframe when it can be written",
                 self.recorder.key
             );
         }
-        self.close();
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        self.close(true);
     }
 
-    /// Finishes the open file, if any, and tells the event consumers.
-    fn close(&mut self) {
+    /// Finishes the open file, if any, and tells the event consumers. After
+    /// a failure (`quietly`) a file that cannot be finished is not counted
+    /// again, and one without a frame is removed.
+    fn close(&mut self, quietly: bool) {
         let Some(open) = self.file.take() else {
             return;
         };
-        let shared = &self.recorder.shared;
+        let recorder = self.recorder;
+        let shared = &recorder.shared;
+        let path = open.flv.path().to_owned();
+        let frames = open.frames;
         match open.flv.finish() {
+            Ok(done) if done.duration.is_zero() && frames == 0 && quietly => {
+                let _ = std::fs::remove_file(&done.path);
+            }
             Ok(done) => {
                 let file = done.path.display().to_string();
                 log::info!(
-                    "recorded {} to {file}: {} bytes, {:.1} s",
-                    self.recorder.key,
+                    "recorded {} to {}: {} bytes, {:.1} s",
+                    recorder.key,
+                    recorder.shown(&done.path),
                     done.bytes,
                     done.duration.as_secs_f64()
                 );
                 shared.events.emit(|| Event::RecordingDone {
-                    key: self.recorder.key.as_path(),
+                    key: recorder.key.as_path(),
                     file,
                     bytes: done.bytes,
                     duration: done.duration,
                 });
             }
+            Err(_) if quietly => {
+                if frames == 0 {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
             Err(e) => {
                 metrics::add(&shared.metrics.recording_errors, 1);
-                log::warn!("recording of {} not finished: {e}", self.recorder.key);
+                log::warn!(
+                    "recording of {} to {} not finished: {e}",
+                    recorder.key,
+                    recorder.shown(&path)
+                );
             }
         }
         self.show();

@@ -18,6 +18,7 @@ use crate::hub::stream_key::StreamKey;
 use crate::metrics::{self, GaugeGuard};
 use crate::protocol::command::status;
 use crate::protocol::session::server::ServerEvent;
+use crate::record;
 
 /// Unknown commands logged at info level per connection; more go to debug.
 const MAX_LOGGED_UNKNOWN: u32 = 10;
@@ -158,6 +159,8 @@ impl Connection {
             )));
         };
         log::info!("conn#{} {} publishing {key}", self.id, self.peer);
+        // Before any of its media: the recorder's file misses nothing.
+        record::attach(&self.shared, &stream);
         self.role = Role::Publisher {
             input: Input::new(stream, self.id),
             key,
