@@ -18,7 +18,11 @@ use rtmp_server::protocol::message::{Message, RawMessage, type_id};
 use rtmp_server::rtmp::client::{Client, ClientOptions};
 
 /// How far resident memory may stay above its level before the attack.
-const RSS_SLACK: usize = 6 << 20;
+/// The allocator keeps some of what an attack made the server hold (the
+/// 8 Mbps attack: a deaf player's 4 MiB queue and a 2 MB GOP at once)
+/// without returning it to the system: one run in four or so ended
+/// 6.3 MiB up. Unbounded growth is tens of MiB in every attack here.
+const RSS_SLACK: usize = 8 << 20;
 
 /// Runs `attack` against a fresh server process and checks it survived.
 fn survive(args: &[&str], attack: impl FnOnce(SocketAddr)) -> ServerProcess {
