@@ -127,10 +127,7 @@ impl Default for Config {
             relays: RelayTargets::default(),
             auth: AuthSettings::default(),
             hooks: HookSettings::default(),
-            record: RecordSettings {
-                dir: "recordings".into(),
-                ..RecordSettings::default()
-            },
+            record: RecordSettings::default(),
         }
     }
 }

@@ -324,3 +324,94 @@ fn a_full_disk_is_counted_while_players_play_on() {
     );
     drop(disk);
 }
+
+/// The duration ffprobe gives a file, in seconds.
+fn duration_of(file: &Path) -> f64 {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn segments_split_at_keyframes_and_together_hold_the_stream() {
+    assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
+    let dir = test_dir("record-segments");
+    let (mut server, rtmp, _http) = start(
+        &dir,
+        &[
+            "-record-all",
+            "-segment-duration",
+            "2s",
+            "-segment-pattern",
+            "%Y/%s_seg%02d",
+        ],
+    );
+    let sent = dir.join("sent.flv");
+    let tee = format!("[f=flv]rtmp://{rtmp}/live/cam|[f=flv]{}", sent.display());
+    // A keyframe every second (25 frames).
+    let publisher = ffmpeg_publish_with(7, 25, &["-f", "tee", &tee]);
+    assert!(
+        finish(publisher, Duration::from_secs(30), "publisher")
+            .status
+            .success()
+    );
+    // The last segment is finished when the session ends.
+    assert!(wait_for(Duration::from_secs(10), || server
+        .drain_log()
+        .iter()
+        .filter(|l| l.contains("recorded live/cam to "))
+        .count()
+        >= 3));
+    let year = std::fs::read_dir(dir.join("rec"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(
+        year.file_name().unwrap().len(),
+        4,
+        "a %Y directory: {year:?}"
+    );
+    let files = recordings(&year);
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() >= 3, "{names:?}");
+    for (n, name) in names.iter().enumerate() {
+        assert_eq!(*name, format!("live_cam_seg{:02}.flv", n + 1));
+    }
+    let (mut video, mut audio) = (0, 0);
+    for (n, file) in files.iter().enumerate() {
+        let probed = probe(file);
+        video += probed.video_frames;
+        audio += probed.audio_frames;
+        assert!(first_video_frame_is_key(file), "{file:?}");
+        assert_eq!(decode_errors(file), "", "{file:?} plays on its own");
+        if n + 1 < files.len() {
+            // At the first keyframe after 2 s: within one GOP of it.
+            let length = duration_of(file);
+            assert!((1.9..3.1).contains(&length), "{file:?}: {length} s");
+        }
+    }
+    let whole = probe(&sent);
+    assert_eq!(
+        (video, audio),
+        (whole.video_frames, whole.audio_frames),
+        "every frame, once"
+    );
+}

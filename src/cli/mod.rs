@@ -156,6 +156,14 @@ struct Flags {
     #[argh(option)]
     record: Vec<String>,
 
+    /// start a new recording file at the first keyframe after this, 0=off (default 0)
+    #[argh(option, default = "String::from(\"0\")")]
+    segment_duration: String,
+
+    /// file names: %s key, %d/%0Nd segment, %T time... (default "%s_%T")
+    #[argh(option)]
+    segment_pattern: Option<String>,
+
     /// where recordings go, created as needed (default "recordings")
     #[argh(option, default = "String::from(\"recordings\")")]
     record_dir: String,
@@ -366,6 +374,8 @@ pub fn parse_with_env(
             all: &flags.record_all,
             patterns: &flags.record,
             dir: &flags.record_dir,
+            segment_duration: &flags.segment_duration,
+            segment_pattern: flags.segment_pattern.as_deref(),
         })?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)

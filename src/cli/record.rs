@@ -3,16 +3,20 @@
 //! checked at startup rather than at the first publish.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::UsageError;
-use super::values::parse_bool;
+use super::values::{invalid, parse_bool, parse_duration};
 use crate::record::RecordSettings;
+use crate::record::pattern::{self, SegmentPattern};
 
-/// The `-record-*` flags as given.
+/// The `-record-*` and `-segment-*` flags as given.
 pub(super) struct RecordFlags<'a> {
     pub all: &'a str,
     pub patterns: &'a [String],
     pub dir: &'a str,
+    pub segment_duration: &'a str,
+    pub segment_pattern: Option<&'a str>,
 }
 
 pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings, UsageError> {
@@ -30,10 +34,36 @@ pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings,
         }
         patterns.push(pattern.to_owned());
     }
+    let segment = match flags.segment_duration.trim() {
+        "0" | "" => None,
+        value => match parse_duration("segment-duration", value)? {
+            d if d >= Duration::from_secs(1) => Some(d),
+            _ => {
+                return Err(invalid(
+                    "segment-duration",
+                    value,
+                    "want 0 (one file per session) or at least 1s, e.g. 30s or 10m",
+                ));
+            }
+        },
+    };
+    let default = if segment.is_some() {
+        pattern::DEFAULT_SEGMENTED
+    } else {
+        pattern::DEFAULT
+    };
+    let names_given = flags.segment_pattern.unwrap_or(default);
+    let names = SegmentPattern::parse(names_given).map_err(|e| {
+        UsageError(format!(
+            "rtmp-server: invalid value {names_given:?} for flag -segment-pattern: {e}"
+        ))
+    })?;
     let settings = RecordSettings {
         all: parse_bool("record-all", flags.all)?,
         patterns,
         dir: PathBuf::from(flags.dir),
+        segment,
+        names,
     };
     if settings.is_enabled() {
         check_dir(&settings.dir)?;

@@ -471,3 +471,26 @@ fn hook_flags_name_known_events_and_real_scripts() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn segment_flags_and_patterns_are_checked_at_startup() {
+    use crate::record::pattern::{DEFAULT, DEFAULT_SEGMENTED, SegmentPattern};
+    let plain = config(&[]).record;
+    assert_eq!(plain.segment, None);
+    assert_eq!(plain.names, SegmentPattern::parse(DEFAULT).unwrap());
+    let c = config(&["-segment-duration", "30s"]).record;
+    assert_eq!(c.segment, Some(Duration::from_secs(30)));
+    assert_eq!(c.names, SegmentPattern::parse(DEFAULT_SEGMENTED).unwrap());
+    let c = config(&["-segment-duration=2s", "-segment-pattern", "%Y/%s_%03d"]).record;
+    assert_eq!(c.names, SegmentPattern::parse("%Y/%s_%03d").unwrap());
+    for (list, says) in [
+        (&["-segment-duration", "500ms"][..], "-segment-duration"),
+        (&["-segment-duration", "soon"], "-segment-duration"),
+        (&["-segment-pattern", "%s_%q"], "unknown placeholder %q"),
+        (&["-segment-pattern", "cam_%T"], "needs %s"),
+        (&["-segment-pattern", "../%s_%d"], "-record-dir"),
+    ] {
+        let e = error(list);
+        assert!(e.contains(says), "{list:?}: {e}");
+    }
+}

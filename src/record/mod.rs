@@ -9,6 +9,7 @@
 
 mod file;
 mod name;
+pub mod pattern;
 mod recorder;
 
 use std::collections::HashMap;
@@ -23,13 +24,14 @@ use parking_lot::Mutex;
 use crate::hub::stream::Stream;
 use crate::hub::stream_key::StreamKey;
 use crate::server::Shared;
+use pattern::SegmentPattern;
 use recorder::Recorder;
 
 /// Recorders' output ids, apart from connections' and relays'.
 const FIRST_OUTPUT_ID: u64 = 3 << 61;
 
-/// Which streams are recorded, where.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Which streams are recorded, where, in what files.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordSettings {
     /// `-record-all`: every stream.
     pub all: bool,
@@ -37,6 +39,22 @@ pub struct RecordSettings {
     pub patterns: Vec<String>,
     /// `-record-dir`.
     pub dir: PathBuf,
+    /// `-segment-duration`: a new file at the first keyframe after this.
+    pub segment: Option<Duration>,
+    /// `-segment-pattern`: file names.
+    pub names: SegmentPattern,
+}
+
+impl Default for RecordSettings {
+    fn default() -> Self {
+        RecordSettings {
+            all: false,
+            patterns: Vec::new(),
+            dir: PathBuf::from("recordings"),
+            segment: None,
+            names: SegmentPattern::parse(pattern::DEFAULT).expect("the default pattern parses"),
+        }
+    }
 }
 
 impl RecordSettings {
@@ -167,9 +185,8 @@ mod tests {
     #[test]
     fn patterns_pick_streams() {
         let settings = RecordSettings {
-            all: false,
             patterns: vec!["live/cam".into(), "tv/*".into()],
-            dir: PathBuf::from("recordings"),
+            ..RecordSettings::default()
         };
         let key = |app, name| StreamKey::new(app, name).unwrap();
         assert!(settings.wants(&key("live", "cam?token=x")));

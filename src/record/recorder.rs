@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::RecordingStatus;
 use super::file::FlvFile;
-use super::name;
+use super::{name, pattern};
 use crate::config::SlowSubscriberPolicy;
 use crate::hub::events::Event;
 use crate::hub::output::{Outbound, OutputKind, OutputOptions, OutputQueue, OutputSpec};
@@ -80,6 +80,8 @@ struct Writing<'a> {
     failing: bool,
     /// No new file before this (after a disk error).
     retry_at: Option<Instant>,
+    /// The number of the next file of the session (from 1).
+    segment: u32,
     /// The queue's dropped messages when last looked at; `None` before
     /// the first packet (an output joining mid-GOP skips to a keyframe,
     /// which is not falling behind).
@@ -141,7 +143,7 @@ impl Recorder {
     fn shown(&self, path: &Path) -> String {
         let shown = path.display().to_string();
         if stream_key::redacting_logs() {
-            shown.replace(&name::part(self.key.name()), "***")
+            shown.replace(&pattern::safe_text(self.key.name()), "***")
         } else {
             shown
         }
@@ -168,6 +170,7 @@ impl<'a> Writing<'a> {
             early_audio: VecDeque::new(),
             failing: false,
             retry_at: None,
+            segment: 1,
             dropped: None,
         }
     }
@@ -220,6 +223,9 @@ impl<'a> Writing<'a> {
             _ => {}
         }
         self.saw_video |= packet.kind == PacketKind::Video;
+        if self.segment_due(packet) {
+            self.close(false);
+        }
         if self.file.is_none() && !self.start(packet) {
             return;
         }
@@ -274,6 +280,20 @@ impl<'a> Writing<'a> {
         true
     }
 
+    /// Whether the open file is as long as a segment, and `packet` can
+    /// start the next.
+    fn segment_due(&self, packet: &Packet) -> bool {
+        let Some(length) = self.recorder.shared.config.record.segment else {
+            return false;
+        };
+        self.file.as_ref().is_some_and(|open| {
+            let elapsed = packet.timestamp.wrapping_sub(open.base);
+            elapsed <= i32::MAX as u32
+                && u64::from(elapsed) >= length.as_millis() as u64
+                && self.starts_a_file(packet)
+        })
+    }
+
     /// A file starts at a keyframe, or at an audio frame of a stream
     /// without video.
     fn starts_a_file(&self, packet: &Packet) -> bool {
@@ -314,10 +334,15 @@ impl<'a> Writing<'a> {
         let has_video = self.expects_video();
         let headers = [&self.video_header, &self.audio_header];
         let headers: Vec<&Packet> = headers.into_iter().flatten().map(|p| &**p).collect();
-        let dir = &recorder.shared.config.record.dir;
-        let stamp = name::local_stamp();
+        let settings = &recorder.shared.config.record;
+        let number = self.segment;
         let mut flv = None;
-        for path in name::candidates(dir, &recorder.key, &stamp, "flv") {
+        for path in name::candidates(&settings.dir, &settings.names, &recorder.key, number, "flv") {
+            if let Some(parent) = path.parent()
+                && settings.names.has_directories()
+            {
+                std::fs::create_dir_all(parent)?;
+            }
             let tags = headers.iter().map(|h| (tag_of(h.kind), &h.payload[..]));
             match FlvFile::create(&path, has_audio, has_video, &metadata, tags) {
                 Ok(created) => {
@@ -329,6 +354,7 @@ impl<'a> Writing<'a> {
             }
         }
         let flv = flv.ok_or_else(|| io::Error::other("every file name is taken"))?;
+        self.segment += 1;
         let shown = recorder.shown(flv.path());
         if !self.failing {
             log::info!("recording {} to {shown}", recorder.key);
