@@ -240,6 +240,7 @@ impl Server {
             config,
         });
         relay::start(&shared)?;
+        shared.recorders.start_retention(&shared)?;
         let hooks = hooks::start(
             &shared.events,
             Arc::clone(&shared.metrics),

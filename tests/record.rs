@@ -415,3 +415,37 @@ fn segments_split_at_keyframes_and_together_hold_the_stream() {
         "every frame, once"
     );
 }
+
+#[test]
+fn retention_deletes_only_this_server_s_old_recordings() {
+    let dir = test_dir("record-retention");
+    // A recording made by this server...
+    let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
+    let mut publisher = connect(rtmp, "live").unwrap();
+    publisher.publish("cam").unwrap();
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    publisher
+        .send_video(0, &video_frame(0, true, 1000))
+        .unwrap();
+    publisher.delete_stream().unwrap();
+    server.wait_line("recorded live/cam to ");
+    drop(server);
+    let ours = recordings(&dir.join("rec")).remove(0);
+    // ... and an FLV that is not, both two days old, and a new one of ours.
+    let foreign = dir.join("rec/foreign.flv");
+    std::fs::write(&foreign, b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00").unwrap();
+    let fresh = dir.join("rec/fresh.flv");
+    std::fs::copy(&ours, &fresh).unwrap();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    for file in [&ours, &foreign] {
+        let handle = std::fs::File::options().write(true).open(file).unwrap();
+        handle.set_modified(two_days_ago).unwrap();
+    }
+    let (mut server, _rtmp, _http) = start(&dir, &["-record-all", "-record-max-age", "1d"]);
+    let line = server.find_line("deleted recording ");
+    assert!(line.contains(ours.to_str().unwrap()), "{line}");
+    assert!(line.contains("older than -record-max-age"), "{line}");
+    assert!(!ours.exists());
+    assert!(foreign.exists(), "not ours: kept");
+    assert!(fresh.exists(), "not old: kept");
+}

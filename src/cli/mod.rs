@@ -164,6 +164,14 @@ struct Flags {
     #[argh(option)]
     segment_pattern: Option<String>,
 
+    /// delete recordings older than this, e.g. 7d (default keep)
+    #[argh(option)]
+    record_max_age: Option<String>,
+
+    /// delete the oldest recordings while less is free, e.g. 1GiB (default off)
+    #[argh(option)]
+    record_min_free: Option<String>,
+
     /// where recordings go, created as needed (default "recordings")
     #[argh(option, default = "String::from(\"recordings\")")]
     record_dir: String,
@@ -376,6 +384,8 @@ pub fn parse_with_env(
             dir: &flags.record_dir,
             segment_duration: &flags.segment_duration,
             segment_pattern: flags.segment_pattern.as_deref(),
+            max_age: flags.record_max_age.as_deref(),
+            min_free: flags.record_min_free.as_deref(),
         })?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)

@@ -9,6 +9,7 @@ use super::UsageError;
 use super::values::{invalid, parse_bool, parse_duration};
 use crate::record::RecordSettings;
 use crate::record::pattern::{self, SegmentPattern};
+use crate::record::retention::Retention;
 
 /// The `-record-*` and `-segment-*` flags as given.
 pub(super) struct RecordFlags<'a> {
@@ -17,6 +18,8 @@ pub(super) struct RecordFlags<'a> {
     pub dir: &'a str,
     pub segment_duration: &'a str,
     pub segment_pattern: Option<&'a str>,
+    pub max_age: Option<&'a str>,
+    pub min_free: Option<&'a str>,
 }
 
 pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings, UsageError> {
@@ -64,11 +67,51 @@ pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings,
         dir: PathBuf::from(flags.dir),
         segment,
         names,
+        retention: Retention {
+            max_age: flags
+                .max_age
+                .map(|v| parse_duration("record-max-age", v))
+                .transpose()?,
+            min_free: flags
+                .min_free
+                .map(|v| parse_bytes("record-min-free", v))
+                .transpose()?,
+        },
     };
     if settings.is_enabled() {
         check_dir(&settings.dir)?;
     }
     Ok(settings)
+}
+
+/// A size such as `1GiB`, `500MiB`, `200M` or a number of bytes (units are
+/// powers of 1024).
+fn parse_bytes(flag: &str, value: &str) -> Result<u64, UsageError> {
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let shift = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
+        "" => Some(0),
+        "k" => Some(10),
+        "m" => Some(20),
+        "g" => Some(30),
+        "t" => Some(40),
+        _ => None,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .zip(shift)
+        .and_then(|(n, shift)| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| invalid(flag, value, "want a size such as 1GiB or 500MiB"))
 }
 
 /// Creates the directory if need be and makes sure a file can be

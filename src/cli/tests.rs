@@ -494,3 +494,29 @@ fn segment_flags_and_patterns_are_checked_at_startup() {
         assert!(e.contains(says), "{list:?}: {e}");
     }
 }
+
+#[test]
+fn retention_flags_take_durations_and_sizes() {
+    let c = config(&["-record-max-age", "7d", "-record-min-free", "1GiB"]).record;
+    assert_eq!(c.retention.max_age, Some(Duration::from_secs(7 * 86_400)));
+    assert_eq!(c.retention.min_free, Some(1 << 30));
+    for (value, bytes) in [
+        ("500MiB", 500u64 << 20),
+        ("200M", 200 << 20),
+        ("4096", 4096),
+        ("2tb", 2 << 40),
+    ] {
+        let c = config(&["-record-min-free", value]).record;
+        assert_eq!(c.retention.min_free, Some(bytes), "{value}");
+    }
+    assert_eq!(config(&[]).record.retention, Default::default());
+    for (list, says) in [
+        (&["-record-max-age", "forever"][..], "-record-max-age"),
+        (&["-record-min-free", "lots"], "-record-min-free"),
+        (&["-record-min-free", "0"], "-record-min-free"),
+        (&["-record-min-free", "1PiB"], "-record-min-free"),
+    ] {
+        let e = error(list);
+        assert!(e.contains(says), "{list:?}: {e}");
+    }
+}

@@ -76,8 +76,13 @@ fn codec_id(codec: Codec) -> f64 {
     }
 }
 
+/// `metadatacreator` of the files this server writes: how retention tells
+/// its own recordings from others'.
+pub const CREATOR: &str = "rtmp-server";
+
 /// Properties the recorder sets; the publisher's own are dropped.
 const OURS: &[&str] = &[
+    "metadatacreator",
     "duration",
     "filesize",
     "width",
@@ -124,6 +129,7 @@ pub fn metadata_tag(publisher: Option<&[u8]>, facts: &MetadataFacts) -> Metadata
         facts.channels.map(|c| Value::Number(c.into())),
     );
     put("stereo", facts.channels.map(|c| Value::Boolean(c == 2)));
+    put("metadatacreator", Some(Value::String(CREATOR.into())));
     let theirs = publisher
         .and_then(|body| amf0::decode_all(body).ok())
         .and_then(|values| values.into_iter().nth(1))
@@ -248,7 +254,8 @@ mod tests {
             let Value::EcmaArray(props) = &values[1] else {
                 panic!();
             };
-            assert_eq!(props.len(), 2, "duration and filesize only");
+            assert_eq!(props.len(), 3, "duration, filesize, creator");
+            assert_eq!(props[2].1, Value::String(CREATOR.into()));
             assert_eq!(
                 &tag.body[tag.duration_at..tag.duration_at + 8],
                 &number(0.0)

@@ -11,6 +11,7 @@ mod file;
 mod name;
 pub mod pattern;
 mod recorder;
+pub mod retention;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use crate::hub::stream_key::StreamKey;
 use crate::server::Shared;
 use pattern::SegmentPattern;
 use recorder::Recorder;
+use retention::Retention;
 
 /// Recorders' output ids, apart from connections' and relays'.
 const FIRST_OUTPUT_ID: u64 = 3 << 61;
@@ -43,6 +45,8 @@ pub struct RecordSettings {
     pub segment: Option<Duration>,
     /// `-segment-pattern`: file names.
     pub names: SegmentPattern,
+    /// `-record-max-age`, `-record-min-free`.
+    pub retention: Retention,
 }
 
 impl Default for RecordSettings {
@@ -53,6 +57,7 @@ impl Default for RecordSettings {
             dir: PathBuf::from("recordings"),
             segment: None,
             names: SegmentPattern::parse(pattern::DEFAULT).expect("the default pattern parses"),
+            retention: Retention::default(),
         }
     }
 }
@@ -94,6 +99,8 @@ struct Running {
 pub struct RecorderBoard {
     running: Mutex<HashMap<u64, Running>>,
     next_id: AtomicU64,
+    /// Asks the retention thread for a sweep.
+    sweeper: Mutex<Option<crossbeam_channel::Sender<()>>>,
 }
 
 impl Default for RecorderBoard {
@@ -101,11 +108,34 @@ impl Default for RecorderBoard {
         RecorderBoard {
             running: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(FIRST_OUTPUT_ID),
+            sweeper: Mutex::new(None),
         }
     }
 }
 
 impl RecorderBoard {
+    /// The files recorders have open.
+    pub fn open_files(&self) -> std::collections::HashSet<PathBuf> {
+        let running = self.running.lock();
+        running
+            .values()
+            .filter_map(|r| r.status.as_ref().map(|s| PathBuf::from(&s.file)))
+            .collect()
+    }
+
+    /// Starts retention if it is asked for.
+    pub(crate) fn start_retention(&self, shared: &Arc<Shared>) -> std::io::Result<()> {
+        *self.sweeper.lock() = retention::start(shared)?;
+        Ok(())
+    }
+
+    /// A recording was finished: retention may have work.
+    fn recording_ended(&self) {
+        if let Some(sweeper) = &*self.sweeper.lock() {
+            let _ = sweeper.try_send(());
+        }
+    }
+
     /// The file stream `path` is being recorded to now, if one is open
     /// (the newest recorder's).
     pub fn status(&self, path: &str) -> Option<RecordingStatus> {

@@ -459,6 +459,7 @@ impl<'a> Writing<'a> {
                     bytes: done.bytes,
                     duration: done.duration,
                 });
+                shared.recorders.recording_ended();
             }
             Err(_) if quietly => {
                 if frames == 0 {

@@ -348,6 +348,13 @@ impl ServerProcess {
         panic!("no log line with {needle:?}; saw {:?}", self.log);
     }
 
+    /// The first log line containing `needle`, among those seen so far or
+    /// the next ones.
+    pub fn find_line(&mut self, needle: &str) -> String {
+        let seen = self.log.iter().find(|l| l.contains(needle)).cloned();
+        seen.unwrap_or_else(|| self.wait_line(needle))
+    }
+
     /// Collects the log lines written so far.
     pub fn drain_log(&mut self) -> &[String] {
         while let Ok(line) = self.lines.try_recv() {
@@ -358,9 +365,7 @@ impl ServerProcess {
 
     /// The HTTP endpoint's address, from its log line.
     pub fn metrics_addr(&mut self) -> SocketAddr {
-        let needle = "metrics and status on http://";
-        let seen = self.log.iter().find(|l| l.contains(needle)).cloned();
-        let line = seen.unwrap_or_else(|| self.wait_line(needle));
+        let line = self.find_line("metrics and status on http://");
         line.rsplit('/').next().unwrap().parse().unwrap()
     }
 
