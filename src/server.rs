@@ -164,6 +164,25 @@ impl ServerHandle {
         self.shared.recorders.status(path)
     }
 
+    /// This server's finished recordings, newest first, with their paths
+    /// under the record directory (none when nothing is recorded).
+    pub fn recordings(&self) -> Vec<(String, record::catalog::Recorded)> {
+        let settings = &self.shared.config.record;
+        if !settings.is_enabled() {
+            return Vec::new();
+        }
+        let open = self.shared.recorders.open_files();
+        let mut found = record::catalog::scan(&settings.dir, |path, _| !open.contains(path));
+        found.reverse();
+        found
+            .into_iter()
+            .map(|r| {
+                let name = r.path.strip_prefix(&settings.dir).unwrap_or(&r.path);
+                (name.display().to_string(), r)
+            })
+            .collect()
+    }
+
     /// What each running relay is doing.
     pub fn relays(&self) -> Vec<RelayStatus> {
         self.shared.relays.statuses()

@@ -102,6 +102,19 @@ fn what_ffmpeg_publishes_is_recorded_frame_for_frame() {
         (4.5..5.5).contains(&duration),
         "onMetaData duration {duration}"
     );
+    // The finished file is listed.
+    let (status, body) = http_get(http, "/api/recordings", None);
+    assert_eq!(status, 200);
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+    let entry = &listed["recordings"][0];
+    assert_eq!(entry["name"], name.as_str());
+    assert_eq!(entry["stream"], "live/cam");
+    assert_eq!(entry["format"], "flv");
+    assert_eq!(entry["bytes"], std::fs::metadata(&file).unwrap().len());
+    let listed_ms = entry["duration_ms"].as_u64().unwrap();
+    assert_eq!(listed_ms, (duration * 1000.0).round() as u64);
+    assert!(humantime::parse_rfc3339(entry["start"].as_str().unwrap()).is_ok());
     assert_eq!(prometheus_value(http, "rtmp_recording_errors_total"), 0);
 }
 

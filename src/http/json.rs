@@ -13,6 +13,7 @@ use crate::hub::history::SessionRecord;
 use crate::hub::stream_status::StreamStatus;
 use crate::media::codec::Codec;
 use crate::record::RecordingStatus;
+use crate::record::catalog::Recorded;
 use crate::relay::status::RelayStatus;
 
 fn rfc3339(time: SystemTime) -> String {
@@ -148,6 +149,20 @@ pub fn stream(
             "bytes": r.bytes,
             "duration_ms": r.duration.as_millis() as u64,
         })),
+    })
+}
+
+/// One finished recording: its path under the record directory, stream,
+/// start, duration, size and format.
+pub fn recording(r: &(String, Recorded)) -> Value {
+    let (name, r) = r;
+    json!({
+        "name": name,
+        "stream": r.stream,
+        "start": r.started_at,
+        "duration_ms": (r.duration * 1000.0).round() as u64,
+        "bytes": r.bytes,
+        "format": "flv",
     })
 }
 

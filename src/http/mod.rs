@@ -1,6 +1,7 @@
 //! The HTTP metrics and status endpoint, served by one `tiny_http` thread
 //! when `-metrics-addr` is given: `/debug/vars` (Go expvar), `/metrics`
-//! (Prometheus), `/api/streams`, `/api/history`, `/api/server`, `/healthz`,
+//! (Prometheus), `/api/streams`, `/api/history`, `/api/recordings`,
+//! `/api/server`, `/healthz`,
 //! and `DELETE /api/clients/{id}` (only with the API token, which also
 //! guards every read but `/healthz` with `-api-read-auth`). The same thread
 //! takes each stream's bitrate reading once a second.
@@ -34,6 +35,7 @@ enum Route {
     Streams,
     Stream(String),
     History,
+    Recordings,
     Server,
     Healthz,
     Kick(Option<u64>),
@@ -75,6 +77,7 @@ fn route(method: &Method, url: &str) -> (Route, Paging) {
         "/metrics" => read(Route::Metrics),
         "/api/streams" => read(Route::Streams),
         "/api/history" => read(Route::History),
+        "/api/recordings" => read(Route::Recordings),
         "/api/server" => read(Route::Server),
         "/healthz" => read(Route::Healthz),
         _ => {
@@ -245,6 +248,15 @@ impl Endpoint {
                 ),
                 None => (404, json::error("no such stream")),
             },
+            Route::Recordings => {
+                let items = self
+                    .server
+                    .recordings()
+                    .iter()
+                    .map(json::recording)
+                    .collect();
+                (200, json::paged(items, paging.page, per_page, "recordings"))
+            }
             Route::History => {
                 let items = snapshot::history(&self.server)
                     .iter()

@@ -56,6 +56,10 @@ pub struct MetadataFacts {
     pub audio: Option<Codec>,
     pub sample_rate: Option<u32>,
     pub channels: Option<u8>,
+    /// The recorded stream (`app/name`) and when the file started (RFC
+    /// 3339), for listing recordings.
+    pub stream: Option<String>,
+    pub started_at: Option<String>,
 }
 
 /// An `onMetaData` tag body, with where its `duration` and `filesize`
@@ -83,6 +87,8 @@ pub const CREATOR: &str = "rtmp-server";
 /// Properties the recorder sets; the publisher's own are dropped.
 const OURS: &[&str] = &[
     "metadatacreator",
+    "recordedstream",
+    "recordedat",
     "duration",
     "filesize",
     "width",
@@ -130,6 +136,8 @@ pub fn metadata_tag(publisher: Option<&[u8]>, facts: &MetadataFacts) -> Metadata
     );
     put("stereo", facts.channels.map(|c| Value::Boolean(c == 2)));
     put("metadatacreator", Some(Value::String(CREATOR.into())));
+    put("recordedstream", facts.stream.clone().map(Value::String));
+    put("recordedat", facts.started_at.clone().map(Value::String));
     let theirs = publisher
         .and_then(|body| amf0::decode_all(body).ok())
         .and_then(|values| values.into_iter().nth(1))
@@ -215,6 +223,7 @@ mod tests {
             audio: Some(Codec::FourCc(*b"Opus")),
             sample_rate: Some(48_000),
             channels: Some(2),
+            ..MetadataFacts::default()
         };
         let mut tag = metadata_tag(Some(&publisher), &facts);
         tag.body[tag.duration_at..tag.duration_at + 8].copy_from_slice(&number(12.5));

@@ -7,6 +7,7 @@
 //! the publisher or a player. The board lists what is being recorded, and
 //! lets shutdown wait until every file is finished.
 
+pub mod catalog;
 mod file;
 mod name;
 pub mod pattern;

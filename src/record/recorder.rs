@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::RecordingStatus;
 use super::file::FlvFile;
@@ -328,6 +328,8 @@ impl<'a> Writing<'a> {
             audio: media.audio_codec,
             sample_rate: media.sample_rate,
             channels: media.channels,
+            stream: Some(recorder.key.as_path()),
+            started_at: Some(humantime::format_rfc3339_seconds(SystemTime::now()).to_string()),
         };
         let metadata = metadata_tag(self.metadata.as_ref().map(|p| &p.payload[..]), &facts);
         let has_audio = self.audio_header.is_some() || media.audio_codec.is_some();

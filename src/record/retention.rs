@@ -6,28 +6,19 @@
 //! A thread sweeps at startup, every minute, and when a recording ends.
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::media::flv_writer::{self, CREATOR};
-use crate::protocol::amf0::{self, Value};
+use super::catalog::{self, Recorded};
 use crate::server::Shared;
 
 /// How often the directory is swept without a recording ending.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// A file changed this recently may be being written.
 const BUSY: Duration = Duration::from_secs(60);
-/// Directory levels looked into (patterns make subdirectories).
-const MAX_DEPTH: usize = 8;
-/// Files looked at per sweep at most.
-const MAX_FILES: usize = 100_000;
-/// The start of a file read to see whose it is.
-const HEAD: usize = 64 * 1024;
 
 /// The retention settings; `None` keeps everything.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,14 +35,6 @@ impl Retention {
     }
 }
 
-/// One of this server's finished recordings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Recording {
-    path: PathBuf,
-    modified: SystemTime,
-    bytes: u64,
-}
-
 /// Why a recording was deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
@@ -59,70 +42,13 @@ pub enum Why {
     DiskFull,
 }
 
-/// Whether `path` is an FLV file this server wrote.
-fn is_ours(path: &Path) -> bool {
-    let mut head = Vec::with_capacity(HEAD);
-    let read = File::open(path).and_then(|f| f.take(HEAD as u64).read_to_end(&mut head));
-    if read.is_err() || head.get(..3) != Some(b"FLV") {
-        return false;
-    }
-    // The first tag after the header: our onMetaData.
-    let at = flv_writer::FILE_HEADER_LEN;
-    let Some(tag) = head.get(at..at + flv_writer::TAG_HEADER_LEN) else {
-        return false;
-    };
-    let len = u32::from_be_bytes([0, tag[1], tag[2], tag[3]]) as usize;
-    let start = at + flv_writer::TAG_HEADER_LEN;
-    let Some(body) = head.get(start..start + len) else {
-        return false;
-    };
-    let Ok(values) = amf0::decode_all(body) else {
-        return false;
-    };
-    matches!(values.get(1), Some(Value::EcmaArray(props)) if props.iter().any(|(name, value)| {
-        name == "metadatacreator" && *value == Value::String(CREATOR.into())
-    }))
-}
-
 /// This server's recordings under `dir`, oldest first, leaving out
 /// `open` ones and any changed since `now - BUSY`.
-fn finished(dir: &Path, open: &HashSet<PathBuf>, now: SystemTime) -> Vec<Recording> {
-    let mut found = Vec::new();
-    let mut dirs = vec![(dir.to_owned(), 0)];
-    let mut seen = 0;
-    while let Some((dir, depth)) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            seen += 1;
-            if seen > MAX_FILES {
-                break;
-            }
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else {
-                continue;
-            };
-            if meta.is_dir() {
-                if depth < MAX_DEPTH {
-                    dirs.push((path, depth + 1));
-                }
-                continue;
-            }
-            let modified = meta.modified().unwrap_or(now);
-            let busy = now.duration_since(modified).map_or(true, |age| age < BUSY);
-            let flv = path.extension().is_some_and(|e| e == "flv");
-            if meta.is_file() && flv && !busy && !open.contains(&path) && is_ours(&path) {
-                found.push(Recording {
-                    path,
-                    modified,
-                    bytes: meta.len(),
-                });
-            }
-        }
-    }
-    found.sort_by_key(|r| r.modified);
-    found
+fn finished(dir: &Path, open: &HashSet<PathBuf>, now: SystemTime) -> Vec<Recorded> {
+    catalog::scan(dir, |path, modified| {
+        let busy = now.duration_since(modified).map_or(true, |age| age < BUSY);
+        !busy && !open.contains(path)
+    })
 }
 
 /// Deletes what `retention` says should go; `free` tells the free bytes
