@@ -45,6 +45,7 @@ fn assert_secret_nowhere(server: &mut ServerProcess, http: SocketAddr, token: Op
         "/debug/vars",
         "/api/streams",
         "/api/history",
+        "/api/recordings",
         "/api/server",
         "/api/streams/live/cam",
     ] {
@@ -263,6 +264,7 @@ fn the_api_token_guards_reads_with_api_read_auth() {
     for path in [
         "/api/streams",
         "/api/history",
+        "/api/recordings",
         "/api/server",
         "/metrics",
         "/debug/vars",

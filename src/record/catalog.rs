@@ -144,7 +144,7 @@ mod tests {
         bytes.extend_from_slice(&meta.body);
         bytes.extend_from_slice(&tag_trailer(meta.body.len()));
         std::fs::write(dir.join("2026/ours.flv"), &bytes).unwrap();
-        std::fs::write(dir.join("other.flv"), &file_header(true, true)).unwrap();
+        std::fs::write(dir.join("other.flv"), file_header(true, true)).unwrap();
         std::fs::write(dir.join("ours.txt"), &bytes).unwrap();
         let found = scan(&dir, |_, _| true);
         assert_eq!(found.len(), 1, "{found:?}");
