@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh [N ...]        (default: 10 100 300 players)
 #
-# One 2 Mbps H.264 + AAC publisher (a test FLV made once with ffmpeg and
+# One MBPS (default 2) Mbps H.264 + AAC publisher (a test FLV made once with ffmpeg and
 # cached in target/bench/) and N players per run, measured over a steady
 # 30 s window by rtmp-bench. Then IDLE connections that only connect,
 # and what they cost each server. Prints tables and the ratios
@@ -25,6 +25,8 @@
 #                         run, labelled "ours OURS_ALSO" (default
 #                         "-write-coalesce 0": the other end of the
 #                         delay/CPU trade; empty skips it)
+#   MBPS=N                the publisher's video bitrate in Mbps (default
+#                         2; each bitrate's FLV is made once and cached)
 #   CARGO_TARGET_DIR      where the binaries are built (default target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,10 @@ client_threads=${CLIENT_THREADS:-1}
 idle=${IDLE:-1000}
 ours_flags=${OURS_FLAGS:-}
 ours_also=${OURS_ALSO--write-coalesce 0}
+mbps=${MBPS:-2}
+case $mbps in
+  '' | *[!0-9]*) echo "MBPS: want a whole number of Mbps" >&2; exit 2 ;;
+esac
 bin=${CARGO_TARGET_DIR:-target}/release
 
 for mode in "${modes[@]}"; do
@@ -55,12 +61,13 @@ scripts/apt-install.sh "${missing[@]}"
 cargo build --release --locked --bins --features bench -q
 work=target/bench
 mkdir -p "$work"
-flv="$work/test-2mbps.flv"
+flv="$work/test-${mbps}mbps.flv"
 if [ ! -s "$flv" ]; then
-  echo "making $flv (60 s of 720p30 H.264 at 2 Mbps, GOP 2 s, AAC 128 kbps)"
+  echo "making $flv (60 s of 720p30 H.264 at $mbps Mbps, GOP 2 s, AAC 128 kbps)"
   ffmpeg -hide_banner -loglevel error -y \
     -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 \
-    -t 60 -c:v libx264 -preset veryfast -b:v 1850k -maxrate 2M -bufsize 2M -g 60 -keyint_min 60 \
+    -t 60 -c:v libx264 -preset veryfast -b:v $((mbps * 925))k -maxrate ${mbps}M -bufsize ${mbps}M \
+    -g 60 -keyint_min 60 \
     -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "$flv"
 fi
 
@@ -160,7 +167,7 @@ bench_idle() { # label
   stop_server
 }
 
-command="WINDOW=$window CLIENT_MODES=\"${modes[*]}\" CLIENT_THREADS=$client_threads IDLE=$idle"
+command="MBPS=$mbps WINDOW=$window CLIENT_MODES=\"${modes[*]}\" CLIENT_THREADS=$client_threads IDLE=$idle"
 [ -z "$ours_flags" ] || command+=" OURS_FLAGS=\"$ours_flags\""
 command+=" OURS_ALSO=\"$ours_also\""
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
