@@ -4,3 +4,5 @@
 pub mod codec;
 pub mod flv;
 pub mod flv_writer;
+pub mod fmp4;
+pub mod fmp4_mux;

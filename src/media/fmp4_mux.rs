@@ -1,0 +1,335 @@
+//! FLV tags into fragmented MP4, sans-IO: the muxer learns each track's
+//! configuration from the sequence headers, turns audio and video tags
+//! into samples (composition offsets from the AVC/HEVC tag), and cuts a
+//! fragment at every video keyframe (every second for audio only). A
+//! sample's duration is the distance to the next one of its track, so
+//! each track holds its newest sample back until the next comes (or the
+//! end). Times are milliseconds in, 90 kHz (video) or the sample rate
+//! (audio) out, as 64-bit decode times.
+
+use bytes::Bytes;
+
+use super::fmp4::{self, Fragment, Sample, Track, TrackCodec, TrackRun};
+
+/// Video timescale.
+const VIDEO_TIMESCALE: u32 = 90_000;
+/// Longest fragment of a stream without keyframes to cut at, in ms.
+const AUDIO_FRAGMENT_MS: u64 = 1000;
+/// AAC sampling frequencies by index.
+const AAC_RATES: [u32; 13] = [
+    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
+    7_350,
+];
+
+/// The sample rate and channel count an AudioSpecificConfig states.
+pub fn aac_rate_and_channels(config: &[u8]) -> Option<(u32, u16)> {
+    let (b0, b1) = (*config.first()?, *config.get(1)?);
+    let index = ((b0 & 0x07) << 1) | (b1 >> 7);
+    let rate = *AAC_RATES.get(usize::from(index))?;
+    Some((rate, u16::from((b1 >> 3) & 0x0f)))
+}
+
+/// A track being muxed.
+#[derive(Debug)]
+struct TrackState {
+    track: Track,
+    /// Samples complete (their duration known) since the last fragment.
+    ready: Vec<Sample>,
+    /// The decode time of the first of them.
+    ready_start: Option<u64>,
+    /// The newest sample, waiting for the next to know its duration, with
+    /// its decode time.
+    pending: Option<(u64, Sample)>,
+    last_duration: u32,
+}
+
+impl TrackState {
+    fn new(track: Track, default_duration: u32) -> TrackState {
+        TrackState {
+            track,
+            ready: Vec::new(),
+            ready_start: None,
+            pending: None,
+            last_duration: default_duration,
+        }
+    }
+
+    /// Completes the pending sample: the next one is at `dts`.
+    fn settle(&mut self, dts: u64) {
+        if let Some((at, mut previous)) = self.pending.take() {
+            let duration = u32::try_from(dts.saturating_sub(at)).unwrap_or(u32::MAX);
+            previous.duration = duration;
+            self.last_duration = duration.max(1);
+            self.ready_start.get_or_insert(at);
+            self.ready.push(previous);
+        }
+    }
+
+    /// Adds a sample at `dts`; the one before it is complete now.
+    fn push(&mut self, dts: u64, sample: Sample) {
+        self.settle(dts);
+        self.pending = Some((dts, sample));
+    }
+
+    /// Completes the pending sample with the last duration (at the end).
+    fn complete(&mut self) {
+        if let Some((at, mut sample)) = self.pending.take() {
+            sample.duration = self.last_duration;
+            self.ready_start.get_or_insert(at);
+            self.ready.push(sample);
+        }
+    }
+}
+
+/// What the muxer gives back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// `ftyp` and `moov`, once, before any fragment.
+    Init(Vec<u8>),
+    Fragment(Fragment),
+}
+
+/// An FLV-to-fMP4 muxer for one file or one viewer.
+#[derive(Debug)]
+pub struct Fmp4Muxer {
+    expect_video: bool,
+    expect_audio: bool,
+    width: u16,
+    height: u16,
+    video: Option<TrackState>,
+    audio: Option<TrackState>,
+    started: bool,
+    sequence: u32,
+    /// The ms time the current fragment started (audio-only cuts).
+    fragment_start_ms: Option<u64>,
+}
+
+/// An AVC or HEVC video tag, legacy or Enhanced RTMP: its configuration
+/// (for a sequence header) or its coded frame.
+enum VideoTag {
+    Config(TrackCodec),
+    Frame { cto: i32, data: Bytes },
+    Other,
+}
+
+fn video_tag(payload: &Bytes) -> VideoTag {
+    let Some(&first) = payload.first() else {
+        return VideoTag::Other;
+    };
+    if first & 0x80 != 0 {
+        // Enhanced RTMP: packet type in the low bits, then the FourCC.
+        let packet_type = first & 0x0f;
+        let Some(fourcc) = payload.get(1..5) else {
+            return VideoTag::Other;
+        };
+        if fourcc != b"hvc1" && fourcc != b"avc1" {
+            return VideoTag::Other;
+        }
+        let config = |body: Bytes| match fourcc {
+            b"hvc1" => TrackCodec::Hevc(body),
+            _ => TrackCodec::Avc(body),
+        };
+        return match packet_type {
+            0 => VideoTag::Config(config(payload.slice(5..))),
+            // CodedFrames: a composition offset first.
+            1 if payload.len() >= 8 => VideoTag::Frame {
+                cto: signed24(&payload[5..8]),
+                data: payload.slice(8..),
+            },
+            // CodedFramesX: no offset.
+            3 => VideoTag::Frame {
+                cto: 0,
+                data: payload.slice(5..),
+            },
+            _ => VideoTag::Other,
+        };
+    }
+    let codec = first & 0x0f;
+    if (codec != 7 && codec != 12) || payload.len() < 5 {
+        return VideoTag::Other;
+    }
+    let body = payload.slice(5..);
+    match payload[1] {
+        0 if codec == 7 => VideoTag::Config(TrackCodec::Avc(body)),
+        0 => VideoTag::Config(TrackCodec::Hevc(body)),
+        1 => VideoTag::Frame {
+            cto: signed24(&payload[2..5]),
+            data: body,
+        },
+        _ => VideoTag::Other,
+    }
+}
+
+fn signed24(b: &[u8]) -> i32 {
+    let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+    ((v << 8) as i32) >> 8
+}
+
+impl Fmp4Muxer {
+    /// A muxer for a stream with video and/or audio; `width` and
+    /// `height` (from metadata) go in the track header.
+    pub fn new(expect_video: bool, expect_audio: bool, width: u16, height: u16) -> Fmp4Muxer {
+        Fmp4Muxer {
+            expect_video,
+            expect_audio,
+            width,
+            height,
+            video: None,
+            audio: None,
+            started: false,
+            sequence: 0,
+            fragment_start_ms: None,
+        }
+    }
+
+    /// Whether every expected track's configuration is known.
+    fn configured(&self) -> bool {
+        (!self.expect_video || self.video.is_some()) && (!self.expect_audio || self.audio.is_some())
+    }
+
+    /// Takes one FLV tag (`timestamp` in ms from the start); returns what
+    /// is ready to be written.
+    pub fn push_video(&mut self, timestamp: u64, keyframe: bool, payload: &Bytes) -> Vec<Output> {
+        let mut out = Vec::new();
+        match video_tag(payload) {
+            VideoTag::Config(codec) => {
+                if self.video.is_none() {
+                    let track = Track {
+                        id: 1,
+                        codec,
+                        timescale: VIDEO_TIMESCALE,
+                        width: self.width,
+                        height: self.height,
+                        channels: 0,
+                        sample_rate: 0,
+                    };
+                    self.video = Some(TrackState::new(track, VIDEO_TIMESCALE / 30));
+                }
+            }
+            VideoTag::Frame { cto, data } => {
+                if !self.configured() || (!self.started && !keyframe) {
+                    return out;
+                }
+                if keyframe {
+                    // The frame before it ends the fragment.
+                    if let Some(video) = &mut self.video {
+                        video.settle(timestamp * 90);
+                    }
+                    self.cut(&mut out);
+                }
+                self.start(&mut out, timestamp);
+                if let Some(video) = &mut self.video {
+                    let sample = Sample {
+                        duration: 0,
+                        cto: cto.saturating_mul(90),
+                        keyframe,
+                        data,
+                    };
+                    video.push(timestamp * 90, sample);
+                }
+            }
+            VideoTag::Other => {}
+        }
+        out
+    }
+
+    /// Takes one FLV audio tag (AAC).
+    pub fn push_audio(&mut self, timestamp: u64, payload: &Bytes) -> Vec<Output> {
+        let mut out = Vec::new();
+        let (Some(&first), Some(&kind)) = (payload.first(), payload.get(1)) else {
+            return out;
+        };
+        if first >> 4 != 10 {
+            return out;
+        }
+        if kind == 0 {
+            if self.audio.is_none() {
+                let config = payload.slice(2..);
+                let (rate, channels) = aac_rate_and_channels(&config).unwrap_or((44_100, 2));
+                let track = Track {
+                    id: 2,
+                    codec: TrackCodec::Aac(config),
+                    timescale: rate,
+                    width: 0,
+                    height: 0,
+                    channels,
+                    sample_rate: rate,
+                };
+                self.audio = Some(TrackState::new(track, 1024));
+            }
+            return out;
+        }
+        if !self.configured() || (!self.started && self.expect_video) {
+            return out;
+        }
+        if !self.expect_video
+            && self
+                .fragment_start_ms
+                .is_some_and(|start| timestamp.saturating_sub(start) >= AUDIO_FRAGMENT_MS)
+        {
+            self.cut(&mut out);
+        }
+        self.start(&mut out, timestamp);
+        if let Some(audio) = &mut self.audio {
+            let rate = u64::from(audio.track.timescale);
+            let sample = Sample {
+                duration: 0,
+                cto: 0,
+                keyframe: true,
+                data: payload.slice(2..),
+            };
+            audio.push((timestamp * rate + 500) / 1000, sample);
+        }
+        out
+    }
+
+    /// Gives the init segment before the first sample.
+    fn start(&mut self, out: &mut Vec<Output>, timestamp: u64) {
+        if !self.started {
+            self.started = true;
+            let tracks: Vec<Track> = [&self.video, &self.audio]
+                .into_iter()
+                .flatten()
+                .map(|t| t.track.clone())
+                .collect();
+            out.push(Output::Init(fmp4::init_segment(&tracks)));
+        }
+        self.fragment_start_ms.get_or_insert(timestamp);
+    }
+
+    /// Ends the current fragment, if it has samples.
+    fn cut(&mut self, out: &mut Vec<Output>) {
+        let runs: Vec<TrackRun<'_>> = [&self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                Some(TrackRun {
+                    track_id: t.track.id,
+                    base_decode_time: t.ready_start?,
+                    samples: &t.ready,
+                })
+            })
+            .filter(|r| !r.samples.is_empty())
+            .collect();
+        if runs.is_empty() {
+            return;
+        }
+        self.sequence += 1;
+        out.push(Output::Fragment(fmp4::fragment(self.sequence, &runs)));
+        for track in [&mut self.video, &mut self.audio].into_iter().flatten() {
+            track.ready.clear();
+            track.ready_start = None;
+        }
+        self.fragment_start_ms = None;
+    }
+
+    /// Ends the stream: the last fragment, with every sample.
+    pub fn finish(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        for track in [&mut self.video, &mut self.audio].into_iter().flatten() {
+            track.complete();
+        }
+        self.cut(&mut out);
+        out
+    }
+}
