@@ -462,3 +462,65 @@ fn retention_deletes_only_this_server_s_old_recordings() {
     assert!(foreign.exists(), "not ours: kept");
     assert!(fresh.exists(), "not old: kept");
 }
+
+#[test]
+fn mp4_recordings_hold_every_frame_and_survive_sigkill() {
+    assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
+    let dir = test_dir("record-mp4");
+    let (mut server, rtmp, http) = start(&dir, &["-record-all", "-record-format", "mp4"]);
+    let sent = dir.join("sent.flv");
+    let tee = format!("[f=flv]rtmp://{rtmp}/live/cam|[f=flv]{}", sent.display());
+    let publisher = ffmpeg_publish_with(4, 25, &["-f", "tee", &tee]);
+    let line = server.wait_line("recording live/cam to ");
+    let file = PathBuf::from(line.rsplit(' ').next().unwrap());
+    assert_eq!(file.extension().unwrap(), "mp4");
+    assert!(
+        finish(publisher, Duration::from_secs(30), "publisher")
+            .status
+            .success()
+    );
+    server.wait_line("recorded live/cam to ");
+    let (recorded, published) = (probe(&file), probe(&sent));
+    assert_eq!(recorded.codecs, ["aac", "h264"]);
+    assert_eq!(
+        recorded.video_frames, published.video_frames,
+        "every video frame"
+    );
+    // Audio stamped before the first keyframe has no fragment to go in.
+    assert!(
+        published.audio_frames - recorded.audio_frames <= 2,
+        "{recorded:?} {published:?}"
+    );
+    assert!(first_video_frame_is_key(&file));
+    assert_eq!(decode_errors(&file), "");
+    let (_, body) = http_get(http, "/api/recordings", None);
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let entry = &listed["recordings"][0];
+    assert_eq!(entry["format"], "mp4", "{listed}");
+    assert_eq!(entry["stream"], "live/cam");
+    assert!(
+        (3500..4500).contains(&entry["duration_ms"].as_u64().unwrap()),
+        "{entry}"
+    );
+    drop(server);
+
+    // Killed mid-stream, the file plays up to its last fragment.
+    let dir = test_dir("record-mp4-kill");
+    let (mut server, rtmp, http) = start(&dir, &["-record-all", "-record-format", "mp4"]);
+    let publisher = ffmpeg_publish_with(30, 25, &["-f", "flv", &format!("rtmp://{rtmp}/live/cam")]);
+    server.wait_line("recording live/cam to ");
+    assert!(wait_for(Duration::from_secs(15), || {
+        let (_, body) = http_get(http, "/api/streams/live/cam", None);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        json["recording"]["duration_ms"].as_u64().unwrap_or(0) >= 3000
+    }));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut publisher = publisher;
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    let files = recordings(&dir.join("rec"));
+    let recorded = probe(&files[0]);
+    assert!(recorded.video_frames >= 50, "{recorded:?}");
+    assert!(first_video_frame_is_key(&files[0]));
+}

@@ -172,6 +172,10 @@ struct Flags {
     #[argh(option)]
     record_min_free: Option<String>,
 
+    /// recording container: auto (FLV, MP4 for HEVC)|flv|mp4 (default auto)
+    #[argh(option, default = "String::from(\"auto\")")]
+    record_format: String,
+
     /// where recordings go, created as needed (default "recordings")
     #[argh(option, default = "String::from(\"recordings\")")]
     record_dir: String,
@@ -386,6 +390,7 @@ pub fn parse_with_env(
             segment_pattern: flags.segment_pattern.as_deref(),
             max_age: flags.record_max_age.as_deref(),
             min_free: flags.record_min_free.as_deref(),
+            format: &flags.record_format,
         })?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)

@@ -10,6 +10,7 @@ use super::values::{invalid, parse_bool, parse_duration};
 use crate::record::RecordSettings;
 use crate::record::pattern::{self, SegmentPattern};
 use crate::record::retention::Retention;
+use crate::record::sink::RecordFormat;
 
 /// The `-record-*` and `-segment-*` flags as given.
 pub(super) struct RecordFlags<'a> {
@@ -20,6 +21,7 @@ pub(super) struct RecordFlags<'a> {
     pub segment_pattern: Option<&'a str>,
     pub max_age: Option<&'a str>,
     pub min_free: Option<&'a str>,
+    pub format: &'a str,
 }
 
 pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings, UsageError> {
@@ -61,7 +63,14 @@ pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings,
             "rtmp-server: invalid value {names_given:?} for flag -segment-pattern: {e}"
         ))
     })?;
+    let format = match flags.format {
+        "auto" => RecordFormat::Auto,
+        "flv" => RecordFormat::Flv,
+        "mp4" => RecordFormat::Mp4,
+        other => return Err(invalid("record-format", other, "want auto, flv or mp4")),
+    };
     let settings = RecordSettings {
+        format,
         all: parse_bool("record-all", flags.all)?,
         patterns,
         dir: PathBuf::from(flags.dir),

@@ -520,3 +520,18 @@ fn retention_flags_take_durations_and_sizes() {
         assert!(e.contains(says), "{list:?}: {e}");
     }
 }
+
+#[test]
+fn record_format_is_auto_flv_or_mp4() {
+    use crate::record::sink::RecordFormat;
+    assert_eq!(config(&[]).record.format, RecordFormat::Auto);
+    assert_eq!(
+        config(&["-record-format", "mp4"]).record.format,
+        RecordFormat::Mp4
+    );
+    assert_eq!(
+        config(&["-record-format=flv"]).record.format,
+        RecordFormat::Flv
+    );
+    assert!(error(&["-record-format", "mkv"]).contains("-record-format"));
+}

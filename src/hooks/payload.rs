@@ -134,11 +134,12 @@ impl Payload {
                 file,
                 bytes,
                 duration,
+                format,
             } => {
                 put("file", json!(file));
                 put("bytes", json!(bytes));
                 put("duration_sec", seconds(*duration));
-                put("format", json!("flv"));
+                put("format", json!(format));
                 (None, Some(key), None)
             }
             Event::InputAttached { .. }
@@ -341,6 +342,7 @@ mod tests {
                 file: "recordings/live_cam_20261123_120000.flv".into(),
                 bytes: 1000,
                 duration: Duration::from_secs(2),
+                format: "flv",
             },
         ];
         let names: Vec<&str> = events

@@ -162,7 +162,7 @@ pub fn recording(r: &(String, Recorded)) -> Value {
         "start": r.started_at,
         "duration_ms": (r.duration * 1000.0).round() as u64,
         "bytes": r.bytes,
-        "format": "flv",
+        "format": r.format,
     })
 }
 

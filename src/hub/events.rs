@@ -94,6 +94,8 @@ pub enum Event {
         file: String,
         bytes: u64,
         duration: Duration,
+        /// `flv` or `mp4`.
+        format: &'static str,
     },
     /// A relay of the stream changed state (`connecting`, `publishing`,
     /// `backoff`, `failed`); `destination` as logs show it.

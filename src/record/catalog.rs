@@ -1,6 +1,7 @@
 //! The finished recordings of this server under the record directory:
-//! FLV files whose `onMetaData` says `metadatacreator: rtmp-server`, with
-//! what that metadata tells (stream, start, duration). Retention deletes
+//! FLV files whose `onMetaData` says `metadatacreator: rtmp-server`, and
+//! MP4 files with this server's `free` box after their `moov`, with what
+//! those tell (stream, start, duration). Retention deletes
 //! from this list; `GET /api/recordings` shows it.
 
 use std::fs::File;
@@ -30,6 +31,43 @@ pub struct Recorded {
     pub started_at: Option<String>,
     /// Seconds, as patched into the metadata when the file was finished.
     pub duration: f64,
+    /// `flv` or `mp4`.
+    pub format: &'static str,
+}
+
+/// What the marker box of one of our MP4 files says: duration (s),
+/// stream, start.
+fn our_mp4(path: &Path) -> Option<(f64, Option<String>, Option<String>)> {
+    let mut head = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(MAX_METADATA as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    let mut at = 0usize;
+    while let Some(header) = head.get(at..at + 8) {
+        let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if size < 8 {
+            return None;
+        }
+        if &header[4..8] == b"free" {
+            let body = head.get(at + 8..at + size)?;
+            let rest = body.strip_prefix(super::mp4_file::MARKER)?;
+            let duration = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+            let mut texts = rest.get(8..)?;
+            let mut read = || -> Option<String> {
+                let len = u16::from_be_bytes([*texts.first()?, *texts.get(1)?]) as usize;
+                let text = texts.get(2..2 + len)?;
+                texts = texts.get(2 + len..)?;
+                Some(String::from_utf8_lossy(text).into_owned())
+            };
+            let stream = read();
+            let started = read();
+            return Some((duration as f64 / 1000.0, stream, started));
+        }
+        at += size;
+    }
+    None
 }
 
 /// The `onMetaData` properties of `path` if this server wrote it.
@@ -86,8 +124,25 @@ pub fn scan(dir: &Path, keep: impl Fn(&Path, SystemTime) -> bool) -> Vec<Recorde
                 continue;
             }
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            let flv = path.extension().is_some_and(|e| e == "flv");
-            if !meta.is_file() || !flv || !keep(&path, modified) {
+            let extension = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or_default();
+            if !meta.is_file() || !matches!(extension, "flv" | "mp4") || !keep(&path, modified) {
+                continue;
+            }
+            if extension == "mp4" {
+                if let Some((duration, stream, started_at)) = our_mp4(&path) {
+                    found.push(Recorded {
+                        modified,
+                        bytes: meta.len(),
+                        stream,
+                        started_at,
+                        duration,
+                        format: "mp4",
+                        path,
+                    });
+                }
                 continue;
             }
             let Some(props) = our_metadata(&path) else {
@@ -107,6 +162,7 @@ pub fn scan(dir: &Path, keep: impl Fn(&Path, SystemTime) -> bool) -> Vec<Recorde
                     Some(Value::Number(d)) => *d,
                     _ => 0.0,
                 },
+                format: "flv",
                 path,
             });
         }

@@ -9,10 +9,12 @@
 
 pub mod catalog;
 mod file;
+mod mp4_file;
 mod name;
 pub mod pattern;
 mod recorder;
 pub mod retention;
+pub mod sink;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,6 +31,7 @@ use crate::server::Shared;
 use pattern::SegmentPattern;
 use recorder::Recorder;
 use retention::Retention;
+use sink::RecordFormat;
 
 /// Recorders' output ids, apart from connections' and relays'.
 const FIRST_OUTPUT_ID: u64 = 3 << 61;
@@ -48,6 +51,8 @@ pub struct RecordSettings {
     pub names: SegmentPattern,
     /// `-record-max-age`, `-record-min-free`.
     pub retention: Retention,
+    /// `-record-format`.
+    pub format: RecordFormat,
 }
 
 impl Default for RecordSettings {
@@ -59,6 +64,7 @@ impl Default for RecordSettings {
             segment: None,
             names: SegmentPattern::parse(pattern::DEFAULT).expect("the default pattern parses"),
             retention: Retention::default(),
+            format: RecordFormat::default(),
         }
     }
 }

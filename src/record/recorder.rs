@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::RecordingStatus;
-use super::file::FlvFile;
+use super::sink::{Sink, Tracks};
 use super::{name, pattern};
 use crate::config::SlowSubscriberPolicy;
 use crate::hub::events::Event;
@@ -24,7 +24,7 @@ use crate::hub::output::{Outbound, OutputKind, OutputOptions, OutputQueue, Outpu
 use crate::hub::packet::{Packet, PacketKind};
 use crate::hub::stream::{Stream, Subscription};
 use crate::hub::stream_key::{self, StreamKey};
-use crate::media::flv_writer::{MetadataFacts, metadata_tag, tag_type};
+use crate::media::flv_writer::{MetadataFacts, metadata_tag};
 use crate::metrics::{self, GaugeGuard};
 use crate::server::Shared;
 
@@ -53,7 +53,7 @@ pub(super) struct Recorder {
 
 /// The open file of a recorder.
 struct Open {
-    flv: FlvFile,
+    sink: Sink,
     /// The stream timestamp that is 0 in the file.
     base: u32,
     has_video: bool,
@@ -337,32 +337,46 @@ impl<'a> Writing<'a> {
         let headers = [&self.video_header, &self.audio_header];
         let headers: Vec<&Packet> = headers.into_iter().flatten().map(|p| &**p).collect();
         let settings = &recorder.shared.config.record;
+        let container = settings.format.choose(media.video_codec, media.audio_codec);
         let number = self.segment;
-        let mut flv = None;
-        for path in name::candidates(&settings.dir, &settings.names, &recorder.key, number, "flv") {
+        let mut sink = None;
+        let names = name::candidates(
+            &settings.dir,
+            &settings.names,
+            &recorder.key,
+            number,
+            container.extension(),
+        );
+        for path in names {
             if let Some(parent) = path.parent()
                 && settings.names.has_directories()
             {
                 std::fs::create_dir_all(parent)?;
             }
-            let tags = headers.iter().map(|h| (tag_of(h.kind), &h.payload[..]));
-            match FlvFile::create(&path, has_audio, has_video, &metadata, tags) {
+            let tracks = Tracks {
+                has_audio,
+                has_video,
+                facts: &facts,
+                metadata: &metadata,
+                headers: &headers,
+            };
+            match Sink::create(container, &path, &tracks) {
                 Ok(created) => {
-                    flv = Some(created);
+                    sink = Some(created);
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(e),
             }
         }
-        let flv = flv.ok_or_else(|| io::Error::other("every file name is taken"))?;
+        let sink = sink.ok_or_else(|| io::Error::other("every file name is taken"))?;
         self.segment += 1;
-        let shown = recorder.shown(flv.path());
+        let shown = recorder.shown(sink.path());
         if !self.failing {
             log::info!("recording {} to {shown}", recorder.key);
         }
         self.file = Some(Open {
-            flv,
+            sink,
             base,
             has_video,
             frames: 0,
@@ -380,7 +394,7 @@ impl<'a> Writing<'a> {
         // Where the packet is in the file, as a signed distance from its
         // start (a little before: audio interleaved ahead of video).
         let relative = i64::from(packet.timestamp.wrapping_sub(open.base) as i32);
-        let last = i64::from(open.flv.last_timestamp());
+        let last = i64::from(open.sink.last_timestamp());
         let timestamp = if relative >= last - i64::from(BACKWARDS_MS) {
             relative.max(0) as u32
         } else {
@@ -388,16 +402,15 @@ impl<'a> Writing<'a> {
             open.base = packet.timestamp.wrapping_sub(last as u32);
             last as u32
         };
-        open.flv
-            .tag(tag_of(packet.kind), timestamp, &packet.payload)?;
+        let point = open.sink.write(packet, timestamp)?;
         if packet.kind != PacketKind::Data && !packet.sequence_header {
             open.frames += 1;
         }
-        let audio_only_due = !open.has_video && open.flv.checkpoint_due();
-        if packet.keyframe || audio_only_due {
-            open.flv.checkpoint()?;
+        let audio_only_due = !open.has_video && open.sink.checkpoint_due();
+        if point || audio_only_due {
+            open.sink.checkpoint()?;
             if !std::mem::replace(&mut open.proven, true) && std::mem::take(&mut self.failing) {
-                let shown = self.recorder.shown(open.flv.path());
+                let shown = self.recorder.shown(open.sink.path());
                 log::info!("recording of {} resumed in {shown}", self.recorder.key);
             }
             self.show();
@@ -408,9 +421,9 @@ impl<'a> Writing<'a> {
     /// Updates the board with the open file's figures.
     fn show(&self) {
         let status = self.file.as_ref().map(|open| RecordingStatus {
-            file: open.flv.path().display().to_string(),
-            bytes: open.flv.bytes_written(),
-            duration: open.flv.duration(),
+            file: open.sink.path().display().to_string(),
+            bytes: open.sink.bytes_written(),
+            duration: open.sink.duration(),
         });
         self.recorder.shared.recorders.set(self.recorder.id, status);
     }
@@ -440,9 +453,10 @@ impl<'a> Writing<'a> {
         };
         let recorder = self.recorder;
         let shared = &recorder.shared;
-        let path = open.flv.path().to_owned();
+        let path = open.sink.path().to_owned();
+        let format = open.sink.format();
         let frames = open.frames;
-        match open.flv.finish() {
+        match open.sink.finish() {
             Ok(done) if done.duration.is_zero() && frames == 0 && quietly => {
                 let _ = std::fs::remove_file(&done.path);
             }
@@ -460,6 +474,7 @@ impl<'a> Writing<'a> {
                     file,
                     bytes: done.bytes,
                     duration: done.duration,
+                    format,
                 });
                 shared.recorders.recording_ended();
             }
@@ -478,13 +493,5 @@ impl<'a> Writing<'a> {
             }
         }
         self.show();
-    }
-}
-
-fn tag_of(kind: PacketKind) -> u8 {
-    match kind {
-        PacketKind::Audio => tag_type::AUDIO,
-        PacketKind::Video => tag_type::VIDEO,
-        PacketKind::Data => tag_type::SCRIPT,
     }
 }
