@@ -1,37 +1,24 @@
-//! One FLV recording on disk: created without overwriting anything, tags
-//! appended through a buffer that is written out at every keyframe (and
-//! synced to the disk at most once a second), and finished by patching
-//! `duration` and `filesize` into its `onMetaData` and syncing. Whatever
-//! happens to the server, the file holds every tag up to the last one
-//! written out, complete.
+//! One FLV recording on disk: the header, `onMetaData` and the sequence
+//! headers, then tags, written out at every keyframe, and `duration` and
+//! `filesize` patched into the `onMetaData` when it is finished. Whatever
+//! happens to the server, the file holds every tag up to the last
+//! keyframe written out, complete.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::io;
+use std::path::Path;
+use std::time::Duration;
 
+use super::disk::{DiskFile, Finished};
 use crate::media::flv_writer::{self, MetadataTag};
 
-/// Buffered bytes at most between keyframes before they are written out
-/// anyway.
-const BUFFER: usize = 256 * 1024;
-/// Least time between two syncs to the disk.
-const SYNC_EVERY: Duration = Duration::from_secs(1);
-
-/// An open recording.
+/// An open FLV recording.
 pub struct FlvFile {
-    path: PathBuf,
-    out: BufWriter<File>,
-    /// Bytes written (or buffered) so far.
-    len: u64,
+    disk: DiskFile,
     /// Where the metadata's numbers are in the file.
     duration_at: u64,
     filesize_at: u64,
     /// The timestamp of the last tag, the file's duration in ms.
     last_timestamp: u32,
-    last_sync: Instant,
-    last_flush: Instant,
 }
 
 impl FlvFile {
@@ -45,77 +32,60 @@ impl FlvFile {
         metadata: &MetadataTag,
         headers: impl Iterator<Item = (u8, &'a [u8])>,
     ) -> io::Result<FlvFile> {
-        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        let started = FlvFile::start(path, file, has_audio, has_video, metadata, headers);
-        match &started {
-            Err(_) => {
-                // Created here, holding nothing of use.
-                let _ = std::fs::remove_file(path);
-            }
-            // The new name itself is on the disk too.
-            Ok(_) => {
-                if let Some(dir) = path.parent()
-                    && let Ok(dir) = File::open(dir)
-                {
-                    let _ = dir.sync_all();
-                }
+        let mut flv = FlvFile {
+            disk: DiskFile::create(path)?,
+            duration_at: 0,
+            filesize_at: 0,
+            last_timestamp: 0,
+        };
+        match flv.start(has_audio, has_video, metadata, headers) {
+            Ok(()) => Ok(flv),
+            Err(e) => {
+                flv.disk.discard();
+                Err(e)
             }
         }
-        started
     }
 
     fn start<'a>(
-        path: &Path,
-        file: File,
+        &mut self,
         has_audio: bool,
         has_video: bool,
         metadata: &MetadataTag,
         headers: impl Iterator<Item = (u8, &'a [u8])>,
-    ) -> io::Result<FlvFile> {
-        let mut flv = FlvFile {
-            path: path.to_owned(),
-            out: BufWriter::with_capacity(BUFFER, file),
-            len: 0,
-            duration_at: 0,
-            filesize_at: 0,
-            last_timestamp: 0,
-            last_sync: Instant::now(),
-            last_flush: Instant::now(),
-        };
-        flv.put(&flv_writer::file_header(has_audio, has_video))?;
-        let body_at = flv.len + flv_writer::TAG_HEADER_LEN as u64;
-        flv.duration_at = body_at + metadata.duration_at as u64;
-        flv.filesize_at = body_at + metadata.filesize_at as u64;
-        flv.tag(flv_writer::tag_type::SCRIPT, 0, &metadata.body)?;
+    ) -> io::Result<()> {
+        self.disk
+            .put(&flv_writer::file_header(has_audio, has_video))?;
+        let body_at = self.disk.written() + flv_writer::TAG_HEADER_LEN as u64;
+        self.duration_at = body_at + metadata.duration_at as u64;
+        self.filesize_at = body_at + metadata.filesize_at as u64;
+        self.tag(flv_writer::tag_type::SCRIPT, 0, &metadata.body)?;
         for (tag_type, body) in headers {
-            flv.tag(tag_type, 0, body)?;
+            self.tag(tag_type, 0, body)?;
         }
         // The start of the file is on the disk before any media.
-        flv.out.flush()?;
-        Ok(flv)
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.len += bytes.len() as u64;
-        Ok(())
+        self.disk.settle()
     }
 
     /// Appends a tag. A body FLV cannot state the length of is an error.
     pub fn tag(&mut self, tag_type: u8, timestamp: u32, body: &[u8]) -> io::Result<()> {
         let header = flv_writer::tag_header(tag_type, timestamp, body.len())
             .ok_or_else(|| io::Error::other("a message too long for an FLV tag"))?;
-        self.put(&header)?;
-        self.put(body)?;
-        self.put(&flv_writer::tag_trailer(body.len()))?;
+        self.disk.put(&header)?;
+        self.disk.put(body)?;
+        self.disk.put(&flv_writer::tag_trailer(body.len()))?;
         self.last_timestamp = self.last_timestamp.max(timestamp);
         Ok(())
     }
 
-    /// Whether a second has passed since the last checkpoint (for a
-    /// stream without keyframes to checkpoint at).
+    /// Whether a second has passed since the last checkpoint.
     pub fn checkpoint_due(&self) -> bool {
-        self.last_flush.elapsed() >= SYNC_EVERY
+        self.disk.checkpoint_due()
+    }
+
+    /// Writes out what is buffered (at a keyframe), syncing now and then.
+    pub fn checkpoint(&mut self) -> io::Result<()> {
+        self.disk.checkpoint()
     }
 
     /// The timestamp of the latest tag.
@@ -123,55 +93,31 @@ impl FlvFile {
         self.last_timestamp
     }
 
-    /// Writes out what is buffered (at a keyframe), and syncs it to the
-    /// disk if the last sync was a while ago.
-    pub fn checkpoint(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.last_flush = Instant::now();
-        if self.last_sync.elapsed() >= SYNC_EVERY {
-            self.out.get_ref().sync_data()?;
-            self.last_sync = Instant::now();
-        }
-        Ok(())
-    }
-
     pub fn path(&self) -> &Path {
-        &self.path
+        self.disk.path()
     }
 
     /// Bytes in the file so far.
     pub fn bytes_written(&self) -> u64 {
-        self.len
+        self.disk.written()
     }
 
-    /// The media's duration so far.
     pub fn duration(&self) -> Duration {
         Duration::from_millis(self.last_timestamp.into())
     }
 
     /// Writes out the rest, patches `duration` and `filesize`, and syncs.
     /// On a write error the file keeps what was written out before.
-    pub fn finish(mut self) -> io::Result<Finished> {
-        self.out.flush()?;
-        let file = self.out.get_ref();
-        let seconds = f64::from(self.last_timestamp) / 1000.0;
-        file.write_all_at(&flv_writer::number(seconds), self.duration_at)?;
-        file.write_all_at(&flv_writer::number(self.len as f64), self.filesize_at)?;
-        file.sync_all()?;
-        Ok(Finished {
-            path: self.path,
-            bytes: self.len,
-            duration: Duration::from_millis(self.last_timestamp.into()),
-        })
+    pub fn finish(self) -> io::Result<Finished> {
+        let seconds = flv_writer::number(f64::from(self.last_timestamp) / 1000.0);
+        let size = flv_writer::number(self.disk.written() as f64);
+        let patches = [
+            (self.duration_at, &seconds[..]),
+            (self.filesize_at, &size[..]),
+        ];
+        let duration = self.duration();
+        self.disk.finish(&patches, duration)
     }
-}
-
-/// A recording that was finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finished {
-    pub path: PathBuf,
-    pub bytes: u64,
-    pub duration: Duration,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! lets shutdown wait until every file is finished.
 
 pub mod catalog;
+mod disk;
 mod file;
 mod mp4_file;
 mod name;

@@ -4,21 +4,18 @@
 //! each written out as it is cut. Every fragment is complete on its own,
 //! so whatever happens to the server the file plays up to the last one.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::io;
+use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::file::Finished;
+use super::disk::{DiskFile, Finished};
 use crate::hub::packet::PacketKind;
 use crate::media::fmp4_mux::{Fmp4Muxer, Output};
 
 /// What the marker box starts with.
 pub const MARKER: &[u8] = b"rtmp-server\0";
-const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// The marker's body: the magic, the duration in ms (patched), then the
 /// stream and the start, each a u16 length and UTF-8.
@@ -35,15 +32,12 @@ pub fn marker(stream: &str, started_at: &str) -> Vec<u8> {
 
 /// An open MP4 recording.
 pub struct Mp4File {
-    path: PathBuf,
-    out: BufWriter<File>,
+    disk: DiskFile,
     muxer: Fmp4Muxer,
-    len: u64,
     marker: Vec<u8>,
     /// Where the marker's duration is, once written.
     duration_at: Option<u64>,
     last_timestamp: u32,
-    last_sync: Instant,
 }
 
 impl Mp4File {
@@ -55,28 +49,21 @@ impl Mp4File {
         marker: Vec<u8>,
         headers: impl Iterator<Item = (PacketKind, &'a Bytes)>,
     ) -> io::Result<Mp4File> {
-        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
         let mut mp4 = Mp4File {
-            path: path.to_owned(),
-            out: BufWriter::with_capacity(256 * 1024, file),
+            disk: DiskFile::create(path)?,
             muxer,
-            len: 0,
             marker,
             duration_at: None,
             last_timestamp: 0,
-            last_sync: Instant::now(),
         };
         for (kind, payload) in headers {
             // Headers give the muxer its configuration; nothing to write.
-            mp4.push(kind, 0, false, payload)?;
+            if let Err(e) = mp4.push(kind, 0, false, payload) {
+                mp4.disk.discard();
+                return Err(e);
+            }
         }
         Ok(mp4)
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)?;
-        self.len += bytes.len() as u64;
-        Ok(())
     }
 
     /// Writes what the muxer gave; true if a fragment was among it.
@@ -85,18 +72,19 @@ impl Mp4File {
         for output in outputs {
             match output {
                 Output::Init(init) => {
-                    self.put(&init)?;
+                    self.disk.put(&init)?;
                     let size = (8 + self.marker.len()) as u32;
-                    self.put(&size.to_be_bytes())?;
-                    self.put(b"free")?;
-                    self.duration_at = Some(self.len + MARKER.len() as u64);
+                    self.disk.put(&size.to_be_bytes())?;
+                    self.disk.put(b"free")?;
+                    self.duration_at = Some(self.disk.written() + MARKER.len() as u64);
                     let marker = std::mem::take(&mut self.marker);
-                    self.put(&marker)?;
+                    self.disk.put(&marker)?;
+                    self.disk.settle()?;
                 }
                 Output::Fragment(f) => {
-                    self.put(&f.header)?;
+                    self.disk.put(&f.header)?;
                     for data in &f.data {
-                        self.put(data)?;
+                        self.disk.put(data)?;
                     }
                     fragment = true;
                 }
@@ -124,22 +112,17 @@ impl Mp4File {
         self.write(outputs)
     }
 
-    /// Writes out what is buffered, and syncs if a second has passed.
+    /// Writes out what is buffered, syncing now and then.
     pub fn checkpoint(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        if self.last_sync.elapsed() >= SYNC_EVERY {
-            self.out.get_ref().sync_data()?;
-            self.last_sync = Instant::now();
-        }
-        Ok(())
+        self.disk.checkpoint()
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.disk.path()
     }
 
     pub fn bytes_written(&self) -> u64 {
-        self.len
+        self.disk.written()
     }
 
     pub fn last_timestamp(&self) -> u32 {
@@ -150,16 +133,13 @@ impl Mp4File {
     pub fn finish(mut self) -> io::Result<Finished> {
         let outputs = self.muxer.finish();
         self.write(outputs)?;
-        self.out.flush()?;
-        if let Some(at) = self.duration_at {
-            let ms = u64::from(self.last_timestamp);
-            self.out.get_ref().write_all_at(&ms.to_be_bytes(), at)?;
-        }
-        self.out.get_ref().sync_all()?;
-        Ok(Finished {
-            path: self.path,
-            bytes: self.len,
-            duration: Duration::from_millis(self.last_timestamp.into()),
-        })
+        let ms = u64::from(self.last_timestamp).to_be_bytes();
+        let patches: Vec<(u64, &[u8])> = self
+            .duration_at
+            .map(|at| (at, &ms[..]))
+            .into_iter()
+            .collect();
+        let duration = Duration::from_millis(self.last_timestamp.into());
+        self.disk.finish(&patches, duration)
     }
 }

@@ -6,7 +6,8 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::file::{Finished, FlvFile};
+use super::disk::Finished;
+use super::file::FlvFile;
 use super::mp4_file::{self, Mp4File};
 use crate::hub::packet::{Packet, PacketKind};
 use crate::media::codec::Codec;
