@@ -524,3 +524,57 @@ fn mp4_recordings_hold_every_frame_and_survive_sigkill() {
     assert!(recorded.video_frames >= 50, "{recorded:?}");
     assert!(first_video_frame_is_key(&files[0]));
 }
+
+#[test]
+fn hevc_over_enhanced_rtmp_is_recorded_to_mp4_frame_for_frame() {
+    assert!(tool_available("ffprobe"));
+    let ffmpeg = common::modern_ffmpeg();
+    let dir = test_dir("record-hevc");
+    let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
+    let sent = dir.join("sent.flv");
+    let tee = format!("[f=flv]rtmp://{rtmp}/live/hevc|[f=flv]{}", sent.display());
+    let output = Command::new(&ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "4", "-map", "0:v", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args(["-x265-params", "log-level=error", "-c:a", "aac"])
+        .args(["-f", "tee", &tee])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let line = server.wait_line("recorded live/hevc to ");
+    let file = PathBuf::from(
+        line.split(" to ")
+            .nth(1)
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap(),
+    );
+    // auto: HEVC over Enhanced RTMP goes to MP4.
+    assert_eq!(file.extension().unwrap(), "mp4", "{line}");
+    let recorded = probe(&file);
+    assert_eq!(recorded.codecs, ["aac", "hevc"]);
+    // The FLV's stream order is the demuxer's: compare the counts sorted.
+    let mut sent_counts = common::modern_packet_counts(&sent);
+    sent_counts.sort();
+    let mut recorded_counts = vec![
+        recorded.video_frames as usize,
+        recorded.audio_frames as usize,
+    ];
+    recorded_counts.sort();
+    assert_eq!(recorded_counts, sent_counts, "every frame ffmpeg sent");
+    assert!(first_video_frame_is_key(&file));
+    assert_eq!(decode_errors(&file), "");
+}

@@ -822,3 +822,45 @@ pub fn test_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A modern ffmpeg (6.1+: Enhanced RTMP, HEVC/AV1/VP9/Opus in FLV):
+/// `RTMP_SERVER_MODERN_FFMPEG` (set by `scripts/test.sh`), else the one
+/// `scripts/modern-ffmpeg.sh` installs.
+pub fn modern_ffmpeg() -> String {
+    if let Ok(path) = std::env::var("RTMP_SERVER_MODERN_FFMPEG") {
+        return path;
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/modern-ffmpeg.sh");
+    let output = Command::new(script).output().expect("run modern-ffmpeg.sh");
+    assert!(
+        output.status.success(),
+        "no modern ffmpeg: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Packets per stream index in `file`, as a modern ffmpeg reads it
+/// (Enhanced RTMP FLV included).
+pub fn modern_packet_counts(file: &std::path::Path) -> Vec<usize> {
+    let output = Command::new(modern_ffmpeg())
+        .args(["-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0", "-c", "copy", "-f", "framecrc", "-"])
+        .output()
+        .unwrap();
+    let mut counts = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some(Ok(index)) = line.split(',').next().map(|i| i.trim().parse::<usize>()) else {
+            continue;
+        };
+        if counts.len() <= index {
+            counts.resize(index + 1, 0);
+        }
+        counts[index] += 1;
+    }
+    counts
+}
