@@ -578,3 +578,86 @@ fn hevc_over_enhanced_rtmp_is_recorded_to_mp4_frame_for_frame() {
     assert!(first_video_frame_is_key(&file));
     assert_eq!(decode_errors(&file), "");
 }
+
+/// A modern ffmpeg's complaints decoding `file` (empty: clean).
+fn modern_decode_errors(file: &Path) -> String {
+    let output = Command::new(common::modern_ffmpeg())
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn av1_and_vp9_with_opus_are_recorded_to_mp4_frame_for_frame() {
+    let ffmpeg = common::modern_ffmpeg();
+    for (name, video) in [
+        (
+            "av1",
+            &[
+                "-c:v",
+                "libsvtav1",
+                "-preset",
+                "12",
+                "-svtav1-params",
+                "log-level=0",
+            ][..],
+        ),
+        (
+            "vp9",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ][..],
+        ),
+    ] {
+        let dir = test_dir(&format!("record-{name}"));
+        let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
+        let sent = dir.join("sent.flv");
+        let tee = format!("[f=flv]rtmp://{rtmp}/live/{name}|[f=flv]{}", sent.display());
+        let output = Command::new(&ffmpeg)
+            .args(["-hide_banner", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", "3", "-map", "0:v", "-map", "1:a", "-g", "25"])
+            .args(video)
+            .args(["-c:a", "libopus", "-f", "tee", &tee])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {output:?}");
+        let line = server.wait_line(&format!("recorded live/{name} to "));
+        let file = PathBuf::from(
+            line.split(" to ")
+                .nth(1)
+                .unwrap()
+                .split(':')
+                .next()
+                .unwrap(),
+        );
+        assert_eq!(file.extension().unwrap(), "mp4", "{line}");
+        let mut sent_counts = common::modern_packet_counts(&sent);
+        let mut recorded_counts = common::modern_packet_counts(&file);
+        sent_counts.sort();
+        recorded_counts.sort();
+        assert_eq!(recorded_counts.len(), 2, "{name}: two tracks");
+        // Opus stamped before the first keyframe has no fragment to go in.
+        let (audio_sent, video_sent) = (
+            sent_counts[1].max(sent_counts[0]),
+            sent_counts[0].min(sent_counts[1]),
+        );
+        let video_recorded = recorded_counts[0].min(recorded_counts[1]);
+        let audio_recorded = recorded_counts[0].max(recorded_counts[1]);
+        assert_eq!(video_recorded, video_sent, "{name}: every video frame");
+        assert!(
+            audio_sent - audio_recorded <= 3,
+            "{name}: {recorded_counts:?} of {sent_counts:?}"
+        );
+        assert_eq!(modern_decode_errors(&file), "", "{name}");
+    }
+}

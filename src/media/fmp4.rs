@@ -14,8 +14,15 @@ pub enum TrackCodec {
     Avc(Bytes),
     /// H.265: the HEVCDecoderConfigurationRecord (`hvcC`).
     Hevc(Bytes),
+    /// AV1: the AV1CodecConfigurationRecord (`av1C`).
+    Av1(Bytes),
+    /// VP9: the `vpcC` box's content (version and flags, then the
+    /// VPCodecConfigurationRecord), as Enhanced RTMP carries it.
+    Vp9(Bytes),
     /// AAC: the AudioSpecificConfig.
     Aac(Bytes),
+    /// Opus: the `OpusHead` identification header (RFC 7845).
+    Opus(Bytes),
 }
 
 /// One track of the init segment.
@@ -33,7 +40,7 @@ pub struct Track {
 
 impl Track {
     fn is_video(&self) -> bool {
-        !matches!(self.codec, TrackCodec::Aac(_))
+        !matches!(self.codec, TrackCodec::Aac(_) | TrackCodec::Opus(_))
     }
 }
 
@@ -218,7 +225,10 @@ fn stbl(out: &mut Vec<u8>, track: &Track) {
             match &track.codec {
                 TrackCodec::Avc(config) => visual(out, b"avc1", b"avcC", config, track),
                 TrackCodec::Hevc(config) => visual(out, b"hvc1", b"hvcC", config, track),
+                TrackCodec::Av1(config) => visual(out, b"av01", b"av1C", config, track),
+                TrackCodec::Vp9(config) => visual(out, b"vp09", b"vpcC", config, track),
                 TrackCodec::Aac(config) => mp4a(out, config, track),
+                TrackCodec::Opus(head) => opus(out, head, track),
             }
         });
         // The samples are in the fragments: empty tables.
@@ -254,13 +264,7 @@ fn visual(out: &mut Vec<u8>, entry: &[u8; 4], config_box: &[u8; 4], config: &[u8
 /// An `mp4a` sample entry with its `esds`.
 fn mp4a(out: &mut Vec<u8>, config: &[u8], track: &Track) {
     boxed(out, b"mp4a", |out| {
-        out.extend_from_slice(&[0; 6]);
-        u16be(out, 1);
-        out.extend_from_slice(&[0; 8]);
-        u16be(out, track.channels);
-        u16be(out, 16);
-        u32be(out, 0);
-        u32be(out, track.sample_rate.min(0xffff) << 16);
+        audio_entry(out, track);
         full(out, b"esds", 0, 0, |out| {
             let specific = descriptor(0x05, config);
             let mut decoder = vec![0x40, 0x15, 0, 0, 0];
@@ -271,6 +275,46 @@ fn mp4a(out: &mut Vec<u8>, config: &[u8], track: &Track) {
             es.extend_from_slice(&descriptor(0x06, &[0x02]));
             out.extend_from_slice(&descriptor(0x03, &es));
         });
+    });
+}
+
+/// The start of an audio sample entry: channels, 16-bit samples, rate.
+fn audio_entry(out: &mut Vec<u8>, track: &Track) {
+    out.extend_from_slice(&[0; 6]);
+    u16be(out, 1);
+    out.extend_from_slice(&[0; 8]);
+    u16be(out, track.channels);
+    u16be(out, 16);
+    u32be(out, 0);
+    u32be(out, track.sample_rate.min(0xffff) << 16);
+}
+
+/// `dOps` from an `OpusHead`: the same fields, big-endian, without the
+/// magic (ISO/IEC 23003-5 / the Opus-in-ISOBMFF encapsulation).
+pub fn dops(head: &[u8]) -> Option<Vec<u8>> {
+    let fields = head.strip_prefix(b"OpusHead")?;
+    let (channels, family) = (*fields.get(1)?, *fields.get(10)?);
+    let pre_skip = u16::from_le_bytes([*fields.get(2)?, *fields.get(3)?]);
+    let rate = u32::from_le_bytes(fields.get(4..8)?.try_into().ok()?);
+    let gain = i16::from_le_bytes([*fields.get(8)?, *fields.get(9)?]);
+    let mut out = vec![0, channels];
+    out.extend_from_slice(&pre_skip.to_be_bytes());
+    out.extend_from_slice(&rate.to_be_bytes());
+    out.extend_from_slice(&gain.to_be_bytes());
+    out.push(family);
+    if family != 0 {
+        // Stream count, coupled count and the channel mapping.
+        out.extend_from_slice(fields.get(11..13 + usize::from(channels))?);
+    }
+    Some(out)
+}
+
+/// An `Opus` sample entry with its `dOps`.
+fn opus(out: &mut Vec<u8>, head: &[u8], track: &Track) {
+    boxed(out, b"Opus", |out| {
+        audio_entry(out, track);
+        let body = dops(head).unwrap_or_default();
+        boxed(out, b"dOps", |out| out.extend_from_slice(&body));
     });
 }
 

@@ -122,19 +122,24 @@ fn video_tag(payload: &Bytes) -> VideoTag {
         let Some(fourcc) = payload.get(1..5) else {
             return VideoTag::Other;
         };
-        if fourcc != b"hvc1" && fourcc != b"avc1" {
-            return VideoTag::Other;
-        }
-        let config = |body: Bytes| match fourcc {
-            b"hvc1" => TrackCodec::Hevc(body),
-            _ => TrackCodec::Avc(body),
+        let config = match fourcc {
+            b"avc1" => TrackCodec::Avc,
+            b"hvc1" => TrackCodec::Hevc,
+            b"av01" => TrackCodec::Av1,
+            b"vp09" => TrackCodec::Vp9,
+            _ => return VideoTag::Other,
         };
+        // Only AVC and HEVC frames carry a composition offset.
+        let with_offset = matches!(fourcc, b"avc1" | b"hvc1");
         return match packet_type {
             0 => VideoTag::Config(config(payload.slice(5..))),
-            // CodedFrames: a composition offset first.
-            1 if payload.len() >= 8 => VideoTag::Frame {
+            1 if with_offset && payload.len() >= 8 => VideoTag::Frame {
                 cto: signed24(&payload[5..8]),
                 data: payload.slice(8..),
+            },
+            1 if !with_offset => VideoTag::Frame {
+                cto: 0,
+                data: payload.slice(5..),
             },
             // CodedFramesX: no offset.
             3 => VideoTag::Frame {
@@ -158,6 +163,59 @@ fn video_tag(payload: &Bytes) -> VideoTag {
         },
         _ => VideoTag::Other,
     }
+}
+
+/// An audio tag: a configuration or a coded frame.
+enum AudioTag {
+    Config(TrackCodec),
+    Frame(Bytes),
+}
+
+fn audio_tag(payload: &Bytes) -> Option<AudioTag> {
+    let first = *payload.first()?;
+    match first >> 4 {
+        // Legacy AAC: a packet type byte.
+        10 => match *payload.get(1)? {
+            0 => Some(AudioTag::Config(TrackCodec::Aac(payload.slice(2..)))),
+            1 => Some(AudioTag::Frame(payload.slice(2..))),
+            _ => None,
+        },
+        // Enhanced RTMP: packet type in the low bits, then the FourCC.
+        9 => {
+            let fourcc = payload.get(1..5)?;
+            let body = payload.slice(5..);
+            match (first & 0x0f, fourcc) {
+                (0, b"mp4a") => Some(AudioTag::Config(TrackCodec::Aac(body))),
+                (0, b"Opus") => Some(AudioTag::Config(TrackCodec::Opus(body))),
+                (1, b"mp4a" | b"Opus") => Some(AudioTag::Frame(body)),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The audio track for `codec`, with its rate and channels.
+fn audio_track(codec: TrackCodec) -> TrackState {
+    let (rate, channels, frame) = match &codec {
+        TrackCodec::Aac(config) => {
+            let (rate, channels) = aac_rate_and_channels(config).unwrap_or((44_100, 2));
+            (rate, channels, 1024)
+        }
+        // Opus is timed at 48 kHz whatever it was made from.
+        TrackCodec::Opus(head) => (48_000, u16::from(head.get(9).copied().unwrap_or(2)), 960),
+        _ => (44_100, 2, 1024),
+    };
+    let track = Track {
+        id: 2,
+        codec,
+        timescale: rate,
+        width: 0,
+        height: 0,
+        channels,
+        sample_rate: rate,
+    };
+    TrackState::new(track, frame)
 }
 
 fn signed24(b: &[u8]) -> i32 {
@@ -233,32 +291,21 @@ impl Fmp4Muxer {
         out
     }
 
-    /// Takes one FLV audio tag (AAC).
+    /// Takes one FLV audio tag (AAC, legacy or Enhanced RTMP; Opus).
     pub fn push_audio(&mut self, timestamp: u64, payload: &Bytes) -> Vec<Output> {
         let mut out = Vec::new();
-        let (Some(&first), Some(&kind)) = (payload.first(), payload.get(1)) else {
+        let Some(tag) = audio_tag(payload) else {
             return out;
         };
-        if first >> 4 != 10 {
-            return out;
-        }
-        if kind == 0 {
-            if self.audio.is_none() {
-                let config = payload.slice(2..);
-                let (rate, channels) = aac_rate_and_channels(&config).unwrap_or((44_100, 2));
-                let track = Track {
-                    id: 2,
-                    codec: TrackCodec::Aac(config),
-                    timescale: rate,
-                    width: 0,
-                    height: 0,
-                    channels,
-                    sample_rate: rate,
-                };
-                self.audio = Some(TrackState::new(track, 1024));
+        let data = match tag {
+            AudioTag::Config(codec) => {
+                if self.audio.is_none() {
+                    self.audio = Some(audio_track(codec));
+                }
+                return out;
             }
-            return out;
-        }
+            AudioTag::Frame(data) => data,
+        };
         if !self.configured() || (!self.started && self.expect_video) {
             return out;
         }
@@ -276,7 +323,7 @@ impl Fmp4Muxer {
                 duration: 0,
                 cto: 0,
                 keyframe: true,
-                data: payload.slice(2..),
+                data,
             };
             audio.push((timestamp * rate + 500) / 1000, sample);
         }

@@ -170,3 +170,47 @@ fn a_fragment_points_each_run_at_its_bytes() {
     assert_eq!(&file[starts[0]..starts[0] + 8], b"KEYFRAME");
     assert_eq!(&file[starts[1]..starts[1] + 4], b"aac!");
 }
+
+#[test]
+fn opus_head_becomes_dops_and_new_codecs_get_their_entries() {
+    // OpusHead: version 1, 2 channels, pre-skip 312, 48 kHz, gain 0, family 0.
+    let head = b"OpusHead\x01\x02\x38\x01\x80\xbb\x00\x00\x00\x00\x00";
+    assert_eq!(
+        dops(head).unwrap(),
+        [0, 2, 0x01, 0x38, 0, 0, 0xbb, 0x80, 0, 0, 0]
+    );
+    assert_eq!(dops(b"NotOpus!"), None);
+    assert_eq!(dops(b"OpusHead\x01"), None, "truncated");
+    let tracks = [
+        Track {
+            id: 1,
+            codec: TrackCodec::Av1(Bytes::from_static(b"\x81\x00\x0c\x00")),
+            timescale: 90_000,
+            width: 320,
+            height: 240,
+            channels: 0,
+            sample_rate: 0,
+        },
+        Track {
+            id: 2,
+            codec: TrackCodec::Opus(Bytes::from_static(head)),
+            timescale: 48_000,
+            width: 0,
+            height: 0,
+            channels: 2,
+            sample_rate: 48_000,
+        },
+    ];
+    let init = init_segment(&tracks);
+    let find = |needle: &[u8]| init.windows(needle.len()).any(|w| w == needle);
+    assert!(find(b"av01") && find(b"av1C\x81\x00\x0c\x00"));
+    assert!(find(b"Opus") && find(b"dOps\x00\x02\x01\x38"));
+    let vp9 = Track {
+        codec: TrackCodec::Vp9(Bytes::from_static(
+            b"\x01\x00\x00\x00\x00\x14\x82\x02\x02\x02\x00\x00",
+        )),
+        ..tracks[0].clone()
+    };
+    let init = init_segment(&[vp9]);
+    assert!(init.windows(8).any(|w| w == b"vpcC\x01\x00\x00\x00"));
+}

@@ -40,10 +40,16 @@ impl Container {
     }
 }
 
-/// Whether the MP4 muxer carries these codecs (H.264, H.265, AAC).
+/// Whether the MP4 muxer carries these codecs (H.264, H.265, AV1, VP9,
+/// AAC, Opus).
 fn mp4_carries(video: Option<Codec>, audio: Option<Codec>) -> bool {
-    let video_ok = video.is_none_or(|c| matches!(c.fourcc().as_ref(), Some(b"avc1" | b"hvc1")));
-    let audio_ok = audio.is_none_or(|c| c.fourcc() == Some(*b"mp4a"));
+    let video_ok = video.is_none_or(|c| {
+        matches!(
+            c.fourcc().as_ref(),
+            Some(b"avc1" | b"hvc1" | b"av01" | b"vp09")
+        )
+    });
+    let audio_ok = audio.is_none_or(|c| matches!(c.fourcc().as_ref(), Some(b"mp4a" | b"Opus")));
     video_ok && audio_ok
 }
 
@@ -217,7 +223,9 @@ mod tests {
             auto.choose(Some(Codec::LegacyVideo(12)), aac),
             Container::Mp4
         );
-        assert_eq!(auto.choose(av1, opus), Container::Flv, "not carried yet");
+        assert_eq!(auto.choose(av1, opus), Container::Mp4);
+        let vp8 = Some(Codec::FourCc(*b"vp08"));
+        assert_eq!(auto.choose(vp8, opus), Container::Flv, "not carried");
         assert_eq!(RecordFormat::Mp4.choose(avc, aac), Container::Mp4);
         assert_eq!(RecordFormat::Mp4.choose(None, aac), Container::Mp4);
         assert_eq!(
