@@ -661,3 +661,27 @@ fn av1_and_vp9_with_opus_are_recorded_to_mp4_frame_for_frame() {
         assert_eq!(modern_decode_errors(&file), "", "{name}");
     }
 }
+
+#[test]
+fn a_publisher_killed_mid_stream_leaves_a_finished_file() {
+    assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
+    let dir = test_dir("record-publisher-killed");
+    let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
+    let mut publisher =
+        ffmpeg_publish_with(30, 25, &["-f", "flv", &format!("rtmp://{rtmp}/live/cam")]);
+    server.wait_line("recording live/cam to ");
+    // Some seconds in, the encoder dies without a word.
+    assert!(wait_for(Duration::from_secs(15), || {
+        recordings(&dir.join("rec"))
+            .first()
+            .and_then(|f| std::fs::metadata(f).ok())
+            .is_some_and(|m| m.len() > 100_000)
+    }));
+    publisher.kill().unwrap();
+    publisher.wait().unwrap();
+    server.wait_line("recorded live/cam to ");
+    let file = recordings(&dir.join("rec")).remove(0);
+    assert!(metadata_duration(&file) > 1.0, "finished: duration patched");
+    assert!(flv::parse(&Bytes::from(std::fs::read(&file).unwrap())).is_ok());
+    assert_eq!(decode_errors(&file), "");
+}
