@@ -15,6 +15,10 @@ use super::fmp4::{self, Fragment, Sample, Track, TrackCodec, TrackRun};
 const VIDEO_TIMESCALE: u32 = 90_000;
 /// Longest fragment of a stream without keyframes to cut at, in ms.
 const AUDIO_FRAGMENT_MS: u64 = 1000;
+/// A video fragment is cut without a keyframe past these (a stream with
+/// keyframes far apart, or none).
+const MAX_FRAGMENT_MS: u64 = 10_000;
+const MAX_FRAGMENT_BYTES: usize = 16 * 1024 * 1024;
 /// AAC sampling frequencies by index.
 const AAC_RATES: [u32; 13] = [
     96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
@@ -41,6 +45,8 @@ struct TrackState {
     /// its decode time.
     pending: Option<(u64, Sample)>,
     last_duration: u32,
+    /// Payload bytes waiting for the next fragment.
+    ready_bytes: usize,
 }
 
 impl TrackState {
@@ -51,6 +57,7 @@ impl TrackState {
             ready_start: None,
             pending: None,
             last_duration: default_duration,
+            ready_bytes: 0,
         }
     }
 
@@ -67,7 +74,10 @@ impl TrackState {
 
     /// Adds a sample at `dts`; the one before it is complete now.
     fn push(&mut self, dts: u64, sample: Sample) {
+        // Decode times never go back within a track.
+        let dts = self.pending.as_ref().map_or(dts, |(at, _)| dts.max(*at));
         self.settle(dts);
+        self.ready_bytes += sample.data.len();
         self.pending = Some((dts, sample));
     }
 
@@ -251,7 +261,9 @@ impl Fmp4Muxer {
         let mut out = Vec::new();
         match video_tag(payload) {
             VideoTag::Config(codec) => {
-                if self.video.is_none() {
+                // Tracks are fixed by the init segment: one configured
+                // after it is not in the file.
+                if self.video.is_none() && !self.started {
                     let track = Track {
                         id: 1,
                         codec,
@@ -268,7 +280,16 @@ impl Fmp4Muxer {
                 if !self.configured() || (!self.started && !keyframe) {
                     return out;
                 }
-                if keyframe {
+                // A keyframe starts a fragment; so does a fragment grown
+                // too big or long without one (memory stays bounded).
+                let overgrown = self
+                    .video
+                    .as_ref()
+                    .is_some_and(|v| v.ready_bytes > MAX_FRAGMENT_BYTES)
+                    || self
+                        .fragment_start_ms
+                        .is_some_and(|start| timestamp.saturating_sub(start) >= MAX_FRAGMENT_MS);
+                if keyframe || overgrown {
                     // The frame before it ends the fragment.
                     if let Some(video) = &mut self.video {
                         video.settle(timestamp * 90);
@@ -299,7 +320,7 @@ impl Fmp4Muxer {
         };
         let data = match tag {
             AudioTag::Config(codec) => {
-                if self.audio.is_none() {
+                if self.audio.is_none() && !self.started {
                     self.audio = Some(audio_track(codec));
                 }
                 return out;
@@ -366,6 +387,7 @@ impl Fmp4Muxer {
         for track in [&mut self.video, &mut self.audio].into_iter().flatten() {
             track.ready.clear();
             track.ready_start = None;
+            track.ready_bytes = track.pending.as_ref().map_or(0, |(_, s)| s.data.len());
         }
         self.fragment_start_ms = None;
     }
@@ -378,5 +400,86 @@ impl Fmp4Muxer {
         }
         self.cut(&mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn avc_header() -> Bytes {
+        Bytes::from_static(b"\x17\x00\x00\x00\x00\x01\x64\x00\x1f\xff\xe1\x00\x00")
+    }
+
+    fn frame(key: bool, len: usize) -> Bytes {
+        let mut v = vec![if key { 0x17 } else { 0x27 }, 1, 0, 0, 0];
+        v.resize(5 + len, 0xab);
+        Bytes::from(v)
+    }
+
+    fn fragments(out: &[Output]) -> usize {
+        out.iter().filter(|o| matches!(o, Output::Fragment(_))).count()
+    }
+
+    #[test]
+    fn tracks_are_fixed_by_the_init_segment() {
+        let mut muxer = Fmp4Muxer::new(true, false, 0, 0);
+        assert!(muxer.push_video(0, false, &avc_header()).is_empty());
+        let out = muxer.push_video(0, true, &frame(true, 10));
+        assert!(matches!(out[0], Output::Init(_)));
+        // An audio configuration after the start is not in the file.
+        assert!(muxer.push_audio(20, &Bytes::from_static(b"\xaf\x00\x12\x10")).is_empty());
+        assert!(muxer.audio.is_none());
+        assert!(muxer.push_audio(40, &Bytes::from_static(b"\xaf\x01data")).is_empty());
+    }
+
+    #[test]
+    fn a_stream_without_keyframes_is_cut_all_the_same() {
+        let mut muxer = Fmp4Muxer::new(true, false, 0, 0);
+        muxer.push_video(0, false, &avc_header());
+        let mut cut = fragments(&muxer.push_video(0, true, &frame(true, 10)));
+        for n in 1..400u64 {
+            cut += fragments(&muxer.push_video(n * 40, false, &frame(false, 10)));
+        }
+        // 16 s of frames without a keyframe: cut at 10 s.
+        assert_eq!(cut, 1);
+        let mut muxer = Fmp4Muxer::new(true, false, 0, 0);
+        muxer.push_video(0, false, &avc_header());
+        muxer.push_video(0, true, &frame(true, 10));
+        let big = 1 << 20;
+        let mut cut = 0;
+        for n in 1..40u64 {
+            cut += fragments(&muxer.push_video(n * 40, false, &frame(false, big)));
+        }
+        assert!(cut >= 2, "cut by size: {cut}");
+    }
+
+    #[test]
+    fn decode_times_never_go_back() {
+        let mut track = TrackState::new(
+            Track {
+                id: 1,
+                codec: TrackCodec::Avc(Bytes::new()),
+                timescale: 1000,
+                width: 0,
+                height: 0,
+                channels: 0,
+                sample_rate: 0,
+            },
+            33,
+        );
+        let sample = || Sample {
+            duration: 0,
+            cto: 0,
+            keyframe: false,
+            data: Bytes::from_static(b"x"),
+        };
+        track.push(1000, sample());
+        track.push(900, sample());
+        track.push(1040, sample());
+        track.complete();
+        let durations: Vec<u32> = track.ready.iter().map(|s| s.duration).collect();
+        assert_eq!(durations, [0, 40, 40], "the last as long as the one before");
+        assert_eq!(track.ready_start, Some(1000));
     }
 }

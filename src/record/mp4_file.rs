@@ -129,10 +129,17 @@ impl Mp4File {
         self.last_timestamp
     }
 
-    /// Writes the last fragment, patches the duration, syncs.
+    /// Writes the last fragment, patches the duration, syncs. A file the
+    /// muxer never started (no track could be configured) is removed.
     pub fn finish(mut self) -> io::Result<Finished> {
         let outputs = self.muxer.finish();
         self.write(outputs)?;
+        if self.duration_at.is_none() {
+            self.disk.discard();
+            return Err(io::Error::other(
+                "nothing could be muxed (no codec configuration)",
+            ));
+        }
         let ms = u64::from(self.last_timestamp).to_be_bytes();
         let patches: Vec<(u64, &[u8])> = self
             .duration_at

@@ -212,6 +212,10 @@ impl<'a> Writing<'a> {
     }
 
     fn packet(&mut self, packet: &Arc<Packet>) {
+        if packet.sequence_header && self.changes_configuration(packet) {
+            // The next file starts with the new one.
+            self.close(false);
+        }
         match packet.kind {
             PacketKind::Data if packet.sequence_header => self.metadata = Some(Arc::clone(packet)),
             PacketKind::Video if packet.sequence_header => {
@@ -232,6 +236,24 @@ impl<'a> Writing<'a> {
         if let Err(e) = self.write(packet) {
             self.failed("cannot write", &e);
         }
+    }
+
+    /// Whether `packet`, a sequence header, differs from the one the open
+    /// file (of a format that states it once) started with.
+    fn changes_configuration(&self, packet: &Packet) -> bool {
+        let fixed = self
+            .file
+            .as_ref()
+            .is_some_and(|o| o.sink.fixed_configuration());
+        let current = match packet.kind {
+            PacketKind::Video => &self.video_header,
+            PacketKind::Audio => &self.audio_header,
+            PacketKind::Data => return false,
+        };
+        fixed
+            && current
+                .as_ref()
+                .is_some_and(|c| c.payload != packet.payload)
     }
 
     /// Opens a file at `packet` if it can start one; false if there is

@@ -153,7 +153,8 @@ impl Sink {
     pub fn checkpoint_due(&self) -> bool {
         match self {
             Sink::Flv(flv) => flv.checkpoint_due(),
-            // The muxer cuts such a stream every second.
+            // The muxer cuts such a stream every second (a video stream
+            // without keyframes every 10 s).
             Sink::Mp4(_) => false,
         }
     }
@@ -188,6 +189,12 @@ impl Sink {
 
     pub fn duration(&self) -> Duration {
         Duration::from_millis(self.last_timestamp().into())
+    }
+
+    /// Whether a new sequence header needs a new file: MP4 states its
+    /// codec configuration once, in its `moov`.
+    pub fn fixed_configuration(&self) -> bool {
+        matches!(self, Sink::Mp4(_))
     }
 
     pub fn format(&self) -> &'static str {
