@@ -418,7 +418,9 @@ mod tests {
     }
 
     fn fragments(out: &[Output]) -> usize {
-        out.iter().filter(|o| matches!(o, Output::Fragment(_))).count()
+        out.iter()
+            .filter(|o| matches!(o, Output::Fragment(_)))
+            .count()
     }
 
     #[test]
@@ -428,9 +430,17 @@ mod tests {
         let out = muxer.push_video(0, true, &frame(true, 10));
         assert!(matches!(out[0], Output::Init(_)));
         // An audio configuration after the start is not in the file.
-        assert!(muxer.push_audio(20, &Bytes::from_static(b"\xaf\x00\x12\x10")).is_empty());
+        assert!(
+            muxer
+                .push_audio(20, &Bytes::from_static(b"\xaf\x00\x12\x10"))
+                .is_empty()
+        );
         assert!(muxer.audio.is_none());
-        assert!(muxer.push_audio(40, &Bytes::from_static(b"\xaf\x01data")).is_empty());
+        assert!(
+            muxer
+                .push_audio(40, &Bytes::from_static(b"\xaf\x01data"))
+                .is_empty()
+        );
     }
 
     #[test]
