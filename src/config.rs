@@ -70,6 +70,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Connections beyond this many are closed right after accept.
     pub max_connections: usize,
+    /// Players per stream at most (`-max-subscribers`); 0: no limit.
+    pub max_subscribers: usize,
     /// Longest message accepted from a peer.
     pub max_message_size: usize,
     /// Per-player queue bounds.
@@ -114,6 +116,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             writer_threads: 0,
             max_connections: 1000,
+            max_subscribers: 0,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             queue_max_messages: 128,
             queue_max_bytes: 4 * 1024 * 1024,

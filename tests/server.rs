@@ -946,3 +946,30 @@ fn lifecycle_events_of_real_connections_reach_a_consumer_in_order() {
         assert!(!shown.contains("secret"), "a query in an event: {shown}");
     }
 }
+
+#[test]
+fn players_beyond_max_subscribers_are_told_the_stream_is_full() {
+    let server = TestServer::with(|c| c.max_subscribers = 2);
+    let mut publisher = publisher(server.addr, "crowded");
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    let first = player(server.addr, "crowded");
+    let _second = player(server.addr, "crowded");
+    let mut third = connect(server.addr, "live").unwrap();
+    match third.play("crowded") {
+        Err(ClientError::Refused { code, description }) => {
+            assert_eq!(code, "NetStream.Play.Failed");
+            assert_eq!(description, "Stream is full.");
+        }
+        other => panic!("the third player: {other:?}"),
+    }
+    // Room again once one leaves.
+    drop(first);
+    assert!(wait_for(Duration::from_secs(5), || {
+        server
+            .registry()
+            .get("live/crowded")
+            .is_some_and(|s| s.player_count() == 1)
+    }));
+    let mut fourth = connect(server.addr, "live").unwrap();
+    fourth.play("crowded").unwrap();
+}

@@ -180,6 +180,10 @@ struct Flags {
     #[argh(option, default = "String::from(\"recordings\")")]
     record_dir: String,
 
+    /// players per stream at most, 0=no limit (default 0)
+    #[argh(option, default = "String::from(\"0\")")]
+    max_subscribers: String,
+
     /// ended publish sessions kept for /api/history (default 100)
     #[argh(option, default = "String::from(\"100\")")]
     history_limit: String,
@@ -360,6 +364,16 @@ pub fn parse_with_env(
             }
         },
         max_message_size: parse_size("max-message-size", &flags.max_message_size)?,
+        max_subscribers: match flags.max_subscribers.parse::<usize>() {
+            Ok(n) if n <= MAX_CONNECTIONS => n,
+            _ => {
+                return Err(invalid(
+                    "max-subscribers",
+                    &flags.max_subscribers,
+                    "want a number from 0 (no limit) to 100000",
+                ));
+            }
+        },
         metrics_addr: flags
             .metrics_addr
             .as_deref()

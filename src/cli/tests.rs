@@ -535,3 +535,11 @@ fn record_format_is_auto_flv_or_mp4() {
     );
     assert!(error(&["-record-format", "mkv"]).contains("-record-format"));
 }
+
+#[test]
+fn max_subscribers_is_a_count() {
+    assert_eq!(config(&[]).max_subscribers, 0);
+    assert_eq!(config(&["-max-subscribers", "50"]).max_subscribers, 50);
+    assert!(error(&["-max-subscribers", "-1"]).contains("-max-subscribers"));
+    assert!(error(&["-max-subscribers", "lots"]).contains("-max-subscribers"));
+}

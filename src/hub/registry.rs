@@ -125,6 +125,20 @@ impl Registry {
         (stream, subscription)
     }
 
+    /// [`Registry::subscribe`] for a player, unless the stream has
+    /// `max_players` (0: no limit): then the stream, and `None`.
+    pub fn subscribe_within(
+        &self,
+        key: &StreamKey,
+        spec: OutputSpec,
+        max_players: usize,
+    ) -> (Arc<Stream>, Option<Subscription>) {
+        let mut streams = self.streams.lock();
+        let stream = self.entry(&mut streams, key);
+        let subscription = stream.subscribe_within(spec, max_players);
+        (stream, subscription)
+    }
+
     pub fn unsubscribe(&self, stream: &Arc<Stream>, output: u64) {
         let mut streams = self.streams.lock();
         stream.unsubscribe(output);

@@ -505,9 +505,25 @@ impl Stream {
     /// Adds an output. Live packets published after this call go to its
     /// queue; everything it needs before them is in the catch-up list.
     pub fn subscribe(&self, spec: OutputSpec) -> Subscription {
+        self.add_output(&mut self.state.lock(), spec)
+    }
+
+    /// [`Stream::subscribe`], unless the output is a player and the stream
+    /// has `max_players` already (0: no limit): then `None`. Checked and
+    /// added under the stream's lock, so the limit holds however many come
+    /// at once.
+    pub fn subscribe_within(&self, spec: OutputSpec, max_players: usize) -> Option<Subscription> {
+        let mut state = self.state.lock();
+        let full = max_players > 0 && state.players().count() >= max_players;
+        if spec.options.counts_as_player && full {
+            return None;
+        }
+        Some(self.add_output(&mut state, spec))
+    }
+
+    fn add_output(&self, state: &mut StreamState, spec: OutputSpec) -> Subscription {
         let is_player = spec.options.counts_as_player;
         let (id, remote_addr) = (spec.id, spec.remote_addr);
-        let mut state = self.state.lock();
         let gop = state.gop.packets();
         let base = gop
             .iter()

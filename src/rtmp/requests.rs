@@ -196,7 +196,16 @@ impl Connection {
             })),
             doorbell: writers.doorbell(&writer),
         };
-        let (stream, subscription) = self.shared.registry.subscribe(&key, spec);
+        let max = self.shared.config.max_subscribers;
+        let (stream, subscription) = self.shared.registry.subscribe_within(&key, spec, max);
+        let Some(subscription) = subscription else {
+            self.shared.writers.unassign(writer);
+            self.session
+                .reject(stream_id, status::PLAY_FAILED, "Stream is full.");
+            return Err(ConnectionError::Rejected(format!(
+                "{key} has -max-subscribers {max} players"
+            )));
+        };
         let waiting = if stream.input_id().is_some() {
             ""
         } else {

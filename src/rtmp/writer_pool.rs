@@ -122,6 +122,11 @@ impl WriterPool {
         Assignment { worker }
     }
 
+    /// Gives back an assignment whose player never came (refused).
+    pub fn unassign(&self, assignment: Assignment) {
+        assignment.worker.load.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// The doorbell a player's stream rings when it queues something, if
     /// the pool writes at once.
     pub fn doorbell(&self, assignment: &Assignment) -> Option<Arc<Doorbell>> {
