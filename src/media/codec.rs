@@ -241,15 +241,19 @@ const AAC_SAMPLE_RATES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
 ];
 
+/// Sample rate and channel count an AAC AudioSpecificConfig states.
+pub fn aac_config(config: &[u8]) -> Option<(u32, u8)> {
+    let (b0, b1) = (*config.first()?, *config.get(1)?);
+    let index = usize::from((b0 & 0x07) << 1 | b1 >> 7);
+    Some((*AAC_SAMPLE_RATES.get(index)?, (b1 >> 3) & 0x0f))
+}
+
 /// Sample rate and channel count from an AAC sequence header
 /// (AudioSpecificConfig), or from the legacy sound-format byte otherwise.
 pub fn audio_format(payload: &[u8]) -> Option<(u32, u8)> {
     let &first = payload.first()?;
     if first >> 4 == AUDIO_FORMAT_AAC && payload.get(1) == Some(&0) {
-        let config = payload.get(2..4)?;
-        let index = ((config[0] & 0x07) << 1 | config[1] >> 7) as usize;
-        let channels = (config[1] >> 3) & 0x0f;
-        return Some((*AAC_SAMPLE_RATES.get(index)?, channels));
+        return aac_config(payload.get(2..)?);
     }
     if first >> 4 == AUDIO_FORMAT_EX_HEADER {
         return None;

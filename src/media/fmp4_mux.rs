@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 
+use super::codec;
 use super::fmp4::{self, Fragment, Sample, Track, TrackCodec, TrackRun};
 
 /// Video timescale.
@@ -19,20 +20,6 @@ const AUDIO_FRAGMENT_MS: u64 = 1000;
 /// keyframes far apart, or none).
 const MAX_FRAGMENT_MS: u64 = 10_000;
 const MAX_FRAGMENT_BYTES: usize = 16 * 1024 * 1024;
-/// AAC sampling frequencies by index.
-const AAC_RATES: [u32; 13] = [
-    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
-    7_350,
-];
-
-/// The sample rate and channel count an AudioSpecificConfig states.
-pub fn aac_rate_and_channels(config: &[u8]) -> Option<(u32, u16)> {
-    let (b0, b1) = (*config.first()?, *config.get(1)?);
-    let index = ((b0 & 0x07) << 1) | (b1 >> 7);
-    let rate = *AAC_RATES.get(usize::from(index))?;
-    Some((rate, u16::from((b1 >> 3) & 0x0f)))
-}
-
 /// A track being muxed.
 #[derive(Debug)]
 struct TrackState {
@@ -209,8 +196,8 @@ fn audio_tag(payload: &Bytes) -> Option<AudioTag> {
 fn audio_track(codec: TrackCodec) -> TrackState {
     let (rate, channels, frame) = match &codec {
         TrackCodec::Aac(config) => {
-            let (rate, channels) = aac_rate_and_channels(config).unwrap_or((44_100, 2));
-            (rate, channels, 1024)
+            let (rate, channels) = codec::aac_config(config).unwrap_or((44_100, 2));
+            (rate, u16::from(channels), 1024)
         }
         // Opus is timed at 48 kHz whatever it was made from.
         TrackCodec::Opus(head) => (48_000, u16::from(head.get(9).copied().unwrap_or(2)), 960),
