@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use crate::media::codec::{self, Codec};
+use crate::protocol::message::type_id;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketKind {
@@ -13,6 +14,17 @@ pub enum PacketKind {
     Video,
     /// `onMetaData` and other data messages.
     Data,
+}
+
+impl PacketKind {
+    /// Its RTMP message type id, which is also its FLV tag type.
+    pub fn type_id(self) -> u8 {
+        match self {
+            PacketKind::Audio => type_id::AUDIO,
+            PacketKind::Video => type_id::VIDEO,
+            PacketKind::Data => type_id::DATA_AMF0,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -6,6 +6,8 @@
 
 use crate::media::codec::Codec;
 use crate::protocol::amf0::{self, Value};
+#[cfg(test)]
+use crate::protocol::message::type_id;
 
 /// The file header and the first (zero) previous-tag size.
 pub const FILE_HEADER_LEN: usize = 13;
@@ -14,12 +16,8 @@ pub const TAG_TRAILER_LEN: usize = 4;
 /// The longest tag body FLV can state (24 bits).
 pub const MAX_BODY_LEN: usize = 0xff_ffff;
 
-/// FLV tag types.
-pub mod tag_type {
-    pub const AUDIO: u8 = 8;
-    pub const VIDEO: u8 = 9;
-    pub const SCRIPT: u8 = 18;
-}
+// FLV tag types are RTMP's message type ids: `type_id::AUDIO`,
+// `type_id::VIDEO` and `type_id::DATA_AMF0` (script data).
 
 /// `FLV`, version 1, which tracks the file has, and the zero previous-tag
 /// size before the first tag.
@@ -184,10 +182,10 @@ mod tests {
         assert_eq!(file_header(true, false)[4], 4);
         assert_eq!(file_header(false, true)[4], 1);
         assert_eq!(
-            tag_header(tag_type::VIDEO, 0x0123_4567, 0x0a0b0c).unwrap(),
+            tag_header(type_id::VIDEO, 0x0123_4567, 0x0a0b0c).unwrap(),
             [9, 0x0a, 0x0b, 0x0c, 0x23, 0x45, 0x67, 0x01, 0, 0, 0]
         );
-        assert_eq!(tag_header(tag_type::AUDIO, 0, MAX_BODY_LEN + 1), None);
+        assert_eq!(tag_header(type_id::AUDIO, 0, MAX_BODY_LEN + 1), None);
         assert_eq!(tag_trailer(5), [0, 0, 0, 16]);
     }
 

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use crate::media::flv_writer::{self, CREATOR};
 use crate::protocol::amf0::{self, Value};
+use crate::protocol::message::type_id;
 
 /// Directory levels looked into (patterns make subdirectories).
 const MAX_DEPTH: usize = 8;
@@ -79,7 +80,7 @@ fn our_metadata(path: &Path) -> Option<Vec<(String, Value)>> {
         return None;
     }
     let tag = &head[flv_writer::FILE_HEADER_LEN..];
-    if tag[0] != flv_writer::tag_type::SCRIPT {
+    if tag[0] != type_id::DATA_AMF0 {
         return None;
     }
     let len = u32::from_be_bytes([0, tag[1], tag[2], tag[3]]) as usize;

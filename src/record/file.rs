@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::disk::{DiskFile, Finished};
 use crate::media::flv_writer::{self, MetadataTag};
+use crate::protocol::message::type_id;
 
 /// An open FLV recording.
 pub struct FlvFile {
@@ -59,7 +60,7 @@ impl FlvFile {
         let body_at = self.disk.written() + flv_writer::TAG_HEADER_LEN as u64;
         self.duration_at = body_at + metadata.duration_at as u64;
         self.filesize_at = body_at + metadata.filesize_at as u64;
-        self.tag(flv_writer::tag_type::SCRIPT, 0, &metadata.body)?;
+        self.tag(type_id::DATA_AMF0, 0, &metadata.body)?;
         for (tag_type, body) in headers {
             self.tag(tag_type, 0, body)?;
         }

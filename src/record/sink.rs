@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::disk::Finished;
 use super::file::FlvFile;
 use super::mp4_file::{self, Mp4File};
-use crate::hub::packet::{Packet, PacketKind};
+use crate::hub::packet::Packet;
 use crate::media::codec::Codec;
-use crate::media::flv_writer::{MetadataFacts, MetadataTag, tag_type};
+use crate::media::flv_writer::{MetadataFacts, MetadataTag};
 use crate::media::fmp4_mux::Fmp4Muxer;
 
 /// `-record-format`.
@@ -92,15 +92,6 @@ pub enum Sink {
     Mp4(Box<Mp4File>),
 }
 
-/// The FLV tag type of a packet kind.
-pub fn tag_of(kind: PacketKind) -> u8 {
-    match kind {
-        PacketKind::Audio => tag_type::AUDIO,
-        PacketKind::Video => tag_type::VIDEO,
-        PacketKind::Data => tag_type::SCRIPT,
-    }
-}
-
 impl Sink {
     /// Creates `path` (never replacing a file) as `container`, starting
     /// with the metadata and sequence headers.
@@ -108,7 +99,7 @@ impl Sink {
         let headers = tracks.headers;
         match container {
             Container::Flv => {
-                let tags = headers.iter().map(|h| (tag_of(h.kind), &h.payload[..]));
+                let tags = headers.iter().map(|h| (h.kind.type_id(), &h.payload[..]));
                 FlvFile::create(
                     path,
                     tracks.has_audio,
@@ -142,7 +133,7 @@ impl Sink {
     pub fn write(&mut self, packet: &Packet, timestamp: u32) -> io::Result<bool> {
         match self {
             Sink::Flv(flv) => {
-                flv.tag(tag_of(packet.kind), timestamp, &packet.payload)?;
+                flv.tag(packet.kind.type_id(), timestamp, &packet.payload)?;
                 Ok(packet.keyframe)
             }
             Sink::Mp4(mp4) => mp4.push(packet.kind, timestamp, packet.keyframe, &packet.payload),

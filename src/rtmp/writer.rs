@@ -16,7 +16,7 @@ use super::backlog::{Backlog, MAX_SLICES, send_all, send_now};
 use crate::hub::packet::{Packet, PacketKind};
 use crate::protocol::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use crate::protocol::chunk_encoder::{ChunkEncoder, Continuation, MessageHeader, csid};
-use crate::protocol::message::{RawMessage, type_id};
+use crate::protocol::message::RawMessage;
 use crate::protocol::session::Outgoing;
 
 /// Capacity of the header buffer kept between writes.
@@ -39,11 +39,12 @@ impl From<Outgoing> for Frame<'static> {
 
 /// The chunk stream and message type a packet goes out on.
 pub fn packet_wire_ids(packet: &Packet) -> (u32, u8) {
-    match packet.kind {
-        PacketKind::Audio => (csid::AUDIO, type_id::AUDIO),
-        PacketKind::Video => (csid::VIDEO, type_id::VIDEO),
-        PacketKind::Data => (csid::STREAM, type_id::DATA_AMF0),
-    }
+    let csid = match packet.kind {
+        PacketKind::Audio => csid::AUDIO,
+        PacketKind::Video => csid::VIDEO,
+        PacketKind::Data => csid::STREAM,
+    };
+    (csid, packet.kind.type_id())
 }
 
 /// How a write treats a socket that has no room.
@@ -326,7 +327,7 @@ impl<'a> Group<'_, 'a> {
 mod tests {
     use super::*;
     use crate::protocol::chunk_decoder::ChunkDecoder;
-    use crate::protocol::message::Message;
+    use crate::protocol::message::{Message, type_id};
     use std::io::Read;
     use std::net::TcpListener;
 
