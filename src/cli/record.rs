@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::UsageError;
-use super::values::{invalid, parse_bool, parse_duration};
+use super::values::{bytes, invalid, parse_bool, parse_duration};
 use crate::record::RecordSettings;
 use crate::record::pattern::{self, SegmentPattern};
 use crate::record::retention::Retention;
@@ -93,32 +93,9 @@ pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings,
     Ok(settings)
 }
 
-/// A size such as `1GiB`, `500MiB`, `200M` or a number of bytes (units are
-/// powers of 1024).
+/// A size such as `1GiB`, `500MiB`, `200M` or a number of bytes.
 fn parse_bytes(flag: &str, value: &str) -> Result<u64, UsageError> {
-    let trimmed = value.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let shift = match unit
-        .trim()
-        .to_ascii_lowercase()
-        .trim_end_matches("ib")
-        .trim_end_matches('b')
-    {
-        "" => Some(0),
-        "k" => Some(10),
-        "m" => Some(20),
-        "g" => Some(30),
-        "t" => Some(40),
-        _ => None,
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .zip(shift)
-        .and_then(|(n, shift)| n.checked_mul(1 << shift))
+    bytes(value)
         .filter(|n| *n > 0)
         .ok_or_else(|| invalid(flag, value, "want a size such as 1GiB or 500MiB"))
 }

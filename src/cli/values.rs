@@ -59,21 +59,8 @@ pub(super) fn parse_bool(flag: &str, value: &str) -> Result<bool, UsageError> {
 
 /// A byte count: a plain number, or with a `KiB`/`MiB` (or `K`/`M`) suffix.
 pub(super) fn parse_size(flag: &str, value: &str) -> Result<usize, UsageError> {
-    let trimmed = value.trim();
-    let (digits, unit) = match trimmed.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => trimmed.split_at(i),
-        None => (trimmed, ""),
-    };
-    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        _ => 0,
-    };
-    digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
+    bytes(value)
+        .and_then(|n| usize::try_from(n).ok())
         .filter(|n| MESSAGE_SIZE_RANGE.contains(n))
         .ok_or_else(|| {
             invalid(
@@ -82,6 +69,26 @@ pub(super) fn parse_size(flag: &str, value: &str) -> Result<usize, UsageError> {
                 "want a size from 64KiB to 16777215 bytes, e.g. 4MiB",
             )
         })
+}
+
+/// A byte count: a plain number, or with a `K`, `M`, `G` or `T` suffix
+/// (`KiB`, `KB`, `k`...: powers of 1024).
+pub(super) fn bytes(value: &str) -> Option<u64> {
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, unit) = trimmed.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let shift = match unit.trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 /// `-write-coalesce`: zero (off) or a duration up to 100 ms.
