@@ -9,6 +9,8 @@ use std::fmt;
 
 use subtle::ConstantTimeEq;
 
+use crate::hub::stream_key::KeyPattern;
+
 /// A secret token: `Debug` shows `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -112,13 +114,10 @@ impl TokenMap {
             // Not echoed: it may be a token typed without `app/name=`.
             return Err(TokenError::Shape);
         }
-        let valid = pattern == "*"
-            || matches!(pattern.split_once('/'), Some((app, name))
-                if !app.is_empty() && !name.is_empty() && !app.contains('*')
-                    && (name == "*" || !name.contains('*')));
-        if !valid {
-            return Err(TokenError::Pattern(pattern.to_owned()));
-        }
+        let pattern = KeyPattern::parse(pattern)
+            .ok_or_else(|| TokenError::Pattern(pattern.to_owned()))?
+            .to_string();
+        let pattern = pattern.as_str();
         if secret.is_empty() {
             return Err(TokenError::EmptySecret(pattern.to_owned()));
         }

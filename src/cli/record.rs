@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::UsageError;
 use super::values::{bytes, invalid, parse_bool, parse_duration};
+use crate::hub::stream_key::KeyPattern;
 use crate::record::RecordSettings;
 use crate::record::pattern::{self, SegmentPattern};
 use crate::record::retention::Retention;
@@ -27,17 +28,14 @@ pub(super) struct RecordFlags<'a> {
 pub(super) fn record_settings(flags: &RecordFlags<'_>) -> Result<RecordSettings, UsageError> {
     let mut patterns = Vec::new();
     for pattern in flags.patterns.iter().flat_map(|p| p.split(',')) {
-        let pattern = pattern.trim().trim_matches('/');
-        let valid = matches!(pattern.split_once('/'), Some((app, name))
-            if !app.is_empty() && !name.is_empty() && !app.contains('*')
-                && (name == "*" || !name.contains('*')));
-        if !valid {
-            return Err(UsageError(format!(
-                "rtmp-server: invalid value {pattern:?} for flag -record: \
-                 want app/name or app/*, comma-separated"
-            )));
-        }
-        patterns.push(pattern.to_owned());
+        let parsed = KeyPattern::parse(pattern).ok_or_else(|| {
+            UsageError(format!(
+                "rtmp-server: invalid value {:?} for flag -record: \
+                 want app/name or app/*, comma-separated",
+                pattern.trim()
+            ))
+        })?;
+        patterns.push(parsed);
     }
     let segment = match flags.segment_duration.trim() {
         "0" | "" => None,

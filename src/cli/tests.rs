@@ -543,3 +543,41 @@ fn max_subscribers_is_a_count() {
     assert!(error(&["-max-subscribers", "-1"]).contains("-max-subscribers"));
     assert!(error(&["-max-subscribers", "lots"]).contains("-max-subscribers"));
 }
+
+#[test]
+fn record_flags_pick_streams_and_need_a_writable_directory() {
+    let dir = std::env::temp_dir().join(format!("rtmp-cli-record-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let nested = dir.join("a/b");
+    let c = config(&["-record-all", "-record-dir", nested.to_str().unwrap()]);
+    assert!(c.record.all);
+    assert!(nested.is_dir(), "created at startup");
+    let c = config(&[
+        "-record",
+        "live/cam,tv/*",
+        "-record=other/x",
+        "-record-dir",
+        nested.to_str().unwrap(),
+    ]);
+    let patterns: Vec<String> = c.record.patterns.iter().map(|p| p.to_string()).collect();
+    assert_eq!(patterns, ["live/cam", "tv/*", "other/x"]);
+    assert!(!c.record.all);
+    let defaults = config(&[]).record;
+    assert!(!defaults.is_enabled());
+    assert_eq!(defaults.dir, std::path::PathBuf::from("recordings"));
+    let file = dir.join("file");
+    std::fs::write(&file, "").unwrap();
+    for (list, says) in [
+        (&["-record", "cam"][..], "-record"),
+        (&["-record", "live/c*"], "-record"),
+        (&["-record-all", "maybe"], "-record-all"),
+        (
+            &["-record-all", "-record-dir", file.to_str().unwrap()],
+            "-record-dir",
+        ),
+    ] {
+        let e = error(list);
+        assert!(e.contains(says), "{list:?}: {e}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -115,6 +115,53 @@ pub fn redacting_logs() -> bool {
     REDACT_IN_LOGS.load(Ordering::Relaxed)
 }
 
+/// Streams a setting applies to: `app/name`, every name of an app
+/// (`app/*`), or every stream (`*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyPattern {
+    All,
+    App(String),
+    Exact(String),
+}
+
+impl KeyPattern {
+    /// Parses `app/name`, `app/*` or `*` (slashes around trimmed); `None`
+    /// for anything else, such as a name alone or a `*` elsewhere.
+    pub fn parse(pattern: &str) -> Option<KeyPattern> {
+        let pattern = pattern.trim().trim_matches('/');
+        if pattern == "*" {
+            return Some(KeyPattern::All);
+        }
+        let (app, name) = pattern.split_once('/')?;
+        if app.is_empty() || name.is_empty() || app.contains('*') {
+            return None;
+        }
+        match name {
+            "*" => Some(KeyPattern::App(app.to_owned())),
+            name if name.contains('*') => None,
+            _ => Some(KeyPattern::Exact(pattern.to_owned())),
+        }
+    }
+
+    pub fn matches(&self, key: &StreamKey) -> bool {
+        match self {
+            KeyPattern::All => true,
+            KeyPattern::App(app) => app == key.app(),
+            KeyPattern::Exact(path) => *path == key.as_path(),
+        }
+    }
+}
+
+impl fmt::Display for KeyPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyPattern::All => f.write_str("*"),
+            KeyPattern::App(app) => write!(f, "{app}/*"),
+            KeyPattern::Exact(path) => f.write_str(path),
+        }
+    }
+}
+
 /// An `app/name` path as logs show it: whole, or redacted when
 /// `-log-redact-keys` is on. Never a query: paths have none.
 pub fn log_path(path: &str) -> String {
@@ -163,6 +210,25 @@ mod tests {
         assert!(!shown.contains("s3cret"));
         assert_eq!(key.redacted(), "live/liv***");
         assert_eq!(StreamKey::new("live", "ab").unwrap().redacted(), "live/***");
+    }
+
+    #[test]
+    fn patterns_name_a_stream_an_app_or_all() {
+        let key = StreamKey::new("live", "cam?token=x").unwrap();
+        for (pattern, matches) in [
+            ("live/cam", true),
+            ("/live/*/", true),
+            ("*", true),
+            ("tv/*", false),
+            ("live/dog", false),
+        ] {
+            let parsed = KeyPattern::parse(pattern).unwrap();
+            assert_eq!(parsed.matches(&key), matches, "{pattern}");
+        }
+        assert_eq!(KeyPattern::parse("/live/*/").unwrap().to_string(), "live/*");
+        for bad in ["cam", "*/cam", "live/c*m", "/cam", "live/", ""] {
+            assert_eq!(KeyPattern::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

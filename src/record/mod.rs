@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::hub::stream::Stream;
-use crate::hub::stream_key::StreamKey;
+use crate::hub::stream_key::{KeyPattern, StreamKey};
 use crate::server::Shared;
 use pattern::SegmentPattern;
 use recorder::Recorder;
@@ -43,7 +43,7 @@ pub struct RecordSettings {
     /// `-record-all`: every stream.
     pub all: bool,
     /// `-record`: streams matching one of these (`app/name`, `app/*`).
-    pub patterns: Vec<String>,
+    pub patterns: Vec<KeyPattern>,
     /// `-record-dir`.
     pub dir: PathBuf,
     /// `-segment-duration`: a new file at the first keyframe after this.
@@ -77,11 +77,7 @@ impl RecordSettings {
 
     /// Whether the stream `key` is recorded.
     pub fn wants(&self, key: &StreamKey) -> bool {
-        self.all
-            || self.patterns.iter().any(|p| match p.split_once('/') {
-                Some((app, "*")) => app == key.app(),
-                _ => *p == key.as_path(),
-            })
+        self.all || self.patterns.iter().any(|p| p.matches(key))
     }
 }
 
@@ -223,7 +219,10 @@ mod tests {
     #[test]
     fn patterns_pick_streams() {
         let settings = RecordSettings {
-            patterns: vec!["live/cam".into(), "tv/*".into()],
+            patterns: ["live/cam", "tv/*"]
+                .into_iter()
+                .filter_map(KeyPattern::parse)
+                .collect(),
             ..RecordSettings::default()
         };
         let key = |app, name| StreamKey::new(app, name).unwrap();
