@@ -82,9 +82,9 @@ struct Writing<'a> {
     retry_at: Option<Instant>,
     /// The number of the next file of the session (from 1).
     segment: u32,
-    /// The queue's dropped messages when last looked at; `None` before
-    /// the first packet (an output joining mid-GOP skips to a keyframe,
-    /// which is not falling behind).
+    /// The queue's dropped messages at the last gap (or the first
+    /// packet); `None` before the first packet (an output joining mid-GOP
+    /// skips to a keyframe, which is not falling behind).
     dropped: Option<u64>,
 }
 
@@ -182,9 +182,7 @@ impl<'a> Writing<'a> {
                 Ok(Some(Outbound::Media(packet))) => {
                     let bytes = packet.payload.len();
                     queue.release_queued(bytes);
-                    if self.starts_a_file(&packet) {
-                        self.check_gap(queue);
-                    }
+                    self.check_gap(queue, &packet);
                     self.packet(&packet);
                     queue.record_sent(1, bytes, Some(packet.timestamp));
                 }
@@ -194,14 +192,19 @@ impl<'a> Writing<'a> {
         }
     }
 
-    /// Looks, at a packet a file could start at, whether the stream
-    /// dropped messages of this output since the last one: the queue
-    /// skips to such a packet, so the gap is right before it. The file so
-    /// far ends there, and this packet starts the next.
-    fn check_gap(&mut self, queue: &OutputQueue) {
+    /// Whether the stream dropped messages of this output since it last
+    /// looked: the queue then skips to a packet a file can start at, so
+    /// the gap is right before the first such packet. The file so far
+    /// ends there, and that packet starts the next.
+    fn check_gap(&mut self, queue: &OutputQueue, packet: &Packet) {
         let dropped = queue.shared().stats().dropped_messages;
-        let before = self.dropped.replace(dropped);
-        if before.is_some_and(|before| dropped > before) {
+        let Some(before) = self.dropped else {
+            // The first packet: what was skipped to reach it is no gap.
+            self.dropped = Some(dropped);
+            return;
+        };
+        if dropped > before && self.starts_a_file(packet) {
+            self.dropped = Some(dropped);
             self.failed(
                 "fell behind the stream (is the disk too slow?)",
                 &io::Error::other(format!("{dropped} messages skipped so far")),
