@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     ServerProcess, connect, ffmpeg_play, ffmpeg_publish, finish, http_get, prometheus_value,
-    test_dir, tool_available, video_frames,
+    test_dir, tool_available,
 };
 use rtmp_server::rtmp::client::ClientError;
 
@@ -100,7 +100,10 @@ fn token_mode_guards_publish_and_play_with_real_ffmpeg() {
     );
     let output = finish(player, Duration::from_secs(20), "player");
     assert!(output.status.success(), "{output:?}");
-    assert!(video_frames(&played) > 25, "the player got video");
+    assert!(
+        common::probe::video_packets(&played) > 25,
+        "the player got video"
+    );
     assert_eq!(prometheus_value(http, "rtmp_auth_failures_total"), 3);
     assert_eq!(prometheus_value(http, "rtmp_auth_successes_total"), 2);
     assert_secret_nowhere(&mut server, http, None);

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use bytes::Bytes;
-use common::probe::{decode_errors, first_video_frame_is_key, probe};
+use common::probe::{decode_errors, first_video_frame_is_key, probe, video_pts};
 use common::{test_dir, tool_available};
 use rtmp_server::media::flv;
 use rtmp_server::media::fmp4_mux::{Fmp4Muxer, Output};
@@ -103,26 +103,7 @@ fn h264_with_b_frames_and_aac_read_back_frame_for_frame() {
     assert!(first_video_frame_is_key(&mp4));
     assert_eq!(decode_errors(&mp4), "");
     // Presentation times as in the FLV (B-frames reordered right).
-    let pts = |file: &Path| -> Vec<String> {
-        let output = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-select_streams",
-                "v",
-                "-show_entries",
-                "packet=pts_time",
-            ])
-            .args(["-of", "csv=p=0"])
-            .arg(file)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(|l| format!("{:.3}", l.trim().parse::<f64>().unwrap_or(-1.0)))
-            .collect()
-    };
-    assert_eq!(pts(&mp4), pts(&flv_file));
+    assert_eq!(video_pts(&mp4), video_pts(&flv_file));
 }
 
 #[test]

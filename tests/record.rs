@@ -64,7 +64,7 @@ fn what_ffmpeg_publishes_is_recorded_frame_for_frame() {
     let tee = format!("[f=flv]rtmp://{rtmp}/live/cam|[f=flv]{}", sent.display());
     let publisher = ffmpeg_publish_with(5, 25, &["-f", "tee", &tee]);
     let line = server.wait_line("recording live/cam to ");
-    let file = PathBuf::from(line.rsplit(' ').next().unwrap());
+    let file = file_in(&line);
     let name = file.file_name().unwrap().to_str().unwrap().to_owned();
     // live_cam_YYYYMMDD_HHMMSS.flv
     assert_eq!(name.len(), "live_cam_20261123_184500.flv".len(), "{name}");
@@ -136,7 +136,7 @@ fn an_audio_only_stream_is_recorded() {
         .unwrap();
     // Without keyframes, the file is written out every second all the same.
     let line = server.wait_line("recording live/radio to ");
-    let file = PathBuf::from(line.rsplit(' ').next().unwrap());
+    let file = file_in(&line);
     assert!(wait_for(Duration::from_secs(10), || {
         std::fs::metadata(&file).map_or(0, |m| m.len()) > 10_000
     }));
@@ -338,26 +338,6 @@ fn a_full_disk_is_counted_while_players_play_on() {
     drop(disk);
 }
 
-/// The duration ffprobe gives a file, in seconds.
-fn duration_of(file: &Path) -> f64 {
-    let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn segments_split_at_keyframes_and_together_hold_the_stream() {
     assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
@@ -417,7 +397,7 @@ fn segments_split_at_keyframes_and_together_hold_the_stream() {
         assert_eq!(decode_errors(file), "", "{file:?} plays on its own");
         if n + 1 < files.len() {
             // At the first keyframe after 2 s: within one GOP of it.
-            let length = duration_of(file);
+            let length = common::probe::duration(file);
             assert!((1.9..3.1).contains(&length), "{file:?}: {length} s");
         }
     }
@@ -472,7 +452,7 @@ fn mp4_recordings_hold_every_frame_and_survive_sigkill() {
     let tee = format!("[f=flv]rtmp://{rtmp}/live/cam|[f=flv]{}", sent.display());
     let publisher = ffmpeg_publish_with(4, 25, &["-f", "tee", &tee]);
     let line = server.wait_line("recording live/cam to ");
-    let file = PathBuf::from(line.rsplit(' ').next().unwrap());
+    let file = file_in(&line);
     assert_eq!(file.extension().unwrap(), "mp4");
     assert!(
         finish(publisher, Duration::from_secs(30), "publisher")
@@ -528,40 +508,22 @@ fn mp4_recordings_hold_every_frame_and_survive_sigkill() {
 #[test]
 fn hevc_over_enhanced_rtmp_is_recorded_to_mp4_frame_for_frame() {
     assert!(tool_available("ffprobe"));
-    let ffmpeg = common::modern_ffmpeg();
     let dir = test_dir("record-hevc");
     let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
     let sent = dir.join("sent.flv");
-    let tee = format!("[f=flv]rtmp://{rtmp}/live/hevc|[f=flv]{}", sent.display());
-    let output = Command::new(&ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "4", "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args(["-x265-params", "log-level=error", "-c:a", "aac"])
-        .args(["-f", "tee", &tee])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    let video = [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-x265-params",
+        "log-level=error",
+    ];
+    publish_modern(rtmp, "hevc", &sent, 4, &video, &["-c:a", "aac"]);
     let line = server.wait_line("recorded live/hevc to ");
-    let file = PathBuf::from(
-        line.split(" to ")
-            .nth(1)
-            .unwrap()
-            .split(':')
-            .next()
-            .unwrap(),
-    );
+    let file = file_in(&line);
     // auto: HEVC over Enhanced RTMP goes to MP4.
     assert_eq!(file.extension().unwrap(), "mp4", "{line}");
     let recorded = probe(&file);
@@ -579,6 +541,46 @@ fn hevc_over_enhanced_rtmp_is_recorded_to_mp4_frame_for_frame() {
     assert_eq!(decode_errors(&file), "");
 }
 
+/// The file a "recording/recorded KEY to PATH[: ...]" log line names.
+fn file_in(line: &str) -> PathBuf {
+    let after = line.split(" to ").nth(1).unwrap_or_default();
+    PathBuf::from(after.split(": ").next().unwrap_or_default())
+}
+
+/// A modern ffmpeg publishing 25 fps test video (a keyframe a second,
+/// `video` its codec options) and 48 kHz sine audio (`audio`) for
+/// `seconds` to `live/NAME` at `rtmp`, and into the FLV file `sent`.
+fn publish_modern(
+    rtmp: std::net::SocketAddr,
+    name: &str,
+    sent: &Path,
+    seconds: u32,
+    video: &[&str],
+    audio: &[&str],
+) {
+    let tee = format!("[f=flv]rtmp://{rtmp}/live/{name}|[f=flv]{}", sent.display());
+    let output = Command::new(common::modern_ffmpeg())
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-g",
+            "25",
+        ])
+        .args(video)
+        .args(audio)
+        .args(["-f", "tee", &tee])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{name}: {output:?}");
+}
+
 /// A modern ffmpeg's complaints decoding `file` (empty: clean).
 fn modern_decode_errors(file: &Path) -> String {
     let output = Command::new(common::modern_ffmpeg())
@@ -592,7 +594,6 @@ fn modern_decode_errors(file: &Path) -> String {
 
 #[test]
 fn av1_and_vp9_with_opus_are_recorded_to_mp4_frame_for_frame() {
-    let ffmpeg = common::modern_ffmpeg();
     for (name, video) in [
         (
             "av1",
@@ -620,26 +621,9 @@ fn av1_and_vp9_with_opus_are_recorded_to_mp4_frame_for_frame() {
         let dir = test_dir(&format!("record-{name}"));
         let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
         let sent = dir.join("sent.flv");
-        let tee = format!("[f=flv]rtmp://{rtmp}/live/{name}|[f=flv]{}", sent.display());
-        let output = Command::new(&ffmpeg)
-            .args(["-hide_banner", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-t", "3", "-map", "0:v", "-map", "1:a", "-g", "25"])
-            .args(video)
-            .args(["-c:a", "libopus", "-f", "tee", &tee])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{name}: {output:?}");
+        publish_modern(rtmp, name, &sent, 3, video, &["-c:a", "libopus"]);
         let line = server.wait_line(&format!("recorded live/{name} to "));
-        let file = PathBuf::from(
-            line.split(" to ")
-                .nth(1)
-                .unwrap()
-                .split(':')
-                .next()
-                .unwrap(),
-        );
+        let file = file_in(&line);
         assert_eq!(file.extension().unwrap(), "mp4", "{line}");
         let mut sent_counts = common::modern_packet_counts(&sent);
         let mut recorded_counts = common::modern_packet_counts(&file);

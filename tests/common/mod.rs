@@ -772,20 +772,6 @@ pub fn ffmpeg_play_with(input_options: &[&str], url: &str, out: &std::path::Path
         .expect("start ffmpeg player")
 }
 
-/// Video frames in `file`, counted by ffprobe.
-pub fn video_frames(file: &std::path::Path) -> u64 {
-    let output = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
-        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
-        .arg(file)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
 /// A GET to the HTTP endpoint at `addr`, with a bearer token if given:
 /// the status and body.
 pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {

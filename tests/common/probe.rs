@@ -53,23 +53,56 @@ pub fn probe(file: &Path) -> Probe {
     probe
 }
 
-pub fn first_video_frame_is_key(file: &Path) -> bool {
+/// The lines ffprobe prints for `file` with `args` (as CSV, no keys).
+pub fn ffprobe(file: &Path, args: &[&str]) -> Vec<String> {
     let output = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v",
-            "-read_intervals",
-            "%+#1",
-        ])
-        .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+        .args(["-v", "error"])
+        .args(args)
+        .args(["-of", "csv=p=0"])
         .arg(file)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    first.split(',').next().map(str::trim) == Some("1")
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+pub fn first_video_frame_is_key(file: &Path) -> bool {
+    let args = ["-select_streams", "v", "-read_intervals", "%+#1"];
+    let lines = ffprobe(
+        file,
+        &[&args[..], &["-show_entries", "frame=key_frame"]].concat(),
+    );
+    lines.first().and_then(|l| l.split(',').next()) == Some("1")
+}
+
+/// Video packets in `file`.
+pub fn video_packets(file: &Path) -> u64 {
+    let args = ["-select_streams", "v:0", "-count_packets"];
+    let lines = ffprobe(
+        file,
+        &[&args[..], &["-show_entries", "stream=nb_read_packets"]].concat(),
+    );
+    lines.first().and_then(|l| l.parse().ok()).unwrap_or(0)
+}
+
+/// The duration of `file`, in seconds.
+pub fn duration(file: &Path) -> f64 {
+    let lines = ffprobe(file, &["-show_entries", "format=duration"]);
+    lines.first().and_then(|l| l.parse().ok()).unwrap_or(-1.0)
+}
+
+/// The video packets' presentation times, to the millisecond.
+pub fn video_pts(file: &Path) -> Vec<String> {
+    ffprobe(
+        file,
+        &["-select_streams", "v", "-show_entries", "packet=pts_time"],
+    )
+    .iter()
+    .map(|l| format!("{:.3}", l.parse::<f64>().unwrap_or(-1.0)))
+    .collect()
 }
 
 /// `ffmpeg -v error -i FILE -f null -` must print nothing.
