@@ -581,17 +581,6 @@ fn publish_modern(
     assert!(output.status.success(), "{name}: {output:?}");
 }
 
-/// A modern ffmpeg's complaints decoding `file` (empty: clean).
-fn modern_decode_errors(file: &Path) -> String {
-    let output = Command::new(common::modern_ffmpeg())
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(file)
-        .args(["-f", "null", "-"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 #[test]
 fn av1_and_vp9_with_opus_are_recorded_to_mp4_frame_for_frame() {
     for (name, video) in [
@@ -642,7 +631,11 @@ fn av1_and_vp9_with_opus_are_recorded_to_mp4_frame_for_frame() {
             audio_sent - audio_recorded <= 3,
             "{name}: {recorded_counts:?} of {sent_counts:?}"
         );
-        assert_eq!(modern_decode_errors(&file), "", "{name}");
+        assert_eq!(
+            common::probe::decode_errors_with(&common::modern_ffmpeg(), &file),
+            "",
+            "{name}"
+        );
     }
 }
 

@@ -107,7 +107,13 @@ pub fn video_pts(file: &Path) -> Vec<String> {
 
 /// `ffmpeg -v error -i FILE -f null -` must print nothing.
 pub fn decode_errors(file: &Path) -> String {
-    let output = Command::new("ffmpeg")
+    decode_errors_with("ffmpeg", file)
+}
+
+/// [`decode_errors`] with another ffmpeg (a modern one, for codecs the
+/// system's cannot decode).
+pub fn decode_errors_with(ffmpeg: &str, file: &Path) -> String {
+    let output = Command::new(ffmpeg)
         .args(["-hide_banner", "-v", "error", "-i"])
         .arg(file)
         .args(["-f", "null", "-"])
