@@ -5,6 +5,7 @@ use crate::auth::AuthSettings;
 use crate::hooks::HookSettings;
 use crate::record::RecordSettings;
 use crate::relay::target::RelayTargets;
+use crate::source::SourceSettings;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -97,6 +98,8 @@ pub struct Config {
     pub hooks: HookSettings,
     /// What is recorded, where (`-record-*`).
     pub record: RecordSettings,
+    /// Streams fed by failover inputs and pulls (`-source` and friends).
+    pub sources: SourceSettings,
     /// Logs show stream names as `app/abc***` (for a server facing the
     /// internet, where a name is a secret stream key).
     pub log_redact_keys: bool,
@@ -131,6 +134,7 @@ impl Default for Config {
             auth: AuthSettings::default(),
             hooks: HookSettings::default(),
             record: RecordSettings::default(),
+            sources: SourceSettings::default(),
         }
     }
 }

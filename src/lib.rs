@@ -8,7 +8,8 @@
 //!   of their outputs;
 //! - [`rtmp`]: RTMP over TCP, the server's connections and the client;
 //! - [`server`]: the listener and the server's life, tying them together;
-//! - [`relay`]: pushing streams on to other servers;
+//! - [`relay`]: pushing streams on to other servers; [`source`]: streams
+//!   fed by failover inputs and on-demand pulls;
 //! - [`auth`]: who may publish or play; [`hooks`]: telling other programs
 //!   what happens;
 //! - [`http`]: metrics and status; [`cli`] and [`config`]: settings.
@@ -27,3 +28,4 @@ pub mod record;
 pub mod relay;
 pub mod rtmp;
 pub mod server;
+pub mod source;

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub publishers_active: AtomicU64,
     pub subscribers_active: AtomicU64,
     pub recordings_active: AtomicU64,
+    /// Upstream connections of `-source` pulls open now.
+    pub pulls_active: AtomicU64,
     // Counters.
     pub connections_total: AtomicU64,
     pub publishers_total: AtomicU64,
@@ -53,6 +55,10 @@ pub struct Metrics {
     /// Hook runs stopped at `-hook-timeout` (a script killed, a webhook
     /// abandoned).
     pub hooks_timed_out: AtomicU64,
+    /// Times a `-source` stream changed the input players get.
+    pub input_switches: AtomicU64,
+    /// Times a `-source` pull connected again after failing or stalling.
+    pub pull_reconnects: AtomicU64,
 }
 
 /// One stream's counters, shared by its publisher and its players' writer

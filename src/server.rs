@@ -29,6 +29,7 @@ use crate::relay::status::{RelayBoard, RelayStatus};
 use crate::rtmp::connection;
 use crate::rtmp::transport::Transport;
 use crate::rtmp::writer_pool::{PoolSettings, WriterPool};
+use crate::source::{self, SourceBoard};
 
 /// Stack of a connection's reader thread (only the pages it touches are
 /// resident).
@@ -77,6 +78,8 @@ pub(crate) struct Shared {
     pub auth: Authenticator,
     /// The recorders that run.
     pub recorders: RecorderBoard,
+    /// The `-source` streams.
+    pub sources: SourceBoard,
     pub started: Instant,
     pub started_at: SystemTime,
     pub listen_addr: SocketAddr,
@@ -249,6 +252,7 @@ impl Server {
             relays: RelayBoard::default(),
             auth: Authenticator::new(config.auth.clone()),
             recorders: RecorderBoard::default(),
+            sources: SourceBoard::new(&config.sources),
             started: Instant::now(),
             started_at: SystemTime::now(),
             listen_addr: local_addr,
@@ -259,6 +263,7 @@ impl Server {
             config,
         });
         relay::start(&shared)?;
+        source::start(&shared)?;
         shared.recorders.start_retention(&shared)?;
         let hooks = hooks::start(
             &shared.events,

@@ -1,14 +1,16 @@
-//! The `-auth-*` flags into [`AuthSettings`]: each mode with the flags it
-//! needs, none it ignores, the token file read at startup. Error lines
-//! name the flag and the stream pattern, never a token.
+//! The `-auth-*` flags into [`AuthSettings`] (each mode with the flags it
+//! needs, none it ignores, the token file read at startup), and the API
+//! token from its flag, file or environment. Error lines name the flag
+//! and the stream pattern, never a token.
 
 use std::path::PathBuf;
 
-use super::UsageError;
 use super::values::{invalid, parse_bool, parse_duration};
+use super::{API_TOKEN_ENV, UsageError};
 use crate::auth::callback::shown_url;
 use crate::auth::tokens::TokenMap;
 use crate::auth::{AuthMode, AuthSettings, read_token_file};
+use crate::config::ApiToken;
 
 /// The `-auth-*` flags as given.
 pub(super) struct AuthFlags<'a> {
@@ -95,5 +97,44 @@ pub(super) fn parse_http_url(flag: &str, value: &str) -> Result<String, UsageErr
             &shown_url(value),
             "want an http:// or https:// URL",
         ))
+    }
+}
+
+/// The API token: from `-api-token`, from the file `-api-token-file` names
+/// (which, unlike the command line, `ps` does not show), or from
+/// `RTMP_API_TOKEN`, in that order; two flags at once are an error.
+pub(super) fn api_token(
+    flag: Option<String>,
+    file: Option<String>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Option<ApiToken>, UsageError> {
+    let (token, source) = match (flag, file) {
+        (Some(_), Some(_)) => {
+            return Err(UsageError(
+                "rtmp-server: flags -api-token and -api-token-file are both given: use one".into(),
+            ));
+        }
+        (Some(token), None) => (token, "flag -api-token"),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(text) => (text, "flag -api-token-file"),
+            Err(e) => {
+                return Err(UsageError(format!(
+                    "rtmp-server: cannot read {path:?} (flag -api-token-file): {e}"
+                )));
+            }
+        },
+        (None, None) => match env(API_TOKEN_ENV) {
+            Some(token) => (token, "environment variable RTMP_API_TOKEN"),
+            None => return Ok(None),
+        },
+    };
+    match token.trim() {
+        "" => Err(UsageError(format!(
+            "rtmp-server: invalid API token from {source}: must not be empty"
+        ))),
+        token if token.contains(char::is_whitespace) => Err(UsageError(format!(
+            "rtmp-server: invalid API token from {source}: must not contain spaces"
+        ))),
+        token => Ok(Some(ApiToken::new(token))),
     }
 }

@@ -11,18 +11,20 @@ use argh::FromArgs;
 mod access;
 mod hooks;
 mod record;
+mod sources;
 mod values;
 
-use access::{AuthFlags, auth_settings};
+use access::{AuthFlags, api_token, auth_settings};
 use hooks::{HookFlags, hook_settings};
 use record::{RecordFlags, record_settings};
+use sources::{SourceFlags, source_settings};
 
 use values::{
     invalid, parse_addr, parse_bool, parse_bool_word, parse_chunk_size, parse_coalesce,
     parse_duration, parse_size,
 };
 
-use crate::config::{ApiToken, Config, SlowSubscriberPolicy};
+use crate::config::{Config, SlowSubscriberPolicy};
 
 /// rtmp-server: a small RTMP live-streaming server. Publish to
 /// rtmp://HOST/APP/NAME from OBS or ffmpeg, play the same URL.
@@ -179,6 +181,30 @@ struct Flags {
     /// where recordings go, created as needed (default "recordings")
     #[argh(option, default = "String::from(\"recordings\")")]
     record_dir: String,
+
+    /// a stream fed by failover inputs: app/name=app/name.main,rtmp://host/app/name,... (repeatable)
+    #[argh(option)]
+    source: Vec<String>,
+
+    /// an input sending no media this long is degraded (default 3s)
+    #[argh(option, default = "String::from(\"3s\")")]
+    input_timeout: String,
+
+    /// switch back to a preferred input healthy this long (default 5s)
+    #[argh(option, default = "String::from(\"5s\")")]
+    failback_delay: String,
+
+    /// players of a -source stream with no input left wait this long (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    exhausted_timeout: String,
+
+    /// close a pull this long after its last player left (default 30s)
+    #[argh(option, default = "String::from(\"30s\")")]
+    pull_idle_timeout: String,
+
+    /// upstream connections of -source pulls at most (default 8)
+    #[argh(option, default = "String::from(\"8\")")]
+    max_pulls: String,
 
     /// players per stream at most, 0=no limit (default 0)
     #[argh(option, default = "String::from(\"0\")")]
@@ -406,6 +432,14 @@ pub fn parse_with_env(
             min_free: flags.record_min_free.as_deref(),
             format: &flags.record_format,
         })?,
+        sources: source_settings(&SourceFlags {
+            sources: &flags.source,
+            input_timeout: &flags.input_timeout,
+            failback_delay: &flags.failback_delay,
+            exhausted_timeout: &flags.exhausted_timeout,
+            pull_idle_timeout: &flags.pull_idle_timeout,
+            max_pulls: &flags.max_pulls,
+        })?,
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)
             .map_err(|e| UsageError(format!("rtmp-server: invalid value for flag {e}")))?,
@@ -438,45 +472,6 @@ fn go_style_help(text: &str) -> String {
     // argh lists its built-in help as "--help, help": Go shows "-h".
     text.replace("--help, help     ", "-h, -help        ")
         .replace("--", "-")
-}
-
-/// The API token: from `-api-token`, from the file `-api-token-file` names
-/// (which, unlike the command line, `ps` does not show), or from
-/// `RTMP_API_TOKEN`, in that order; two flags at once are an error.
-fn api_token(
-    flag: Option<String>,
-    file: Option<String>,
-    env: impl Fn(&str) -> Option<String>,
-) -> Result<Option<ApiToken>, UsageError> {
-    let (token, source) = match (flag, file) {
-        (Some(_), Some(_)) => {
-            return Err(UsageError(
-                "rtmp-server: flags -api-token and -api-token-file are both given: use one".into(),
-            ));
-        }
-        (Some(token), None) => (token, "flag -api-token"),
-        (None, Some(path)) => match std::fs::read_to_string(&path) {
-            Ok(text) => (text, "flag -api-token-file"),
-            Err(e) => {
-                return Err(UsageError(format!(
-                    "rtmp-server: cannot read {path:?} (flag -api-token-file): {e}"
-                )));
-            }
-        },
-        (None, None) => match env(API_TOKEN_ENV) {
-            Some(token) => (token, "environment variable RTMP_API_TOKEN"),
-            None => return Ok(None),
-        },
-    };
-    match token.trim() {
-        "" => Err(UsageError(format!(
-            "rtmp-server: invalid API token from {source}: must not be empty"
-        ))),
-        token if token.contains(char::is_whitespace) => Err(UsageError(format!(
-            "rtmp-server: invalid API token from {source}: must not contain spaces"
-        ))),
-        token => Ok(Some(ApiToken::new(token))),
-    }
 }
 
 #[cfg(test)]

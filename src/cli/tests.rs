@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::config::ApiToken;
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -450,7 +451,7 @@ fn hook_flags_name_known_events_and_real_scripts() {
             "unknown event",
         ),
         (
-            &["-hook-webhook", "input_switched=http://h/"],
+            &["-hook-webhook", "input_switch=http://h/"],
             "unknown event",
         ),
         (&["-hook-script", "/bin/true"], "-hook-script"),

@@ -24,6 +24,9 @@ pub const HOOK_EVENTS: &[&str] = &[
     "codec_detected",
     "relay_state",
     "recording_done",
+    "input_switched",
+    "stream_exhausted",
+    "stream_restored",
 ];
 
 /// One event, as hooks get it.
@@ -140,6 +143,25 @@ impl Payload {
                 put("bytes", json!(bytes));
                 put("duration_sec", seconds(*duration));
                 put("format", json!(format));
+                (None, Some(key), None)
+            }
+            Event::InputSwitched {
+                key,
+                from,
+                to,
+                reason,
+            } => {
+                put("from_input", json!(from.as_ref().map(|f| f.0)));
+                put("from_source", json!(from.as_ref().map(|f| &f.1)));
+                put("to_input", json!(to.0));
+                put("to_source", json!(to.1));
+                put("reason", json!(reason));
+                (None, Some(key), None)
+            }
+            Event::StreamExhausted { key } => (None, Some(key), None),
+            Event::StreamRestored { key, input } => {
+                put("input", json!(input.0));
+                put("source", json!(input.1));
                 (None, Some(key), None)
             }
             Event::InputAttached { .. }
@@ -281,6 +303,8 @@ mod tests {
             bytes_in: 3,
             bytes_out: 4,
             dropped_messages: 0,
+            switches: Vec::new(),
+            switch_count: 0,
         };
         let events = [
             Event::ConnectionAccepted {
@@ -343,6 +367,17 @@ mod tests {
                 bytes: 1000,
                 duration: Duration::from_secs(2),
                 format: "flv",
+            },
+            Event::InputSwitched {
+                key: key(),
+                from: Some((0, "live/cam.main".into())),
+                to: (1, "rtmp://10.0.0.2/live/cam".into()),
+                reason: "failover",
+            },
+            Event::StreamExhausted { key: key() },
+            Event::StreamRestored {
+                key: key(),
+                input: (0, "live/cam.main".into()),
             },
         ];
         let names: Vec<&str> = events

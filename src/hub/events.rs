@@ -97,6 +97,24 @@ pub enum Event {
         /// `flv` or `mp4`.
         format: &'static str,
     },
+    /// A `-source` stream changed the input players get (`from` and `to`
+    /// are priorities, 0 first, with the inputs as the API shows them).
+    InputSwitched {
+        key: String,
+        from: Option<(usize, String)>,
+        to: (usize, String),
+        /// `start`, `failover`, `failback`, `manual`.
+        reason: &'static str,
+    },
+    /// Every input of a `-source` stream is down: its players wait.
+    StreamExhausted {
+        key: String,
+    },
+    /// An input came back to an exhausted stream.
+    StreamRestored {
+        key: String,
+        input: (usize, String),
+    },
     /// A relay of the stream changed state (`connecting`, `publishing`,
     /// `backoff`, `failed`); `destination` as logs show it.
     RelayStateChanged {
@@ -125,6 +143,9 @@ impl Event {
             Event::AuthFailed { .. } => "auth_failed",
             Event::RelayStateChanged { .. } => "relay_state",
             Event::RecordingDone { .. } => "recording_done",
+            Event::InputSwitched { .. } => "input_switched",
+            Event::StreamExhausted { .. } => "stream_exhausted",
+            Event::StreamRestored { .. } => "stream_restored",
         }
     }
 }

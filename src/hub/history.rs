@@ -4,6 +4,20 @@
 use std::collections::VecDeque;
 use std::time::SystemTime;
 
+/// Input switches kept per session (the count goes on).
+pub const MAX_SWITCHES: usize = 32;
+
+/// A `-source` stream changing the input players get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchRecord {
+    /// Priorities (0 first) of the inputs; `None` from nothing (a start).
+    pub from: Option<usize>,
+    pub to: usize,
+    /// `start`, `failover`, `failback`, `manual`.
+    pub reason: &'static str,
+    pub at: SystemTime,
+}
+
 use parking_lot::Mutex;
 
 /// Why a publish session ended.
@@ -18,6 +32,10 @@ pub enum EndReason {
     /// Kicked through the HTTP API.
     Kicked,
     Shutdown,
+    /// Every input of a `-source` stream was down for `-exhausted-timeout`.
+    SourceExhausted,
+    /// No player needed a pulled `-source` stream any more.
+    SourceIdle,
 }
 
 impl EndReason {
@@ -28,6 +46,8 @@ impl EndReason {
             EndReason::ProtocolError => "protocol_error",
             EndReason::Kicked => "kicked",
             EndReason::Shutdown => "shutdown",
+            EndReason::SourceExhausted => "source_exhausted",
+            EndReason::SourceIdle => "source_idle",
         }
     }
 }
@@ -45,6 +65,10 @@ pub struct SessionRecord {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub dropped_messages: u64,
+    /// Its input switches (a `-source` stream's), the first
+    /// [`MAX_SWITCHES`] of them, and how many there were.
+    pub switches: Vec<SwitchRecord>,
+    pub switch_count: u64,
 }
 
 #[derive(Debug)]
@@ -94,6 +118,8 @@ mod tests {
             bytes_in: 0,
             bytes_out: 0,
             dropped_messages: 0,
+            switches: Vec::new(),
+            switch_count: 0,
         }
     }
 

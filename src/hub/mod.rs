@@ -14,6 +14,7 @@ pub mod registry;
 pub mod slot;
 pub mod stream;
 pub mod stream_key;
+mod stream_state;
 pub mod stream_status;
 
 #[cfg(test)]

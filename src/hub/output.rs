@@ -26,6 +26,8 @@ pub enum OutputKind {
     Recorder,
     Relay,
     HttpViewer,
+    /// A `-source` taking one of its inputs' media.
+    SourceTap,
 }
 
 /// The server-wide counters an output of one kind adds to, beside its
@@ -57,8 +59,9 @@ impl OutputKind {
                 skips: None,
                 egress: true,
             },
-            // A recorder counts its failures itself.
-            OutputKind::Recorder => KindCounters {
+            // A recorder counts its failures itself; a tap's media is
+            // counted where the source sends it on.
+            OutputKind::Recorder | OutputKind::SourceTap => KindCounters {
                 sent: None,
                 dropped: None,
                 skips: None,

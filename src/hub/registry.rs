@@ -19,17 +19,27 @@ use super::stream_key::StreamKey;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-/// A second publisher on a live stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlreadyPublishing;
+/// Why a publisher cannot have a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishRefused {
+    /// A second publisher on a live stream.
+    AlreadyPublishing,
+    /// The stream is fed by a `-source`'s inputs.
+    FedBySource,
+}
 
-impl fmt::Display for AlreadyPublishing {
+impl fmt::Display for PublishRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stream already has a publisher")
+        match self {
+            PublishRefused::AlreadyPublishing => write!(f, "stream already has a publisher"),
+            PublishRefused::FedBySource => {
+                write!(f, "stream is fed by -source: publish to one of its inputs")
+            }
+        }
     }
 }
 
-impl std::error::Error for AlreadyPublishing {}
+impl std::error::Error for PublishRefused {}
 
 pub struct Registry {
     settings: StreamSettings,
@@ -73,23 +83,25 @@ impl Registry {
         key: &StreamKey,
         input: u64,
         remote_addr: SocketAddr,
-    ) -> Result<Arc<Stream>, AlreadyPublishing> {
+    ) -> Result<Arc<Stream>, PublishRefused> {
         let mut streams = self.streams.lock();
         let stream = self.entry(&mut streams, key);
-        if stream.attach_input(input, Some(remote_addr)) {
+        if stream.is_owned() {
+            Err(PublishRefused::FedBySource)
+        } else if stream.attach_input(input, Some(remote_addr)) {
             Ok(stream)
         } else {
-            Err(AlreadyPublishing)
+            Err(PublishRefused::AlreadyPublishing)
         }
     }
 
     /// The input left. A plain stream's session ends with it (outputs
-    /// are told) and is recorded in the history; a stream its owner keeps
-    /// open waits for another input.
+    /// are told) and is recorded in the history; a stream a `-source`
+    /// owns waits for another input.
     pub fn input_ended(&self, stream: &Arc<Stream>, input: u64, reason: EndReason) {
         let mut streams = self.streams.lock();
         if stream.detach_input(input)
-            && !stream.keeps_open()
+            && !stream.is_owned()
             && let Some(record) = stream.end_session(reason)
         {
             self.history.push(record);
@@ -97,12 +109,12 @@ impl Registry {
         Self::remove_if_idle(&mut streams, stream);
     }
 
-    /// Makes the stream at `key` stay open when its input leaves (a
-    /// failover source owns it), or end with its input again (`false`).
-    pub fn keep_open(&self, key: &StreamKey, keep_open: bool) -> Arc<Stream> {
+    /// Makes a `-source` the owner of the stream at `key` (see
+    /// [`Stream::set_owned`]), or no longer (`false`).
+    pub fn set_owned(&self, key: &StreamKey, owned: bool) -> Arc<Stream> {
         let mut streams = self.streams.lock();
         let stream = self.entry(&mut streams, key);
-        stream.set_keep_open(keep_open);
+        stream.set_owned(owned);
         stream
     }
 

@@ -18,121 +18,15 @@ use parking_lot::Mutex;
 
 use super::events::{Event, Events, PublishSummary};
 use super::gop_cache::GopCache;
-use super::history::{EndReason, SessionRecord};
+use super::history::{EndReason, MAX_SWITCHES, SessionRecord, SwitchRecord};
 use super::output::{Outbound, OutputQueue, OutputSpec, OutputStats};
 use super::packet::{Packet, PacketKind};
-use super::slot::{Offer, OutputSlot, ResumeContext};
+use super::slot::OutputSlot;
 use super::stream_key::StreamKey;
+use super::stream_state::{InputState, LiveSession, StreamState};
 use super::stream_status::{BitrateSamples, MediaDescription};
 use crate::config::Config;
-use crate::metrics::{self, Metrics, StreamCounters, StreamCounts};
-
-/// The input feeding the stream now.
-pub(super) struct InputState {
-    pub(super) id: u64,
-    pub(super) remote_addr: Option<SocketAddr>,
-    pub(super) connected_at: SystemTime,
-    pub(super) started: Instant,
-}
-
-/// A live session: from the first input's start to the owner ending it,
-/// whatever inputs come and go meanwhile. Its figures go to the history.
-pub(super) struct LiveSession {
-    opened_at: SystemTime,
-    started: Instant,
-    pub(super) baseline: StreamCounts,
-    peak_players: usize,
-    total_players: u64,
-    /// The last input that fed it (connection, address).
-    last_input: (u64, Option<SocketAddr>),
-}
-
-pub(super) struct StreamState {
-    pub(super) input: Option<InputState>,
-    pub(super) session: Option<LiveSession>,
-    /// The owner keeps the session open when the input leaves.
-    keep_open: bool,
-    pub(super) media: MediaDescription,
-    pub(super) samples: BitrateSamples,
-    metadata: Option<Arc<Packet>>,
-    video_header: Option<Arc<Packet>>,
-    audio_header: Option<Arc<Packet>>,
-    /// Metadata and sequence headers in the order outputs need them.
-    headers: Vec<Arc<Packet>>,
-    pub(super) gop: GopCache,
-    has_video: bool,
-    pub(super) last_timestamp: u32,
-    outputs: Vec<OutputSlot>,
-}
-
-impl StreamState {
-    fn reset_media(&mut self) {
-        self.media = MediaDescription::default();
-        self.metadata = None;
-        self.video_header = None;
-        self.audio_header = None;
-        self.headers.clear();
-        self.gop.clear();
-        self.has_video = false;
-    }
-
-    fn rebuild_headers(&mut self) {
-        self.headers = [&self.metadata, &self.video_header, &self.audio_header]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-    }
-
-    pub(super) fn players(&self) -> impl Iterator<Item = &OutputSlot> {
-        self.outputs.iter().filter(|o| o.options().counts_as_player)
-    }
-
-    fn is_input(&self, id: u64) -> bool {
-        self.input.as_ref().map(|i| i.id) == Some(id)
-    }
-
-    /// Queues an event on every output; one that cannot take even that is
-    /// dropped (and woken) rather than left waiting forever. Returns the
-    /// players dropped.
-    fn notify_all(&mut self, event: impl Fn() -> Outbound) -> Vec<OutputStats> {
-        let mut dropped = Vec::new();
-        self.outputs.retain_mut(|slot| {
-            let told = slot.notify(event());
-            if !told {
-                slot.wake_dropped();
-                if slot.options().counts_as_player {
-                    dropped.push(slot.stats());
-                }
-            }
-            told
-        });
-        dropped
-    }
-
-    /// Offers a packet to every output; one whose policy says so is
-    /// dropped. Returns the players dropped (no allocation if none).
-    fn fan_out(&mut self, packet: &Arc<Packet>) -> Vec<OutputStats> {
-        let ctx = ResumeContext {
-            audio_only: !self.has_video,
-            metadata: self.metadata.as_ref(),
-            video_header: self.video_header.as_ref(),
-            audio_header: self.audio_header.as_ref(),
-        };
-        let mut dropped = Vec::new();
-        self.outputs.retain_mut(|slot| {
-            if slot.offer(packet, &ctx) == Offer::Disconnect {
-                slot.wake_dropped();
-                if slot.options().counts_as_player {
-                    dropped.push(slot.stats());
-                }
-                return false;
-            }
-            true
-        });
-        dropped
-    }
-}
+use crate::metrics::{self, Metrics, StreamCounters};
 
 /// What a stream needs from the server's settings.
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +82,7 @@ impl Stream {
             state: Mutex::new(StreamState {
                 input: None,
                 session: None,
-                keep_open: false,
+                owned: false,
                 media: MediaDescription::default(),
                 samples: BitrateSamples::default(),
                 metadata: None,
@@ -214,14 +108,35 @@ impl Stream {
         &self.key
     }
 
-    /// The owner's choice for when the input leaves: keep the session
-    /// open (for another input) or let it end.
-    pub fn set_keep_open(&self, keep_open: bool) {
-        self.state.lock().keep_open = keep_open;
+    /// Makes a `-source` the stream's owner (or not): it attaches and
+    /// detaches the inputs, the session stays open when one leaves, and
+    /// publishers are refused.
+    pub fn set_owned(&self, owned: bool) {
+        self.state.lock().owned = owned;
     }
 
-    pub fn keeps_open(&self) -> bool {
-        self.state.lock().keep_open
+    pub fn is_owned(&self) -> bool {
+        self.state.lock().owned
+    }
+
+    /// Notes a switch of a `-source` stream's input in the live session
+    /// (the first [`MAX_SWITCHES`] are kept, all are counted).
+    pub fn record_switch(&self, switch: SwitchRecord) {
+        if let Some(session) = &mut self.state.lock().session {
+            session.switch_count += 1;
+            if session.switches.len() < MAX_SWITCHES {
+                session.switches.push(switch);
+            }
+        }
+    }
+
+    /// Switches of the live session so far.
+    pub fn switch_count(&self) -> u64 {
+        self.state
+            .lock()
+            .session
+            .as_ref()
+            .map_or(0, |s| s.switch_count)
     }
 
     /// Makes `id` the stream's input; false if it has one. The first input
@@ -253,6 +168,8 @@ impl Stream {
                 peak_players: players,
                 total_players: players as u64,
                 last_input: (id, remote_addr),
+                switches: Vec::new(),
+                switch_count: 0,
             });
             state.reset_media();
             state.samples.clear();
@@ -321,6 +238,8 @@ impl Stream {
             bytes_in: counts.bytes_in,
             bytes_out: counts.bytes_out,
             dropped_messages: counts.dropped_messages,
+            switches: session.switches,
+            switch_count: session.switch_count,
         };
         self.events.emit(|| {
             Event::PublishStopped(Box::new(PublishSummary {
@@ -357,6 +276,11 @@ impl Stream {
         self.state.lock().input.as_ref().map(|i| i.id)
     }
 
+    /// The address of the input feeding the stream, if it has one.
+    pub fn input_addr(&self) -> Option<SocketAddr> {
+        self.state.lock().input.as_ref().and_then(|i| i.remote_addr)
+    }
+
     /// Whether a live session is open (with or without an input now).
     pub fn is_live(&self) -> bool {
         self.state.lock().session.is_some()
@@ -366,10 +290,7 @@ impl Stream {
     /// can go.
     pub fn is_idle(&self) -> bool {
         let state = self.state.lock();
-        state.session.is_none()
-            && state.input.is_none()
-            && state.outputs.is_empty()
-            && !state.keep_open
+        state.session.is_none() && state.input.is_none() && state.outputs.is_empty() && !state.owned
     }
 
     pub fn player_count(&self) -> usize {
@@ -404,7 +325,7 @@ impl Stream {
         if !state.is_input(input_id) {
             return false;
         }
-        self.count_in(&packet);
+        self.count_in(&packet, state.owned);
         state.last_timestamp = packet.timestamp;
         let codec_unknown = match packet.kind {
             PacketKind::Video => state.media.video_codec.is_none(),
@@ -490,9 +411,13 @@ impl Stream {
         }
     }
 
-    fn count_in(&self, packet: &Packet) {
+    fn count_in(&self, packet: &Packet, owned: bool) {
         let bytes = packet.payload.len() as u64;
         metrics::add(&self.counters.messages_in, 1);
+        if owned {
+            metrics::add(&self.counters.bytes_in, bytes);
+            return;
+        }
         match packet.kind {
             PacketKind::Audio => metrics::add(&self.metrics.messages_audio, 1),
             PacketKind::Video => metrics::add(&self.metrics.messages_video, 1),

@@ -150,6 +150,17 @@ impl RtmpUrl {
         }
     }
 
+    /// The whole URL but its query (the API shows a pulled source so):
+    /// `rtmp://host[:port]/app/name`.
+    pub fn without_query(&self) -> String {
+        let mut shown = format!("rtmp://{}/{}", self.authority(), self.app);
+        if let Some(name) = &self.name {
+            shown.push('/');
+            shown.push_str(name.split('?').next().unwrap_or_default());
+        }
+        shown
+    }
+
     /// The same URL with another stream name (`app/<name>` on the same
     /// server).
     pub fn with_name(&self, name: &str) -> RtmpUrl {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::hub::events::Event;
+use crate::rtmp::client::retry::Stopper;
 use crate::server::Shared;
-use status::RelayControl;
 use worker::Relay;
 
 /// Lifecycle events the manager may fall behind by before some are
@@ -50,7 +50,7 @@ pub(crate) fn start(shared: &Arc<Shared>) -> io::Result<()> {
 struct Manager {
     shared: Arc<Shared>,
     /// The controls of the relays of each live stream, by `app/name`.
-    running: HashMap<String, Vec<Arc<RelayControl>>>,
+    running: HashMap<String, Vec<Arc<Stopper>>>,
     next_output_id: u64,
 }
 
@@ -121,7 +121,7 @@ impl Manager {
         let urls = self.shared.config.relays.destinations(&key);
         let labels: Vec<String> = urls.iter().map(ToString::to_string).collect();
         for (n, url) in urls.into_iter().enumerate() {
-            let control = Arc::new(RelayControl::default());
+            let control = Arc::new(Stopper::default());
             // Destinations that show alike (names cut short) get their
             // place in the list, so the API and Prometheus tell them apart.
             let label = &labels[n];

@@ -3,9 +3,7 @@
 //! dropped over all its connections, its reconnects and its last error.
 //! A board lists the relays that run; a relay leaves it when it stops.
 
-use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
@@ -158,43 +156,5 @@ impl RelayBoard {
 
     pub fn statuses(&self) -> Vec<RelayStatus> {
         self.entries.lock().iter().map(|e| e.status()).collect()
-    }
-}
-
-/// How a relay is stopped: a flag it looks at between steps, and the
-/// socket of its connection, shut down so that a write to a destination
-/// that reads slowly returns at once.
-#[derive(Debug, Default)]
-pub struct RelayControl {
-    stop: AtomicBool,
-    socket: Mutex<Option<Arc<TcpStream>>>,
-}
-
-impl RelayControl {
-    pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(socket) = self.socket.lock().as_ref() {
-            let _ = socket.shutdown(Shutdown::Both);
-        }
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// The flag, for loops that look at it.
-    pub fn flag(&self) -> &AtomicBool {
-        &self.stop
-    }
-
-    /// The connection now in use (`None` when there is none).
-    pub fn attach(&self, socket: Option<Arc<TcpStream>>) {
-        let mut slot = self.socket.lock();
-        *slot = socket;
-        if self.is_stopped()
-            && let Some(socket) = slot.as_ref()
-        {
-            let _ = socket.shutdown(Shutdown::Both);
-        }
     }
 }

@@ -14,58 +14,20 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::status::{RelayControl, RelayEntry, RelayState};
+use super::status::{RelayEntry, RelayState};
 use crate::config::SlowSubscriberPolicy;
 use crate::hub::events::Event;
 use crate::hub::output::{OutputKind, OutputOptions, OutputSpec};
 use crate::hub::stream_key::StreamKey;
 use crate::protocol::url::RtmpUrl;
+use crate::rtmp::client::retry::{Backoff, Stopper, sanitize};
 use crate::rtmp::client::{Client, ClientError, ClientOptions, PublishEnd};
 use crate::server::Shared;
 
-/// First wait before reconnecting, and the longest.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often a waiting relay looks whether it should stop.
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// A connection that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(30);
-/// Longest error text kept from a destination.
-const MAX_ERROR_CHARS: usize = 200;
-
-/// The growing wait between attempts.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff {
-            next: BACKOFF_FIRST,
-        }
-    }
-
-    /// The wait before the next attempt: the current step plus up to half
-    /// of it at random (so relays that failed together do not retry
-    /// together); the step doubles up to the maximum.
-    fn wait(&mut self) -> Duration {
-        let step = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        let jitter_ms = (step.as_millis() / 2).max(1) as u32;
-        let random = getrandom::u32().unwrap_or(0) % jitter_ms;
-        step + Duration::from_millis(random.into())
-    }
-
-    /// A destination that refused us is retried at the maximum.
-    fn refused(&mut self) {
-        self.next = BACKOFF_MAX;
-    }
-
-    fn reset(&mut self) {
-        self.next = BACKOFF_FIRST;
-    }
-}
 
 /// What a relay needs to run.
 pub(crate) struct Relay {
@@ -75,7 +37,7 @@ pub(crate) struct Relay {
     /// Its output's id, unique among the server's outputs.
     pub output_id: u64,
     /// Stopped when the stream's session ended or the server stops.
-    pub control: Arc<RelayControl>,
+    pub control: Arc<Stopper>,
     /// Its entry on the server's relay board.
     pub entry: Arc<RelayEntry>,
 }
@@ -252,49 +214,5 @@ impl Relay {
         }
         registry.unsubscribe(&stream, self.output_id);
         done
-    }
-}
-
-/// A destination's error text as the API shows it: bounded, printable,
-/// and never the stream name it was sent (often a secret key).
-fn sanitize(error: &str, url: &RtmpUrl) -> String {
-    let mut text: String = error
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_ERROR_CHARS)
-        .collect();
-    if let Some(name) = url.name.as_deref() {
-        for secret in [name, name.split('?').next().unwrap_or_default()] {
-            if secret.len() >= 4 {
-                text = text.replace(secret, "***");
-            }
-        }
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_up_to_its_maximum() {
-        let mut backoff = Backoff::new();
-        let waits: Vec<Duration> = (0..8).map(|_| backoff.wait()).collect();
-        for (wait, step) in waits.iter().zip([1, 2, 4, 8, 16, 30, 30, 30]) {
-            let step = Duration::from_secs(step);
-            assert!(
-                *wait >= step && *wait <= step + step / 2,
-                "{wait:?} for {step:?}"
-            );
-        }
-        backoff.reset();
-        assert!(backoff.wait() < Duration::from_secs(2));
-        let url = RtmpUrl::parse("rtmp://yt/live2/abcd-key?k=1").unwrap();
-        let said = sanitize("Publish.BadName: abcd-key\n\x1b[31mno", &url);
-        assert_eq!(said, "Publish.BadName: ***  [31mno");
-        assert_eq!(sanitize(&"x".repeat(1000), &url).len(), MAX_ERROR_CHARS);
-        backoff.refused();
-        assert!(backoff.wait() >= BACKOFF_MAX);
     }
 }

@@ -14,6 +14,7 @@ use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
 use crate::hub::output::{OutputOptions, OutputSpec};
 use crate::hub::packet::PacketKind;
+use crate::hub::registry::PublishRefused;
 use crate::hub::stream_key::StreamKey;
 use crate::metrics::{self, GaugeGuard};
 use crate::protocol::command::status;
@@ -148,15 +149,17 @@ impl Connection {
     fn on_publish(&mut self, stream_id: u32, name: &str) -> Result<(), ConnectionError> {
         let key = self.stream_key(stream_id, name, status::PUBLISH_BAD_NAME)?;
         self.authorize(Action::Publish, stream_id, &key)?;
-        let Ok(stream) = self.shared.registry.publish(&key, self.id, self.peer) else {
-            self.session.reject(
-                stream_id,
-                status::PUBLISH_BAD_NAME,
-                "Stream already publishing.",
-            );
-            return Err(ConnectionError::Rejected(format!(
-                "{key} already has a publisher"
-            )));
+        let stream = match self.shared.registry.publish(&key, self.id, self.peer) {
+            Ok(stream) => stream,
+            Err(refused) => {
+                let description = match refused {
+                    PublishRefused::AlreadyPublishing => "Stream already publishing.",
+                    PublishRefused::FedBySource => "Stream is fed by -source.",
+                };
+                self.session
+                    .reject(stream_id, status::PUBLISH_BAD_NAME, description);
+                return Err(ConnectionError::Rejected(format!("{key}: {refused}")));
+            }
         };
         log::info!("conn#{} {} publishing {key}", self.id, self.peer);
         // Before any of its media: the recorder's file misses nothing.

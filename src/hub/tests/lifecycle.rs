@@ -99,24 +99,31 @@ fn a_stream_emits_its_lifecycle_in_order() {
 }
 
 #[test]
-fn the_owner_can_keep_a_stream_open_when_its_input_leaves() {
+fn a_source_keeps_its_stream_open_when_an_input_leaves() {
     let metrics = Arc::new(Metrics::default());
     let events = Arc::new(Events::new(Arc::clone(&metrics)));
     let config = crate::config::Config::default();
     let registry = crate::hub::registry::Registry::new(&config, metrics, events);
     let key = crate::hub::stream_key::StreamKey::new("live", "show").unwrap();
+    use crate::hub::registry::PublishRefused;
     let addr = "127.0.0.1:1".parse().unwrap();
-    registry.keep_open(&key, true);
-    let main = registry.publish(&key, 1, addr).unwrap();
+    let main = registry.set_owned(&key, true);
+    assert!(
+        matches!(
+            registry.publish(&key, 9, addr),
+            Err(PublishRefused::FedBySource)
+        ),
+        "publishers are refused"
+    );
+    assert!(main.attach_input(1, Some(addr)));
     let queue = main.subscribe(spec(10, roomy())).queue;
     drain(&queue);
     registry.input_ended(&main, 1, EndReason::PublisherClosed);
     assert!(main.is_live(), "kept open");
     assert!(drain(&queue).is_empty(), "outputs not told");
-    let backup = registry.publish(&key, 2, addr).unwrap();
-    assert!(Arc::ptr_eq(&main, &backup));
-    registry.keep_open(&key, false);
-    registry.input_ended(&backup, 2, EndReason::PublisherClosed);
+    assert!(main.attach_input(2, Some(addr)));
+    registry.set_owned(&key, false);
+    registry.input_ended(&main, 2, EndReason::PublisherClosed);
     assert!(matches!(drain(&queue)[..], [Outbound::PublishEnded]));
     assert_eq!(registry.history().newest_first().len(), 1, "one session");
 }

@@ -76,6 +76,7 @@ pub enum PublishEnd {
 }
 
 mod error;
+pub mod retry;
 mod send;
 
 pub use error::ClientError;
@@ -260,6 +261,12 @@ impl Client {
             session: self.session,
             pending: self.pending,
         }
+    }
+
+    /// How long a read may wait from now on (a playing client that looks
+    /// between reads whether it should stop).
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.options.read_timeout = timeout;
     }
 
     /// The NetStream of the last `publish` or `play`.
