@@ -29,6 +29,7 @@ use crate::relay::status::{RelayBoard, RelayStatus};
 use crate::rtmp::connection;
 use crate::rtmp::transport::Transport;
 use crate::rtmp::writer_pool::{PoolSettings, WriterPool};
+use crate::source::board::{SourceView, SwitchError};
 use crate::source::{self, SourceBoard};
 
 /// Stack of a connection's reader thread (only the pages it touches are
@@ -184,6 +185,27 @@ impl ServerHandle {
                 (name.display().to_string(), r)
             })
             .collect()
+    }
+
+    /// Each `-source` stream (`app/name`) and what feeds it.
+    pub fn sources(&self) -> Vec<(String, SourceView)> {
+        self.shared
+            .sources
+            .entries()
+            .iter()
+            .map(|e| (e.spec.key.as_path(), e.view()))
+            .collect()
+    }
+
+    /// What feeds stream `path`, if a `-source` does.
+    pub fn source(&self, path: &str) -> Option<SourceView> {
+        self.shared.sources.get(path).map(|e| e.view())
+    }
+
+    /// Forces input `input` of the `-source` stream `path` (`None`: by
+    /// priority again).
+    pub fn switch_input(&self, path: &str, input: Option<usize>) -> Result<(), SwitchError> {
+        self.shared.sources.switch(path, input)
     }
 
     /// What each running relay is doing.

@@ -15,6 +15,7 @@ use crate::media::codec::Codec;
 use crate::record::RecordingStatus;
 use crate::record::catalog::Recorded;
 use crate::relay::status::RelayStatus;
+use crate::source::board::SourceView;
 
 fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
@@ -88,6 +89,7 @@ pub fn stream(
     s: &StreamStatus,
     relays: &[RelayStatus],
     recording: Option<RecordingStatus>,
+    source: Option<&SourceView>,
 ) -> Value {
     let media = &s.media;
     let relays: Vec<Value> = relays
@@ -95,7 +97,7 @@ pub fn stream(
         .filter(|r| r.key == s.key)
         .map(relay)
         .collect();
-    json!({
+    let mut value = json!({
         "key": s.key,
         "publisher": s.input.as_ref().map(|p| json!({
             "id": p.id,
@@ -149,7 +151,38 @@ pub fn stream(
             "bytes": r.bytes,
             "duration_ms": r.duration.as_millis() as u64,
         })),
-    })
+    });
+    if let (Some(view), Value::Object(map)) = (source, &mut value) {
+        add_source(map, view);
+    }
+    value
+}
+
+/// A `-source` stream's inputs and choice, added to its stream's object.
+fn add_source(map: &mut serde_json::Map<String, Value>, view: &SourceView) {
+    let inputs: Vec<Value> = view
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(priority, i)| {
+            json!({
+                "priority": priority,
+                "source": i.source,
+                "pull": i.pull,
+                "status": i.status.as_str(),
+                "last_packet_at": i.last_packet_at.map(rfc3339),
+                "bitrate_kbps": i.bitrate_kbps,
+                "last_error": i.last_error.as_ref().map(|e| &e.0),
+                "last_error_at": i.last_error.as_ref().map(|e| rfc3339(e.1)),
+                "reconnects": i.reconnects,
+            })
+        })
+        .collect();
+    map.insert("inputs".into(), Value::Array(inputs));
+    map.insert("active_input".into(), json!(view.active));
+    map.insert("override_input".into(), json!(view.forced));
+    map.insert("exhausted".into(), json!(view.exhausted));
+    map.insert("switch_count".into(), json!(view.switch_count));
 }
 
 /// One finished recording: its path under the record directory, stream,
@@ -215,6 +248,13 @@ pub fn history_entry(r: &SessionRecord) -> Value {
         "bytes_in": r.bytes_in,
         "bytes_out": r.bytes_out,
         "dropped_messages": r.dropped_messages,
+        "switch_count": r.switch_count,
+        "switches": r.switches.iter().map(|w| json!({
+            "from": w.from,
+            "to": w.to,
+            "reason": w.reason,
+            "at": rfc3339(w.at),
+        })).collect::<Vec<_>>(),
     })
 }
 

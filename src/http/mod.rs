@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Method, Request, Response};
 
 use crate::config::ApiToken;
+use crate::hub::stream_key;
 use crate::server::ServerHandle;
 use snapshot::Snapshot;
 
@@ -39,6 +40,8 @@ enum Route {
     Server,
     Healthz,
     Kick(Option<u64>),
+    /// Force an input of a `-source` stream (`None`: no valid choice).
+    Switch(String, Option<Option<usize>>),
     MethodNotAllowed,
     NotFound,
 }
@@ -67,6 +70,18 @@ fn parse_query(query: &str) -> Paging {
     paging
 }
 
+/// `input=N` (`Some(Some(N))`) or `input=auto` (`Some(None)`); `None`
+/// if neither.
+fn switch_choice(query: &str) -> Option<Option<usize>> {
+    let value = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("input="))?;
+    match value {
+        "auto" => Some(None),
+        n => n.parse().ok().map(Some),
+    }
+}
+
 fn route(method: &Method, url: &str) -> (Route, Paging) {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let path = path.trim_end_matches('/');
@@ -81,10 +96,13 @@ fn route(method: &Method, url: &str) -> (Route, Paging) {
         "/api/server" => read(Route::Server),
         "/healthz" => read(Route::Healthz),
         _ => {
-            if let Some(key) = path
+            let stream = path
                 .strip_prefix("/api/streams/")
-                .filter(|k| k.contains('/'))
-            {
+                .filter(|k| k.contains('/'));
+            let switch = stream.and_then(|k| k.strip_suffix("/switch"));
+            if let Some(key) = switch.filter(|_| *method == Method::Post) {
+                Route::Switch(key.to_owned(), switch_choice(query))
+            } else if let Some(key) = stream {
                 read(Route::Stream(key.to_owned()))
             } else if let Some(id) = path.strip_prefix("/api/clients/") {
                 if *method == Method::Delete {
@@ -198,7 +216,11 @@ impl Endpoint {
         let per_page = paging.per_page.unwrap_or(DEFAULT_PER_PAGE);
         let guarded = !matches!(
             route,
-            Route::Healthz | Route::Kick(_) | Route::MethodNotAllowed | Route::NotFound
+            Route::Healthz
+                | Route::Kick(_)
+                | Route::Switch(..)
+                | Route::MethodNotAllowed
+                | Route::NotFound
         );
         if guarded
             && self.guard_reads
@@ -233,7 +255,14 @@ impl Endpoint {
                 let items = snapshot
                     .streams
                     .iter()
-                    .map(|s| json::stream(s, &snapshot.relays, snapshot.recording(&s.key)))
+                    .map(|s| {
+                        json::stream(
+                            s,
+                            &snapshot.relays,
+                            snapshot.recording(&s.key),
+                            snapshot.source(&s.key),
+                        )
+                    })
                     .collect();
                 (200, json::paged(items, paging.page, per_page, "streams"))
             }
@@ -244,6 +273,7 @@ impl Endpoint {
                         &stream.status(),
                         &self.server.relays(),
                         self.server.recording(&key),
+                        self.server.source(&key).as_ref(),
                     ),
                 ),
                 None => (404, json::error("no such stream")),
@@ -274,11 +304,41 @@ impl Endpoint {
                     _ => (404, json::error("no such client")),
                 },
             },
+            Route::Switch(key, choice) => match self.authorize(&request) {
+                Err((status, why)) => (status, json::error(why)),
+                Ok(()) => self.switch(&key, choice),
+            },
             Route::MethodNotAllowed => (405, json::error("method not allowed")),
             Route::NotFound => (404, json::error("not found")),
         };
         let text = serde_json::to_string(&body).unwrap_or_else(|_| "{}".into());
         respond(request, status, "application/json", text);
+    }
+}
+
+impl Endpoint {
+    /// Forces an input of a `-source` stream, or clears the override.
+    fn switch(&self, key: &str, choice: Option<Option<usize>>) -> (u16, serde_json::Value) {
+        let Some(input) = choice else {
+            return (
+                400,
+                json::error("want ?input=N (a priority, 0 first) or ?input=auto"),
+            );
+        };
+        match self.server.switch_input(key, input) {
+            Ok(()) => {
+                log::info!(
+                    "{}: input {} asked for through the API",
+                    stream_key::log_path(key),
+                    input.map_or("auto".to_owned(), |n| n.to_string())
+                );
+                (
+                    200,
+                    serde_json::json!({ "stream": key, "override_input": input }),
+                )
+            }
+            Err(e) => (e.http_status(), json::error(&e.to_string())),
+        }
     }
 }
 

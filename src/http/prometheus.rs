@@ -7,6 +7,7 @@ use std::fmt::Write;
 
 use super::snapshot::{Kind, METRICS, Snapshot};
 use crate::relay::status::{RelayState, RelayStatus};
+use crate::source::health::InputStatus;
 
 fn header(out: &mut String, name: &str, kind: Kind, help: &str) {
     let kind = match kind {
@@ -129,7 +130,33 @@ pub fn render(snapshot: &Snapshot) -> String {
         }
     }
     relays(&mut out, snapshot);
+    inputs(&mut out, snapshot);
     out
+}
+
+/// Per `-source` input: 1 for the status it is in, 0 for the others,
+/// labelled with its stream, priority and source (no query).
+fn inputs(out: &mut String, snapshot: &Snapshot) {
+    header(
+        out,
+        "rtmp_input_status",
+        Kind::Gauge,
+        "1 for the status each -source input is in (idle, active, standby, degraded).",
+    );
+    for (key, view) in &snapshot.sources {
+        for (priority, input) in view.inputs.iter().enumerate() {
+            for status in InputStatus::ALL {
+                let _ = writeln!(
+                    out,
+                    "rtmp_input_status{{stream=\"{}\",input=\"{priority}\",source=\"{}\",status=\"{}\"}} {}",
+                    label(key),
+                    label(&input.source),
+                    status.as_str(),
+                    u64::from(input.status == status)
+                );
+            }
+        }
+    }
 }
 
 /// Per relay, labelled with its stream and its destination as logs show

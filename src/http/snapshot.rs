@@ -4,6 +4,7 @@
 
 use crate::record::RecordingStatus;
 use crate::relay::status::RelayStatus;
+use crate::source::board::SourceView;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
@@ -70,6 +71,13 @@ pub const METRICS: &[MetricDef] = &[
         Gauge,
         recordings_active,
         "Recordings being written now."
+    ),
+    metric!(
+        "rtmp_pulls_active",
+        "rtmp_pulls_active",
+        Gauge,
+        pulls_active,
+        "Upstream connections of -source pulls open now."
     ),
     metric!(
         "rtmp_connections_total",
@@ -246,6 +254,20 @@ pub const METRICS: &[MetricDef] = &[
         connection_panics,
         "Internal errors contained to one connection."
     ),
+    metric!(
+        "rtmp_input_switches",
+        "rtmp_input_switches_total",
+        Counter,
+        input_switches,
+        "Times a -source stream changed the input players get."
+    ),
+    metric!(
+        "rtmp_pull_reconnects",
+        "rtmp_pull_reconnects_total",
+        Counter,
+        pull_reconnects,
+        "Times a -source pull connected again after failing or stalling."
+    ),
 ];
 
 /// Facts about this server that do not change while it runs.
@@ -272,9 +294,16 @@ pub struct Snapshot {
     pub relays: Vec<RelayStatus>,
     /// The file each stream being recorded is written to, by key.
     pub recordings: Vec<(String, RecordingStatus)>,
+    /// Each `-source` stream's inputs and choice, by key.
+    pub sources: Vec<(String, SourceView)>,
 }
 
 impl Snapshot {
+    /// What feeds stream `key`, if a `-source` does.
+    pub fn source(&self, key: &str) -> Option<&SourceView> {
+        self.sources.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// What stream `key` is being recorded to, if it is.
     pub fn recording(&self, key: &str) -> Option<RecordingStatus> {
         self.recordings
@@ -314,6 +343,7 @@ impl Snapshot {
                 .collect(),
             streams,
             relays: server.relays(),
+            sources: server.sources(),
         }
     }
 

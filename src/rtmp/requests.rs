@@ -184,6 +184,10 @@ impl Connection {
     fn on_play(&mut self, stream_id: u32, name: &str) -> Result<(), ConnectionError> {
         let key = self.stream_key(stream_id, name, status::PLAY_FAILED)?;
         self.authorize(Action::Play, stream_id, &key)?;
+        if let Err(why) = self.shared.sources.admit_player(&key) {
+            self.session.reject(stream_id, status::PLAY_FAILED, &why);
+            return Err(ConnectionError::Rejected(format!("{key}: {why}")));
+        }
         let writers = &self.shared.writers;
         let writer = writers.assign();
         let link = Arc::new(PlayerLink::default());
