@@ -183,6 +183,11 @@ impl Feeder {
             self.last_active = None;
         }
         let from = self.active.or(self.last_active);
+        // Back from exhausted: the stream goes on, from another input.
+        let reason = match reason {
+            SwitchReason::Start if was_live => SwitchReason::Failover,
+            reason => reason,
+        };
         if let Some(old) = self.active.take() {
             self.stream.detach_input(self.inputs[old].tap_id);
         }

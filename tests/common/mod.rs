@@ -792,6 +792,33 @@ pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, Stri
     )
 }
 
+/// A POST to the HTTP endpoint at `addr`, with a bearer token if given:
+/// the status and body.
+pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = agent.post(&format!("http://{addr}{path}"));
+    if let Some(token) = token {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    let mut response = request.send_empty().unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+/// The JSON document at `path` of the HTTP endpoint at `addr`.
+pub fn http_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let (status, body) = http_get(addr, path, None);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
 /// The value of the Prometheus series `name` (without labels) at `http`.
 pub fn prometheus_value(http: SocketAddr, name: &str) -> u64 {
     let (_, text) = http_get(http, "/metrics", None);
