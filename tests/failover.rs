@@ -121,6 +121,10 @@ fn a_player_keeps_playing_through_a_failover_and_a_failback() {
         "2s",
         "-hook-stdio-format",
         "json",
+        "-record",
+        "live/show",
+        "-record-dir",
+        dir.join("rec").to_str().unwrap(),
     ]);
     let rtmp = server.listen_addr();
     let http = server.metrics_addr();
@@ -202,6 +206,19 @@ fn a_player_keeps_playing_through_a_failover_and_a_failback() {
         .collect();
     assert_eq!(switches, [(0, 1, "failover"), (1, 0, "failback")]);
     assert_eq!(prometheus_value(http, "rtmp_input_switches_total"), 2);
+    // The recording followed: one FLV file with all three parts.
+    let recordings: Vec<_> = std::fs::read_dir(dir.join("rec"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    let recorded = &recordings[0];
+    assert!(recorded.to_string_lossy().contains("live_show_"));
+    assert_eq!(decode_errors(recorded), "");
+    assert_eq!(
+        picture_sizes(recorded),
+        ["1280,720", "640,360", "1280,720"]
+    );
     // Hooks were told, in order.
     server.terminate();
     let told: Vec<Value> = hook_lines
