@@ -19,7 +19,12 @@ use serde_json::Value;
 fn camera(url: &str, size: &str, tone: u32, seconds: u32) -> Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=25")])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=25"),
+        ])
         .args([
             "-f",
             "lavfi",
@@ -27,8 +32,17 @@ fn camera(url: &str, size: &str, tone: u32, seconds: u32) -> Child {
             &format!("sine=frequency={tone}:sample_rate=44100"),
         ])
         .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
-        .args(["-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-b:a", "64k"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+        ])
+        .args([
+            "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-b:a", "64k",
+        ])
         .args(["-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -133,11 +147,7 @@ fn a_player_keeps_playing_through_a_failover_and_a_failback() {
     let mut backup = camera(&url("show.backup"), "640x360", 880, 60);
     wait_stream(http, "live/show", "fed by main", |s| s["active_input"] == 0);
     let out = dir.join("show.flv");
-    let player = ffmpeg_play_with(
-        &["-rw_timeout", "10000000", "-t", "12"],
-        &url("show"),
-        &out,
-    );
+    let player = ffmpeg_play_with(&["-rw_timeout", "10000000", "-t", "12"], &url("show"), &out);
     wait_stream(http, "live/show", "played", |s| {
         s["subscribers"][0]["bytes_sent"].as_u64() > Some(100_000)
     });
@@ -215,10 +225,7 @@ fn a_player_keeps_playing_through_a_failover_and_a_failback() {
     let recorded = &recordings[0];
     assert!(recorded.to_string_lossy().contains("live_show_"));
     assert_eq!(decode_errors(recorded), "");
-    assert_eq!(
-        picture_sizes(recorded),
-        ["1280,720", "640,360", "1280,720"]
-    );
+    assert_eq!(picture_sizes(recorded), ["1280,720", "640,360", "1280,720"]);
     // Hooks were told, in order.
     server.terminate();
     let told: Vec<Value> = hook_lines

@@ -60,6 +60,34 @@ impl Paced {
         }
     }
 
+    /// Like [`Paced::start`], with the headers at 0 and the frames from
+    /// `first` ms on (a stream that has run a while, as servers send it).
+    fn start_late(addr: SocketAddr, name: &str, len: usize, first: u32) -> Paced {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let mut publisher = publisher(addr, name);
+        let thread = thread::spawn(move || {
+            publisher.send_video(0, &avc_sequence_header()).unwrap();
+            publisher.send_audio(0, &aac_sequence_header()).unwrap();
+            let started = Instant::now();
+            let mut n = 0u32;
+            while !flag.load(Ordering::Relaxed) {
+                let due = started + Duration::from_millis(u64::from(n) * 40);
+                thread::sleep(due.saturating_duration_since(Instant::now()));
+                let at = first + n * 40;
+                let frame = video_frame(n, n.is_multiple_of(25), len);
+                publisher.send_video(at, &frame).unwrap();
+                publisher.send_audio(at, &aac_frame(n)).unwrap();
+                n += 1;
+            }
+            publisher
+        });
+        Paced {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
     /// Stops and closes the connection.
     fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -331,7 +359,9 @@ fn players(http: SocketAddr, key: &str) -> usize {
 fn many_players_share_one_pull_closed_when_idle_and_bounded() {
     let upstream = TestServer::with_http(None, |_| {});
     let up_http = upstream.http.unwrap();
-    let camera = Paced::start(upstream.addr, "cam", 300);
+    // Its frames far from its headers' 0, as a stream that has run for
+    // an hour reaches a new player: no timestamp jump.
+    let camera = Paced::start_late(upstream.addr, "cam", 300, 3_600_000);
     let up = upstream.addr;
     let edge = TestServer::with_http(None, |c| {
         sources(
@@ -368,7 +398,9 @@ fn many_players_share_one_pull_closed_when_idle_and_bounded() {
     assert_eq!(players(http, "live/cam"), 3);
     assert_eq!(players(up_http, "live/cam"), 1, "one upstream connection");
     assert_eq!(prometheus_value(http, "rtmp_pulls_active"), 1);
-    assert_eq!(stream(http, "live/cam")["inputs"][0]["status"], "active");
+    let shown = stream(http, "live/cam");
+    assert_eq!(shown["inputs"][0]["status"], "active");
+    assert_eq!(shown["inputs"][0]["reconnects"], 0, "{shown:#}");
 
     // -max-pulls 1: a player that needs a second pull is refused.
     match connect(addr, "live").unwrap().play("other") {

@@ -141,6 +141,13 @@ impl Feeder {
     fn take(&mut self, i: usize, packet: Arc<Packet>, now: Instant) {
         let feed = &mut self.inputs[i];
         feed.note(&packet, now);
+        if self.active.is_none() && self.pending.is_none() && feed.starts_at(&packet) {
+            // Nothing plays: choose now, so that the stream starts on this
+            // keyframe (a pull's first, from its upstream's GOP cache)
+            // rather than the next.
+            self.evaluate(now);
+        }
+        let feed = &self.inputs[i];
         if self.active == Some(i) {
             self.forward(&packet);
         } else if let Some((target, reason)) = self.pending
@@ -164,12 +171,17 @@ impl Feeder {
             self.stream.set_metadata(id, packet.retimed(at));
             return;
         }
+        if packet.sequence_header {
+            // Headers go where the stream is (encoders and servers send
+            // them at 0 as often as not: no jump to rebase).
+            self.sent = self.inputs[active].headers.clone();
+            let at = self.timeline.now();
+            self.stream.publish(id, packet.retimed(at));
+            return;
+        }
         let Some(at) = self.timeline.map(packet.kind, packet.timestamp) else {
             return;
         };
-        if packet.sequence_header {
-            self.sent = self.inputs[active].headers.clone();
-        }
         self.stream.publish(id, packet.retimed(at));
     }
 
@@ -258,7 +270,10 @@ impl Feeder {
         for (i, feed) in self.inputs.iter_mut().enumerate() {
             feed.poll_pull();
             if feed.health.check(now, timeout) {
-                log::warn!("{key}: input {i} ({feed}) degraded: no media for {timeout:?}");
+                log::warn!(
+                    "{key}: input {i} ({feed}) degraded: no media for {}",
+                    health::show_duration(timeout)
+                );
             }
         }
         let demand = self.stream.player_count() > 0;
@@ -346,7 +361,10 @@ impl Feeder {
             if wanted {
                 feed.start_pull(&self.shared, &key);
             } else if feed.unwanted_for(now) >= idle_timeout && feed.stop_pull(&self.shared) {
-                log::info!("{key}: pull of input {i} closed: not needed for {idle_timeout:?}");
+                log::info!(
+                    "{key}: pull of input {i} closed: not needed for {}",
+                    health::show_duration(idle_timeout)
+                );
             }
         }
     }

@@ -20,6 +20,7 @@ use super::timeline::{MAX_JUMP_MS, diff};
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
 use crate::hub::stream::Stream;
+use crate::media::codec;
 use crate::metrics::{self, GaugeGuard, Metrics};
 use crate::protocol::message::type_id;
 use crate::protocol::session::client::ClientEvent;
@@ -200,9 +201,22 @@ impl Pull {
             match client.read_incoming() {
                 Ok(incoming) if incoming.event == ClientEvent::Media => {
                     let message = &incoming.message;
+                    // Frames, not headers: servers send those at 0 before
+                    // a GOP at any time.
+                    let payload = &message.payload[..];
                     let kind = match message.type_id {
-                        type_id::VIDEO => Some(0),
-                        type_id::AUDIO => Some(1),
+                        type_id::VIDEO
+                            if codec::inspect_video(payload)
+                                .is_some_and(|i| !i.sequence_header) =>
+                        {
+                            Some(0)
+                        }
+                        type_id::AUDIO
+                            if codec::inspect_audio(payload)
+                                .is_some_and(|i| !i.sequence_header) =>
+                        {
+                            Some(1)
+                        }
                         _ => None,
                     };
                     if let Some(slot) = kind.and_then(|k| last.get_mut(k)) {

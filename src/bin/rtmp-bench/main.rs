@@ -9,11 +9,15 @@
 //!   measures the memory and file descriptors of idle connections.
 //! - `rtmp-bench report FILE` prints the tables and the ratios.
 //! - `rtmp-bench micro` measures chunk encoding and decoding in MB/s.
+//! - `rtmp-bench failover -url rtmp://127.0.0.1:1935/live/show -api http://127.0.0.1:8080 -token T`
+//!   measures what a player of a `-source` stream sees at a failover, a
+//!   manual switch and an on-demand pull (see `scripts/failover-bench.sh`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
+mod failover;
 mod idle;
 mod load;
 mod micro;
@@ -38,6 +42,29 @@ enum Command {
     Idle(IdleArgs),
     Report(ReportArgs),
     Micro(MicroArgs),
+    Failover(FailoverArgs),
+}
+
+/// time what a player of a -source stream sees when its input changes
+#[derive(FromArgs)]
+#[argh(subcommand, name = "failover")]
+struct FailoverArgs {
+    /// rtmp://HOST:PORT/APP/NAME of a stream fed by NAME.main,NAME.backup
+    #[argh(option)]
+    url: String,
+    /// http://HOST:PORT of the server's API
+    #[argh(option)]
+    api: String,
+    /// the API token
+    #[argh(option)]
+    token: String,
+    /// failovers and manual switches to time, each (default 10)
+    #[argh(option, default = "10")]
+    switches: usize,
+    /// rtmp://HOST:PORT/APP/NAME of a stream pulled on demand
+    /// (-pull-idle-timeout 0), to time its first frame
+    #[argh(option)]
+    pull_url: Option<String>,
 }
 
 /// publish an FLV file in real time and play it with N players
@@ -226,6 +253,30 @@ fn main() -> ExitCode {
                 print!("{}", idle::table(&idles, ours, peer));
             }
             ExitCode::SUCCESS
+        }
+        Command::Failover(args) => {
+            let (Some((url, name)), pull) = (
+                parse_url(&args.url),
+                args.pull_url.as_deref().map(parse_url),
+            ) else {
+                eprintln!("rtmp-bench: bad --url: want rtmp://host:port/app/name");
+                return ExitCode::from(2);
+            };
+            let spec = failover::FailoverSpec {
+                url,
+                name,
+                api: args.api.trim_end_matches('/').to_owned(),
+                token: args.token,
+                switches: args.switches.max(1),
+                pull: pull.flatten(),
+            };
+            match failover::run(&spec) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rtmp-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Micro(micro) => {
             for t in micro::run(Duration::from_secs_f64(micro.seconds)) {
