@@ -228,9 +228,28 @@ fn a_player_keeps_playing_through_a_failover_and_a_failback() {
     assert_eq!(picture_sizes(recorded), ["1280,720", "640,360", "1280,720"]);
     // Hooks were told, in order.
     server.terminate();
-    let told: Vec<Value> = hook_lines
+    let events: Vec<Value> = hook_lines
         .try_iter()
         .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+        .filter(|e| e["stream_key"] == "live/show")
+        .collect();
+    // The session started with the main encoder's connection.
+    let start = events
+        .iter()
+        .find(|e| e["type"] == "publish_start")
+        .unwrap();
+    assert!(
+        start["conn_id"].as_u64().is_some_and(|id| id < 100),
+        "{start}"
+    );
+    assert!(
+        start["remote_addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let told: Vec<&Value> = events
+        .iter()
         .filter(|e| e["type"] == "input_switched")
         .collect();
     assert_eq!(told.len(), 2, "{told:?}");

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
+use crate::hub::FIRST_INTERNAL_ID;
 use crate::hub::events::Event;
 use crate::media::codec::Codec;
 
@@ -173,7 +174,8 @@ impl Payload {
             event_type: event.name(),
             // A clock set before 1970 cannot be written in RFC 3339.
             timestamp: timestamp.max(SystemTime::UNIX_EPOCH),
-            conn_id,
+            // A pull feeding a -source stream is no connection.
+            conn_id: conn_id.filter(|id| *id < FIRST_INTERNAL_ID),
             stream_key: key.cloned(),
             remote_addr: addr,
             data,

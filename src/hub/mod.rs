@@ -3,6 +3,10 @@
 //! each output with its own bounded queue. Lifecycle events go out on
 //! bounded channels. Nothing here does IO.
 
+/// Output and input ids from here up are not connections (relays'
+/// outputs, sources' taps and pulls); connections count from 1.
+pub const FIRST_INTERNAL_ID: u64 = 1 << 61;
+
 pub mod doorbell;
 pub mod events;
 pub mod gop_cache;

@@ -32,7 +32,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// How often the manager compares its relays with the live streams.
 const RECONCILE: Duration = Duration::from_secs(1);
 /// Relays' output ids, apart from connection ids (which count from 1).
-const FIRST_OUTPUT_ID: u64 = 1 << 62;
+const FIRST_OUTPUT_ID: u64 = crate::hub::FIRST_INTERNAL_ID << 1;
 
 /// Starts the relay manager if the server has destinations.
 pub(crate) fn start(shared: &Arc<Shared>) -> io::Result<()> {

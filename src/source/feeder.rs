@@ -40,8 +40,10 @@ pub(super) struct Feeder {
     pub stream: Arc<Stream>,
     pub inputs: Vec<Feed>,
     pub bell: Arc<Doorbell>,
-    /// The input players get now.
+    /// The input players get now, and its id as the stream's input (its
+    /// publisher's connection, or its tap's id for a pull).
     active: Option<usize>,
+    attached: u64,
     /// The input to switch to at its next keyframe, and why.
     pending: Option<(usize, SwitchReason)>,
     /// The input forced through the API.
@@ -70,6 +72,7 @@ impl Feeder {
             inputs,
             bell,
             active: None,
+            attached: 0,
             pending: None,
             forced: None,
             last_active: None,
@@ -164,7 +167,7 @@ impl Feeder {
         let Some(active) = self.active else {
             return;
         };
-        let id = self.inputs[active].tap_id;
+        let id = self.attached;
         if packet.kind == PacketKind::Data && packet.sequence_header {
             self.sent.metadata = self.inputs[active].headers.metadata.clone();
             let at = self.timeline.now();
@@ -200,11 +203,12 @@ impl Feeder {
             SwitchReason::Start if was_live => SwitchReason::Failover,
             reason => reason,
         };
-        if let Some(old) = self.active.take() {
-            self.stream.detach_input(self.inputs[old].tap_id);
+        if self.active.take().is_some() {
+            self.stream.detach_input(self.attached);
         }
         let feed = &self.inputs[to];
-        self.stream.attach_input(feed.tap_id, feed.remote_addr());
+        self.attached = feed.input_id();
+        self.stream.attach_input(self.attached, feed.remote_addr());
         if !was_live {
             // Before any media, so that a recording misses nothing.
             record::attach(&self.shared, &self.stream);
@@ -215,7 +219,7 @@ impl Feeder {
         let at = self.timeline.switch(first.timestamp);
         // The new input's metadata and headers, where they differ.
         let headers = feed.headers.clone();
-        let id = feed.tap_id;
+        let id = self.attached;
         if let Some(metadata) = headers
             .metadata
             .as_ref()
@@ -320,8 +324,8 @@ impl Feeder {
             self.end(EndReason::SourceIdle);
             return;
         }
-        if let Some(old) = self.active.take() {
-            self.stream.detach_input(self.inputs[old].tap_id);
+        if self.active.take().is_some() {
+            self.stream.detach_input(self.attached);
         }
         if self.exhausted_since.is_none() {
             log::warn!("{}: every input is down; players wait", self.key());
@@ -334,8 +338,8 @@ impl Feeder {
 
     /// Ends the stream's session; its record goes to the history.
     fn end(&mut self, reason: EndReason) {
-        if let Some(old) = self.active.take() {
-            self.stream.detach_input(self.inputs[old].tap_id);
+        if self.active.take().is_some() {
+            self.stream.detach_input(self.attached);
         }
         if let Some(record) = self.stream.end_session(reason) {
             self.shared.registry.history().push(record);

@@ -115,8 +115,8 @@ struct PullSlot {
 
 pub(super) struct Feed {
     pub spec: InputSpec,
-    /// Its tap's output id in the input's stream, and its input id in the
-    /// source's.
+    /// Its tap's output id in the input's stream (a pull's input id in
+    /// the source's stream too).
     pub tap_id: u64,
     pub health: InputHealth,
     pub headers: Headers,
@@ -257,6 +257,15 @@ impl Feed {
         self.health.disconnected();
         self.headers = Headers::default();
         self.has_video = false;
+    }
+
+    /// Its id as the source's stream's input: the publisher's connection
+    /// (events and hooks name it), or the tap's for a pull.
+    pub fn input_id(&self) -> u64 {
+        match (&self.pull, &self.tap) {
+            (None, Some(tap)) => tap.stream.input_id().unwrap_or(self.tap_id),
+            _ => self.tap_id,
+        }
     }
 
     /// The address its media comes from.

@@ -29,7 +29,7 @@ pub use spec::{InputSpec, SourceSettings, SourceSpec};
 
 /// Taps' ids (as outputs of the inputs' streams, and as inputs of the
 /// source's stream), apart from connections' and relays'.
-const FIRST_TAP_ID: u64 = 1 << 61;
+const FIRST_TAP_ID: u64 = crate::hub::FIRST_INTERNAL_ID;
 
 /// Starts one thread per `-source`; each owns its stream from now on.
 pub(crate) fn start(shared: &Arc<Shared>) -> io::Result<()> {
