@@ -1,7 +1,8 @@
 //! `-source` with real clients: two ffmpeg encoders at different
 //! resolutions on `live/show.main` and `live/show.backup`, an ffmpeg
 //! player on `live/show` writing FLV while the main encoder is killed and
-//! restarted (a failover and a failback); and a pull from nginx-rtmp.
+//! restarted (a failover and a failback), ffplay playing along; and a
+//! pull from nginx-rtmp.
 
 mod common;
 
@@ -120,7 +121,7 @@ fn timestamps(file: &Path, kind: &str) -> Vec<i64> {
 
 #[test]
 fn a_player_keeps_playing_through_a_failover_and_a_failback() {
-    assert!(tool_available("ffmpeg") && tool_available("ffprobe"));
+    assert!(tool_available("ffmpeg") && tool_available("ffprobe") && tool_available("ffplay"));
     let dir = test_dir("failover");
     let (mut server, hook_lines) = ServerProcess::start_with_stdout(&[
         "-listen",
@@ -148,8 +149,21 @@ fn a_player_keeps_playing_through_a_failover_and_a_failback() {
     wait_stream(http, "live/show", "fed by main", |s| s["active_input"] == 0);
     let out = dir.join("show.flv");
     let player = ffmpeg_play_with(&["-rw_timeout", "10000000", "-t", "12"], &url("show"), &out);
+    // And ffplay, decoding as it plays (no window, no sound card): it
+    // must say nothing at its error level.
+    let ffplay = Command::new("ffplay")
+        .args(["-hide_banner", "-loglevel", "error", "-nodisp", "-autoexit"])
+        .arg(url("show"))
+        .env("SDL_VIDEODRIVER", "dummy")
+        .env("SDL_AUDIODRIVER", "dummy")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffplay");
     wait_stream(http, "live/show", "played", |s| {
         s["subscribers"][0]["bytes_sent"].as_u64() > Some(100_000)
+            && s["subscribers"][1]["bytes_sent"].as_u64() > Some(100_000)
     });
 
     main.kill().unwrap();
@@ -166,6 +180,13 @@ fn a_player_keeps_playing_through_a_failover_and_a_failback() {
         "{}",
         String::from_utf8_lossy(&played.stderr)
     );
+    // (ffplay's -t never ends a live stream: it is stopped here.)
+    let mut ffplay = ffplay;
+    assert!(ffplay.try_wait().unwrap().is_none(), "ffplay still plays");
+    ffplay.kill().unwrap();
+    let watched = ffplay.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&watched.stderr);
+    assert!(said.trim().is_empty(), "ffplay: {said}");
 
     // Both pictures, in order, decoding cleanly, timestamps continuous.
     assert!(first_video_frame_is_key(&out));
