@@ -18,38 +18,7 @@ use serde_json::Value;
 /// ffmpeg publishing a `size` test picture at 25 fps (a keyframe a
 /// second) and a `tone` Hz sine for `seconds`, paced, to `url`.
 fn camera(url: &str, size: &str, tone: u32, seconds: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=size={size}:rate=25"),
-        ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("sine=frequency={tone}:sample_rate=44100"),
-        ])
-        .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-        ])
-        .args([
-            "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-b:a", "64k",
-        ])
-        .args(["-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ffmpeg publisher")
+    ffmpeg_encoder(size, tone, seconds, 25, &["-f", "flv", url])
 }
 
 fn stream(http: SocketAddr, key: &str) -> Value {

@@ -729,10 +729,26 @@ pub fn ffmpeg_publish(url: &str, seconds: u32) -> Child {
 /// every `gop` frames) and 44.1 kHz AAC sine audio, paced in real time,
 /// to what `output` names (`-f flv URL`, a tee...).
 pub fn ffmpeg_publish_with(seconds: u32, gop: u32, output: &[&str]) -> Child {
+    ffmpeg_encoder("320x240", 440, seconds, gop, output)
+}
+
+/// ffmpeg publishing `seconds` of a 25 fps H.264 test picture of `size`
+/// (a keyframe every `gop` frames) and a `tone` Hz AAC sine, paced.
+pub fn ffmpeg_encoder(size: &str, tone: u32, seconds: u32, gop: u32, output: &[&str]) -> Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=25"),
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency={tone}:sample_rate=44100"),
+        ])
         .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "1:a"])
         .args([
             "-c:v",
@@ -775,36 +791,37 @@ pub fn ffmpeg_play_with(input_options: &[&str], url: &str, out: &std::path::Path
 /// A GET to the HTTP endpoint at `addr`, with a bearer token if given:
 /// the status and body.
 pub fn http_get(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = agent.get(&format!("http://{addr}{path}"));
-    if let Some(token) = token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
-    }
-    let mut response = request.call().unwrap();
-    let status = response.status().as_u16();
-    (
-        status,
-        response.body_mut().read_to_string().unwrap_or_default(),
-    )
+    http_request("GET", addr, path, token)
 }
 
-/// A POST to the HTTP endpoint at `addr`, with a bearer token if given:
-/// the status and body.
+/// A POST (with no body) to the HTTP endpoint at `addr`, with a bearer
+/// token if given: the status and body.
 pub fn http_post(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    http_request("POST", addr, path, token)
+}
+
+fn http_request(method: &str, addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(10)))
         .http_status_as_error(false)
         .build()
         .into();
-    let mut request = agent.post(&format!("http://{addr}{path}"));
-    if let Some(token) = token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
+    let url = format!("http://{addr}{path}");
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let mut response = if method == "POST" {
+        let mut request = agent.post(&url);
+        if let Some(bearer) = &bearer {
+            request = request.header("Authorization", bearer);
+        }
+        request.send_empty()
+    } else {
+        let mut request = agent.get(&url);
+        if let Some(bearer) = &bearer {
+            request = request.header("Authorization", bearer);
+        }
+        request.call()
     }
-    let mut response = request.send_empty().unwrap();
+    .unwrap();
     let status = response.status().as_u16();
     (
         status,
