@@ -316,7 +316,6 @@ impl Feed {
         let worker = Pull {
             url: url.clone(),
             stream: Arc::clone(&pull.stream),
-            input_id: self.tap_id,
             stopper: Arc::clone(&stopper),
             report: Arc::clone(&report),
             metrics: Arc::clone(&shared.metrics),

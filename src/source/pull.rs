@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::timeline::{MAX_JUMP_MS, diff};
+use crate::hub::FIRST_INTERNAL_ID;
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
 use crate::hub::stream::Stream;
@@ -36,6 +37,9 @@ const STABLE: Duration = Duration::from_secs(30);
 /// How long connecting and each request step may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Ids of pulls' connections as inputs of their private streams.
+static NEXT_INPUT_ID: AtomicU64 = AtomicU64::new(FIRST_INTERNAL_ID | (1 << 60));
+
 /// Why a pull's connection ended.
 #[derive(Debug)]
 pub enum PullError {
@@ -45,6 +49,8 @@ pub enum PullError {
     Stalled(Duration),
     /// Consecutive timestamps this far apart (milliseconds).
     Jump(i64),
+    /// The connection before is still letting go of the input.
+    Overlap,
 }
 
 impl fmt::Display for PullError {
@@ -54,6 +60,7 @@ impl fmt::Display for PullError {
             PullError::Ingest(e) => write!(f, "{e}"),
             PullError::Stalled(d) => write!(f, "stalled: no media for {d:?}"),
             PullError::Jump(ms) => write!(f, "timestamp jump of {ms} ms"),
+            PullError::Overlap => write!(f, "the previous connection is still closing"),
         }
     }
 }
@@ -94,8 +101,6 @@ pub struct Pull {
     pub url: RtmpUrl,
     /// The input's private stream (not in the registry).
     pub stream: Arc<Stream>,
-    /// Its input id there.
-    pub input_id: u64,
     pub stopper: Arc<Stopper>,
     pub report: Arc<PullReport>,
     pub metrics: Arc<Metrics>,
@@ -177,14 +182,20 @@ impl Pull {
         client.play(name)?;
         let peer = client.socket().peer_addr().ok();
         let _open = GaugeGuard::raise(&self.metrics, |m| &m.pulls_active, None);
+        // Each connection its own id: a pull stopped and started again
+        // at once must not end its successor's session on its way out.
+        let id = NEXT_INPUT_ID.fetch_add(1, Ordering::Relaxed);
+        if !self.stream.attach_input(id, peer) {
+            return Err(PullError::Overlap);
+        }
         self.report.connected.store(true, Ordering::Release);
-        self.stream.attach_input(self.input_id, peer);
         log::info!("{}: pull of {} playing", self.source, self.url);
-        let input = Input::new(Arc::clone(&self.stream), self.input_id);
+        let input = Input::new(Arc::clone(&self.stream), id);
         let result = self.feed(client, &input);
         self.report.connected.store(false, Ordering::Release);
-        self.stream.detach_input(self.input_id);
-        self.stream.end_session(EndReason::PublisherClosed);
+        if self.stream.detach_input(id) {
+            self.stream.end_session(EndReason::PublisherClosed);
+        }
         result
     }
 
