@@ -57,7 +57,7 @@ pub struct Metrics {
     pub hooks_timed_out: AtomicU64,
     /// Times a `-source` stream changed the input players get.
     pub input_switches: AtomicU64,
-    /// Times a `-source` pull connected again after failing or stalling.
+    /// Connection attempts of `-source` pulls after their first.
     pub pull_reconnects: AtomicU64,
 }
 

@@ -558,3 +558,43 @@ fn a_stalled_upstream_is_reconnected_and_a_hostile_one_dropped() {
     drop(seen);
     backup.stop();
 }
+
+#[test]
+fn an_active_pull_stays_until_the_failback_to_a_local_input() {
+    let upstream = TestServer::start();
+    let camera = Paced::start(upstream.addr, "cam", 300);
+    let up = upstream.addr;
+    let server = TestServer::with_http(None, |c| {
+        sources(c, &[format!("live/p=live/p.local,rtmp://{up}/live/cam")]);
+        // Not needed once the local input is healthy: closed at once,
+        // but not before the stream has switched to it.
+        c.sources.pull_idle_timeout = Duration::ZERO;
+    });
+    let (addr, http) = (server.addr, server.http.unwrap());
+    let events = server.handle().events().subscribe("test", 1024);
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = watch(addr, "p", Arc::clone(&stop));
+    assert!(wait_for(Duration::from_secs(5), || frames_of(
+        &seen, 300, 0
+    ) >= 10));
+    let local = Paced::start(addr, "p.local", 100);
+    let at = seen.lock().video.len();
+    assert!(wait_for(Duration::from_secs(5), || frames_of(
+        &seen, 100, at
+    ) >= 10));
+    wait_json(http, "live/p", "the pull closed", |s| {
+        s["inputs"][1]["status"] == "idle" && s["active_input"] == 0
+    });
+    stop.store(true, Ordering::Relaxed);
+    check_continuity(&seen.lock(), 100);
+    let reasons: Vec<&str> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            Event::InputSwitched { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["failback"], "no failover on the way");
+    local.stop();
+    camera.stop();
+}

@@ -266,7 +266,7 @@ pub const METRICS: &[MetricDef] = &[
         "rtmp_pull_reconnects_total",
         Counter,
         pull_reconnects,
-        "Times a -source pull connected again after failing or stalling."
+        "Connection attempts of -source pulls after their first (each failed, stalled or dropped)."
     ),
 ];
 

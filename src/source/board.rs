@@ -29,7 +29,7 @@ pub struct InputView {
     pub last_packet_at: Option<SystemTime>,
     pub bitrate_kbps: u64,
     pub last_error: Option<(String, SystemTime)>,
-    /// Times its pull connected again after failing.
+    /// Connection attempts of its pull after the first (while needed).
     pub reconnects: u64,
 }
 
@@ -125,8 +125,22 @@ impl std::error::Error for SwitchError {}
 pub struct SourceBoard {
     entries: Vec<Arc<SourceEntry>>,
     max_pulls: usize,
-    /// Pull workers running (each holds one of `-max-pulls`).
-    pulls: AtomicUsize,
+    /// Pull workers running (each holds one of `-max-pulls` until its
+    /// thread ends).
+    pulls: Arc<AtomicUsize>,
+}
+
+/// One of `-max-pulls`, held by a pull's thread: given back when it ends,
+/// however it ends.
+#[derive(Debug)]
+pub struct PullSlot(Arc<AtomicUsize>);
+
+impl Drop for PullSlot {
+    fn drop(&mut self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
 }
 
 impl SourceBoard {
@@ -145,7 +159,7 @@ impl SourceBoard {
         SourceBoard {
             entries,
             max_pulls: settings.max_pulls,
-            pulls: AtomicUsize::new(0),
+            pulls: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -201,19 +215,14 @@ impl SourceBoard {
         Ok(())
     }
 
-    /// Takes one of `-max-pulls` for a pull to start; false if none is
+    /// Takes one of `-max-pulls` for a pull to start; `None` if none is
     /// left.
-    pub(super) fn take_pull(&self) -> bool {
+    pub(super) fn take_pull(&self) -> Option<PullSlot> {
         self.pulls
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max_pulls).then_some(n + 1)
             })
-            .is_ok()
-    }
-
-    pub(super) fn give_pull(&self) {
-        let _ = self
-            .pulls
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            .ok()
+            .map(|_| PullSlot(Arc::clone(&self.pulls)))
     }
 }

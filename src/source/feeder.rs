@@ -133,6 +133,10 @@ impl Feeder {
                     self.inputs[i].ended();
                     if self.active == Some(i) {
                         log::info!("{}: input {i} ({}) left", self.key(), self.inputs[i]);
+                        // Let go of it now: if its encoder comes back
+                        // before another input's keyframe, that is a new
+                        // input to switch to (its own timeline and id).
+                        self.detach_active();
                         self.evaluate(now);
                     }
                 }
@@ -203,9 +207,7 @@ impl Feeder {
             SwitchReason::Start if was_live => SwitchReason::Failover,
             reason => reason,
         };
-        if self.active.take().is_some() {
-            self.stream.detach_input(self.attached);
-        }
+        self.detach_active();
         let feed = &self.inputs[to];
         self.attached = feed.input_id();
         self.stream.attach_input(self.attached, feed.remote_addr());
@@ -324,9 +326,7 @@ impl Feeder {
             self.end(EndReason::SourceIdle);
             return;
         }
-        if self.active.take().is_some() {
-            self.stream.detach_input(self.attached);
-        }
+        self.detach_active();
         if self.exhausted_since.is_none() {
             log::warn!("{}: every input is down; players wait", self.key());
             self.exhausted_since = Some(now);
@@ -336,11 +336,17 @@ impl Feeder {
         }
     }
 
-    /// Ends the stream's session; its record goes to the history.
-    fn end(&mut self, reason: EndReason) {
+    /// The stream no longer takes the active input's packets (the
+    /// session stays open).
+    fn detach_active(&mut self) {
         if self.active.take().is_some() {
             self.stream.detach_input(self.attached);
         }
+    }
+
+    /// Ends the stream's session; its record goes to the history.
+    fn end(&mut self, reason: EndReason) {
+        self.detach_active();
         if let Some(record) = self.stream.end_session(reason) {
             self.shared.registry.history().push(record);
         }
@@ -356,7 +362,9 @@ impl Feeder {
         let mut healthy_before = false;
         let key = self.key();
         for i in 0..self.inputs.len() {
-            let wanted = demand && (!healthy_before || self.forced == Some(i));
+            // The active input stays until the switch away from it.
+            let keep = self.forced == Some(i) || self.active == Some(i);
+            let wanted = demand && (!healthy_before || keep);
             let feed = &mut self.inputs[i];
             healthy_before |= feed.health.is_healthy();
             if !feed.spec.is_pull() {
@@ -364,7 +372,7 @@ impl Feeder {
             }
             if wanted {
                 feed.start_pull(&self.shared, &key);
-            } else if feed.unwanted_for(now) >= idle_timeout && feed.stop_pull(&self.shared) {
+            } else if feed.unwanted_for(now) >= idle_timeout && feed.stop_pull() {
                 log::info!(
                     "{key}: pull of input {i} closed: not needed for {}",
                     health::show_duration(idle_timeout)

@@ -113,6 +113,10 @@ impl InputHealth {
         false
     }
 
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
     pub fn is_healthy(&self) -> bool {
         self.connected && !self.degraded && self.healthy_since.is_some()
     }

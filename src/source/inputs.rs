@@ -96,7 +96,16 @@ struct Tap {
 struct Worker {
     stopper: Arc<Stopper>,
     report: Arc<PullReport>,
-    _thread: JoinHandle<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Drop for Worker {
+    /// A worker let go of stops (its thread ends on its own time, and
+    /// gives its `-max-pulls` slot back then), even when the source's
+    /// thread unwinds.
+    fn drop(&mut self) {
+        self.stopper.stop();
+    }
 }
 
 /// A pulled input's private stream and worker.
@@ -186,10 +195,11 @@ impl Feed {
             self.headers.learn(packet);
         }
         self.has_video = self.headers.video.is_some();
-        if stream.input_id().is_some() {
-            self.health.connected(now);
-        } else {
-            self.health.disconnected();
+        match stream.input_id() {
+            // Joining again keeps what is known of an input sending.
+            Some(_) if self.health.is_connected() => {}
+            Some(_) => self.health.connected(now),
+            None => self.health.disconnected(),
         }
         self.tap = Some(Tap {
             stream,
@@ -275,6 +285,15 @@ impl Feed {
 
     /// Tells the input's health what its pull reported.
     pub fn poll_pull(&mut self) {
+        if self
+            .pull
+            .as_ref()
+            .and_then(|p| p.worker.as_ref())
+            .is_some_and(|w| w.thread.is_finished())
+        {
+            // Ended by itself (a panic): started again when needed.
+            self.stop_pull();
+        }
         let Some(worker) = self.pull.as_mut().and_then(|p| p.worker.as_ref()) else {
             return;
         };
@@ -302,14 +321,14 @@ impl Feed {
             return;
         }
         let max = shared.config.sources.max_pulls;
-        if !shared.sources.take_pull() {
+        let Some(slot) = shared.sources.take_pull() else {
             if !std::mem::replace(&mut pull.blocked, true) {
                 log::warn!("{source}: pull of {url} waits: -max-pulls {max} are open");
                 self.health
                     .failed(&format!("-max-pulls {max} reached: not pulled"));
             }
             return;
-        }
+        };
         pull.blocked = false;
         let report = Arc::new(PullReport::default());
         let stopper = Arc::new(Stopper::default());
@@ -322,6 +341,7 @@ impl Feed {
             input_timeout: shared.config.sources.input_timeout,
             max_message_size: shared.config.max_message_size,
             source: source.to_owned(),
+            slot,
         };
         match worker.spawn() {
             Ok(thread) => {
@@ -329,11 +349,10 @@ impl Feed {
                 pull.worker = Some(Worker {
                     stopper,
                     report,
-                    _thread: thread,
+                    thread,
                 });
             }
             Err(e) => {
-                shared.sources.give_pull();
                 log::warn!("{source}: pull of {url} not started: cannot start a thread: {e}");
             }
         }
@@ -352,7 +371,7 @@ impl Feed {
 
     /// Stops the pull if one runs; true if one did. It leaves in the
     /// background (a connect under way ends at its timeout).
-    pub fn stop_pull(&mut self, shared: &Shared) -> bool {
+    pub fn stop_pull(&mut self) -> bool {
         let Some(pull) = &mut self.pull else {
             return false;
         };
@@ -360,9 +379,8 @@ impl Feed {
         let Some(worker) = pull.worker.take() else {
             return false;
         };
-        worker.stopper.stop();
         pull.reconnects += worker.report.reconnects.load(Ordering::Relaxed);
-        shared.sources.give_pull();
+        drop(worker);
         true
     }
 
@@ -372,7 +390,7 @@ impl Feed {
 
     /// Leaves: the pull stops, the tap goes.
     pub fn stop(&mut self, shared: &Shared) {
-        self.stop_pull(shared);
+        self.stop_pull();
         self.untap(shared);
     }
 

@@ -62,13 +62,17 @@ pub(crate) fn start(shared: &Arc<Shared>) -> io::Result<()> {
             .collect();
         let bell = Arc::new(Doorbell::default());
         let feeder = Feeder::new(Arc::clone(shared), Arc::clone(entry), stream, inputs, bell);
-        let name = key.to_string();
+        let owner = Arc::clone(shared);
+        let key_of = key.clone();
         thread::Builder::new()
             .name("source".into())
             .spawn(move || {
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| feeder.run()));
                 if run.is_err() {
-                    log::error!("{name}: source stopped after an internal error (panic)");
+                    // Its pulls stopped and taps left as it unwound; the
+                    // stream is a plain one again, publishable.
+                    owner.registry.set_owned(&key_of, false);
+                    log::error!("{key_of}: source stopped after an internal error (panic)");
                 }
             })?;
         log::info!(

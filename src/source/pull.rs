@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::board::PullSlot;
 use super::timeline::{MAX_JUMP_MS, diff};
 use crate::hub::FIRST_INTERNAL_ID;
 use crate::hub::history::EndReason;
@@ -81,7 +82,7 @@ pub struct PullReport {
     /// Connections that failed or stalled, and the last one's error.
     pub errors: AtomicU64,
     last_error: Mutex<Option<String>>,
-    /// Times it connected again after one did.
+    /// Connection attempts after the first.
     pub reconnects: AtomicU64,
 }
 
@@ -108,6 +109,8 @@ pub struct Pull {
     pub max_message_size: usize,
     /// The source's stream, for logs.
     pub source: String,
+    /// Its place among `-max-pulls`, given back when the thread ends.
+    pub slot: PullSlot,
 }
 
 impl Pull {
@@ -215,6 +218,10 @@ impl Pull {
                     // Frames, not headers: servers send those at 0 before
                     // a GOP at any time.
                     let payload = &message.payload[..];
+                    if message.type_id == type_id::AGGREGATE {
+                        // Media too (servers such as Wowza send it so).
+                        last_media = Instant::now();
+                    }
                     let kind = match message.type_id {
                         type_id::VIDEO
                             if codec::inspect_video(payload)
