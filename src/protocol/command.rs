@@ -6,6 +6,7 @@
 use std::fmt;
 
 use super::amf0::Value;
+use super::enhanced as ertmp;
 
 /// NetConnection / NetStream status codes.
 pub mod status {
@@ -71,6 +72,8 @@ pub enum Command {
         app: Option<String>,
         tc_url: Option<String>,
         object_encoding: Option<f64>,
+        /// It declared Enhanced RTMP support.
+        enhanced: bool,
     },
     CreateStream {
         transaction_id: f64,
@@ -161,6 +164,7 @@ impl Command {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 object_encoding: object.get("objectEncoding").and_then(Value::as_number),
+                enhanced: ertmp::is_enhanced(object),
             },
             "createStream" => Command::CreateStream { transaction_id },
             "releaseStream" => Command::ReleaseStream {
@@ -231,9 +235,10 @@ fn info(level: Level, code: &str, description: &str) -> Value {
     ])
 }
 
-/// `_result` for `connect`, announcing FMS capabilities and echoing the
+/// `_result` for `connect`, announcing FMS capabilities (and, to an
+/// Enhanced RTMP client, what the server accepts) and echoing the
 /// client's object encoding.
-pub fn connect_result(transaction_id: f64, object_encoding: f64) -> Vec<Value> {
+pub fn connect_result(transaction_id: f64, object_encoding: f64, enhanced: bool) -> Vec<Value> {
     let mut information = info(
         Level::Status,
         status::CONNECT_SUCCESS,
@@ -245,11 +250,17 @@ pub fn connect_result(transaction_id: f64, object_encoding: f64) -> Vec<Value> {
     vec![
         Value::string("_result"),
         Value::Number(transaction_id),
-        Value::object([
-            ("fmsVer", Value::string("FMS/3,5,7,7009")),
-            ("capabilities", Value::Number(31.0)),
-            ("mode", Value::Number(1.0)),
-        ]),
+        {
+            let mut props = vec![
+                ("fmsVer".into(), Value::string("FMS/3,5,7,7009")),
+                ("capabilities".into(), Value::Number(31.0)),
+                ("mode".into(), Value::Number(1.0)),
+            ];
+            if enhanced {
+                props.extend(ertmp::server_properties());
+            }
+            Value::Object(props)
+        },
         information,
     ]
 }
@@ -368,6 +379,7 @@ mod tests {
                 app: Some("live".into()),
                 tc_url: Some("rtmp://host/live".into()),
                 object_encoding: Some(0.0),
+                enhanced: false,
             }
         );
         let release = request::call("releaseStream", 2.0, vec![Value::string("key")]);
@@ -408,7 +420,8 @@ mod tests {
                 transaction_id: 1.0,
                 app: None,
                 tc_url: None,
-                object_encoding: None
+                object_encoding: None,
+                enhanced: false,
             }
         );
         assert_eq!(Command::parse(&[]), Err(CommandError::MissingName));
@@ -462,7 +475,10 @@ mod tests {
 
     #[test]
     fn connect_result_echoes_object_encoding() {
-        let v = connect_result(1.0, 3.0);
+        let v = connect_result(1.0, 3.0, false);
+        assert_eq!(v[2].get("capsEx"), None, "not for a legacy client");
+        let enhanced = connect_result(1.0, 0.0, true);
+        assert!(enhanced[2].get("videoFourCcInfoMap").is_some());
         assert_eq!(
             v[2].get("fmsVer").and_then(Value::as_str),
             Some("FMS/3,5,7,7009")

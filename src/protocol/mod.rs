@@ -10,6 +10,7 @@ pub mod chunk_decoder;
 pub mod chunk_encoder;
 pub mod command;
 pub mod data;
+pub mod enhanced;
 pub mod handshake;
 pub mod message;
 pub mod session;

@@ -267,14 +267,14 @@ impl ServerSession {
                 app,
                 object_encoding,
                 tc_url,
-                ..
+                enhanced,
             } => {
                 self.connect_query = tc_url
                     .as_deref()
                     .and_then(|url| url.split_once('?'))
                     .map(|(_, query)| query.to_owned());
                 return self
-                    .on_connect(transaction_id, app, object_encoding)
+                    .on_connect(transaction_id, app, object_encoding, enhanced)
                     .map(Some);
             }
             Command::CreateStream { transaction_id } => {
@@ -359,6 +359,7 @@ impl ServerSession {
         transaction_id: f64,
         app: Option<String>,
         object_encoding: Option<f64>,
+        enhanced: bool,
     ) -> Result<ServerEvent, SessionError> {
         if self.app.is_some() {
             return Err(SessionError::Protocol("second connect"));
@@ -383,7 +384,7 @@ impl ServerSession {
         }
         self.command(
             0,
-            command::connect_result(transaction_id, object_encoding.unwrap_or(0.0)),
+            command::connect_result(transaction_id, object_encoding.unwrap_or(0.0), enhanced),
         );
         self.app = Some(app.clone());
         Ok(ServerEvent::Connected { app })

@@ -99,6 +99,38 @@ fn connect_is_answered_with_window_bandwidth_chunk_size_and_result() {
 }
 
 #[test]
+fn an_enhanced_rtmp_client_is_told_every_codec_is_forwarded() {
+    let result = |connect: Value| {
+        let mut session = ServerSession::new(ServerConfig::default());
+        let values = vec![Value::string("connect"), Value::Number(1.0), connect];
+        session.feed(&Peer::new().bytes(3, Message::Command(values), 0));
+        assert!(session.poll().unwrap().is_some());
+        let out = sent(&mut session);
+        let Some(Message::Command(values)) = out.get(3).cloned() else {
+            panic!("{out:?}");
+        };
+        values.get(2).cloned().unwrap()
+    };
+    // ffmpeg 6.1+ declares its codecs in fourCcList.
+    let enhanced = result(Value::object([
+        ("app", Value::string("live")),
+        (
+            "fourCcList",
+            Value::StrictArray(vec![Value::string("hvc1"), Value::string("av01")]),
+        ),
+    ]));
+    let video = enhanced.get("videoFourCcInfoMap").and_then(|m| m.get("*"));
+    assert_eq!(video, Some(&Value::Number(4.0)), "CanForward");
+    assert!(enhanced.get("fourCcList").is_some());
+    let legacy = result(Value::object([("app", Value::string("live"))]));
+    assert!(legacy.get("fmsVer").is_some());
+    assert!(
+        legacy.get("videoFourCcInfoMap").is_none(),
+        "legacy unchanged"
+    );
+}
+
+#[test]
 fn the_obs_sequence_raises_one_publish_request_then_media() {
     let (mut session, mut peer) = connected();
     let mut bytes = peer.call("releaseStream", 2.0, vec![Value::string("key")], 0);
