@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::UsageError;
 use super::access::parse_http_url;
-use super::values::{invalid, parse_duration};
+use super::values::{invalid, parse_count, parse_duration};
 use crate::hooks::payload::HOOK_EVENTS;
 use crate::hooks::{EventFilter, HookSettings, HookTarget, StdioFormat};
 
@@ -42,16 +42,12 @@ pub(super) fn hook_settings(flags: &HookFlags<'_>) -> Result<HookSettings, Usage
         Some("env") => Some(StdioFormat::Env),
         Some(other) => return Err(invalid("hook-stdio-format", other, "want json or env")),
     };
-    let concurrency = match flags.concurrency.parse::<usize>() {
-        Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
-        _ => {
-            return Err(invalid(
-                "hook-concurrency",
-                flags.concurrency,
-                "want a number from 1 to 1000",
-            ));
-        }
-    };
+    let concurrency = parse_count(
+        "hook-concurrency",
+        flags.concurrency,
+        1..=MAX_CONCURRENCY,
+        None,
+    )?;
     Ok(HookSettings {
         hooks,
         stdio,

@@ -21,7 +21,7 @@ use sources::{SourceFlags, source_settings};
 
 use values::{
     invalid, parse_addr, parse_bool, parse_bool_word, parse_chunk_size, parse_coalesce,
-    parse_duration, parse_size,
+    parse_count, parse_duration, parse_size,
 };
 
 use crate::config::{Config, SlowSubscriberPolicy};
@@ -369,37 +369,25 @@ pub fn parse_with_env(
         write_timeout: parse_duration("write-timeout", &flags.write_timeout)?,
         idle_timeout: parse_duration("idle-timeout", &flags.idle_timeout)?,
         write_coalesce: parse_coalesce(&flags.write_coalesce)?,
-        writer_threads: match flags.writer_threads.parse::<usize>() {
-            Ok(n) if n <= MAX_WRITER_THREADS => n,
-            _ => {
-                return Err(invalid(
-                    "writer-threads",
-                    &flags.writer_threads,
-                    "want a number from 0 (one per core) to 256",
-                ));
-            }
-        },
-        max_connections: match flags.max_connections.parse::<usize>() {
-            Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => n,
-            _ => {
-                return Err(invalid(
-                    "max-connections",
-                    &flags.max_connections,
-                    "want a number from 1 to 100000",
-                ));
-            }
-        },
+        writer_threads: parse_count(
+            "writer-threads",
+            &flags.writer_threads,
+            0..=MAX_WRITER_THREADS,
+            Some("one per core"),
+        )?,
+        max_connections: parse_count(
+            "max-connections",
+            &flags.max_connections,
+            1..=MAX_CONNECTIONS,
+            None,
+        )?,
         max_message_size: parse_size("max-message-size", &flags.max_message_size)?,
-        max_subscribers: match flags.max_subscribers.parse::<usize>() {
-            Ok(n) if n <= MAX_CONNECTIONS => n,
-            _ => {
-                return Err(invalid(
-                    "max-subscribers",
-                    &flags.max_subscribers,
-                    "want a number from 0 (no limit) to 100000",
-                ));
-            }
-        },
+        max_subscribers: parse_count(
+            "max-subscribers",
+            &flags.max_subscribers,
+            0..=MAX_CONNECTIONS,
+            Some("no limit"),
+        )?,
         metrics_addr: flags
             .metrics_addr
             .as_deref()
@@ -443,16 +431,7 @@ pub fn parse_with_env(
         log_redact_keys: parse_bool("log-redact-keys", &flags.log_redact_keys)?,
         relays: RelayTargets::parse(&flags.relay_to, &flags.relay_map)
             .map_err(|e| UsageError(format!("rtmp-server: invalid value for flag {e}")))?,
-        history_limit: match flags.history_limit.parse::<usize>() {
-            Ok(n) if n <= MAX_HISTORY => n,
-            _ => {
-                return Err(invalid(
-                    "history-limit",
-                    &flags.history_limit,
-                    "want a number from 0 to 100000",
-                ));
-            }
-        },
+        history_limit: parse_count("history-limit", &flags.history_limit, 0..=MAX_HISTORY, None)?,
         ..Config::default()
     };
     if config.api_read_auth && config.api_token.is_none() {

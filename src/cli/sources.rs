@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::UsageError;
-use super::values::{invalid, parse_duration};
+use super::values::{invalid, parse_count, parse_duration};
 use crate::source::{SourceSettings, SourceSpec};
 
 /// Shortest `-input-timeout`: less would degrade inputs between frames.
@@ -48,16 +48,7 @@ pub(super) fn source_settings(flags: &SourceFlags<'_>) -> Result<SourceSettings,
             "want at least 200ms, e.g. 3s",
         ));
     }
-    let max_pulls = match flags.max_pulls.parse::<usize>() {
-        Ok(n) if (1..=MAX_PULLS).contains(&n) => n,
-        _ => {
-            return Err(invalid(
-                "max-pulls",
-                flags.max_pulls,
-                "want a number from 1 to 1000",
-            ));
-        }
-    };
+    let max_pulls = parse_count("max-pulls", flags.max_pulls, 1..=MAX_PULLS, None)?;
     let settings = SourceSettings {
         sources,
         input_timeout,

@@ -34,13 +34,27 @@ pub(super) fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr, UsageErr
 }
 
 pub(super) fn parse_chunk_size(value: &str) -> Result<usize, UsageError> {
+    parse_count("chunk-size", value, 128..=65536, None)
+}
+
+/// A whole number within `range`; `zero_means` says what 0 does when the
+/// range starts there (`"no limit"`), for the error line.
+pub(super) fn parse_count(
+    flag: &str,
+    value: &str,
+    range: std::ops::RangeInclusive<usize>,
+    zero_means: Option<&str>,
+) -> Result<usize, UsageError> {
     match value.parse::<usize>() {
-        Ok(n) if (128..=65536).contains(&n) => Ok(n),
-        _ => Err(invalid(
-            "chunk-size",
-            value,
-            "want a number from 128 to 65536",
-        )),
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => {
+            let from = match zero_means {
+                Some(means) => format!("{} ({means})", range.start()),
+                None => range.start().to_string(),
+            };
+            let why = format!("want a number from {from} to {}", range.end());
+            Err(invalid(flag, value, &why))
+        }
     }
 }
 
