@@ -171,25 +171,27 @@ impl Feeder {
         let Some(active) = self.active else {
             return;
         };
-        let id = self.attached;
-        if packet.kind == PacketKind::Data && packet.sequence_header {
-            self.sent.metadata = self.inputs[active].headers.metadata.clone();
-            let at = self.timeline.now();
-            self.stream.set_metadata(id, packet.retimed(at));
-            return;
-        }
         if packet.sequence_header {
-            // Headers go where the stream is (encoders and servers send
-            // them at 0 as often as not: no jump to rebase).
+            // Metadata and headers go where the stream is (encoders and
+            // servers send them at 0 as often as not: no jump to rebase).
             self.sent = self.inputs[active].headers.clone();
-            let at = self.timeline.now();
-            self.stream.publish(id, packet.retimed(at));
+            self.send_header(packet, self.timeline.now());
             return;
         }
         let Some(at) = self.timeline.map(packet.kind, packet.timestamp) else {
             return;
         };
-        self.stream.publish(id, packet.retimed(at));
+        self.stream.publish(self.attached, packet.retimed(at));
+    }
+
+    /// Sends metadata or a sequence header at `at`.
+    fn send_header(&self, packet: &Packet, at: u32) {
+        let retimed = packet.retimed(at);
+        if packet.kind == PacketKind::Data {
+            self.stream.set_metadata(self.attached, retimed);
+        } else {
+            self.stream.publish(self.attached, retimed);
+        }
     }
 
     /// Makes input `to` the active one, from `first` (its keyframe).
@@ -221,20 +223,13 @@ impl Feeder {
         let at = self.timeline.switch(first.timestamp);
         // The new input's metadata and headers, where they differ.
         let headers = feed.headers.clone();
-        let id = self.attached;
-        if let Some(metadata) = headers
-            .metadata
-            .as_ref()
-            .filter(|_| !Headers::same(&headers.metadata, &self.sent.metadata))
-        {
-            self.stream.set_metadata(id, metadata.retimed(at));
-        }
         for (new, old) in [
+            (&headers.metadata, &self.sent.metadata),
             (&headers.video, &self.sent.video),
             (&headers.audio, &self.sent.audio),
         ] {
             if let Some(header) = new.as_ref().filter(|_| !Headers::same(new, old)) {
-                self.stream.publish(id, header.retimed(at));
+                self.send_header(header, at);
             }
         }
         self.sent = headers;
