@@ -144,6 +144,16 @@ fn frames_of(seen: &Mutex<Seen>, len: usize, from: usize) -> usize {
         .count()
 }
 
+/// Waits for `count` more video frames of input length `len` than the
+/// player has now.
+fn wait_more(seen: &Mutex<Seen>, len: usize, count: usize) {
+    let at = seen.lock().video.len();
+    assert!(
+        wait_for(Duration::from_secs(5), || frames_of(seen, len, at) >= count),
+        "no {count} more frames of length {len}"
+    );
+}
+
 fn stream(http: SocketAddr, key: &str) -> Value {
     http_json(http, &format!("/api/streams/{key}"))
 }
@@ -189,9 +199,7 @@ fn a_manual_switch_an_exhausted_stream_and_its_return() {
     wait_json(http, "live/show", "active on a", |s| s["active_input"] == 0);
     let stop = Arc::new(AtomicBool::new(false));
     let seen = watch(addr, "show", Arc::clone(&stop));
-    assert!(wait_for(Duration::from_secs(5), || frames_of(
-        &seen, 100, 0
-    ) >= 10));
+    wait_more(&seen, 100, 10);
 
     // Refused: no token, a wrong one, no such input, no choice, no source.
     let switch = "/api/streams/live/show/switch";
@@ -218,10 +226,7 @@ fn a_manual_switch_an_exhausted_stream_and_its_return() {
     }
     let (got, body) = http_post(http, &format!("{switch}?input=1"), Some(TOKEN));
     assert_eq!(got, 200, "{body}");
-    let at = seen.lock().video.len();
-    assert!(wait_for(Duration::from_secs(5), || frames_of(
-        &seen, 200, at
-    ) >= 10));
+    wait_more(&seen, 200, 10);
     let shown = stream(http, "live/show");
     assert_eq!(
         (&shown["active_input"], &shown["override_input"]),
@@ -235,10 +240,7 @@ fn a_manual_switch_an_exhausted_stream_and_its_return() {
     // Back to choosing by priority: a is healthy, so it comes back.
     let (got, _) = http_post(http, &format!("{switch}?input=auto"), Some(TOKEN));
     assert_eq!(got, 200);
-    let at = seen.lock().video.len();
-    assert!(wait_for(Duration::from_secs(5), || frames_of(
-        &seen, 100, at
-    ) >= 10));
+    wait_more(&seen, 100, 10);
     assert_eq!(stream(http, "live/show")["switch_count"], 2);
 
     // Every input gone: players wait, and an input's return restores it.
@@ -246,10 +248,7 @@ fn a_manual_switch_an_exhausted_stream_and_its_return() {
     b.stop();
     wait_json(http, "live/show", "exhausted", |s| s["exhausted"] == true);
     let b = Paced::start(addr, "show.b", 200);
-    let at = seen.lock().video.len();
-    assert!(wait_for(Duration::from_secs(5), || frames_of(
-        &seen, 200, at
-    ) >= 10));
+    wait_more(&seen, 200, 10);
     wait_json(http, "live/show", "restored", |s| {
         s["exhausted"] == false && s["active_input"] == 1
     });
@@ -545,9 +544,7 @@ fn a_stalled_upstream_is_reconnected_and_a_hostile_one_dropped() {
         assert_eq!(shown["active_input"], 1, "the backup plays meanwhile");
         assert!(shown["inputs"][0]["reconnects"].as_u64() >= Some(n as u64));
     }
-    assert!(wait_for(Duration::from_secs(5), || frames_of(
-        &seen, 200, 0
-    ) >= 50));
+    wait_more(&seen, 200, 50);
     stop.store(true, Ordering::Relaxed);
     let seen = seen.lock();
     assert!(
@@ -574,14 +571,9 @@ fn an_active_pull_stays_until_the_failback_to_a_local_input() {
     let events = server.handle().events().subscribe("test", 1024);
     let stop = Arc::new(AtomicBool::new(false));
     let seen = watch(addr, "p", Arc::clone(&stop));
-    assert!(wait_for(Duration::from_secs(5), || frames_of(
-        &seen, 300, 0
-    ) >= 10));
+    wait_more(&seen, 300, 10);
     let local = Paced::start(addr, "p.local", 100);
-    let at = seen.lock().video.len();
-    assert!(wait_for(Duration::from_secs(5), || frames_of(
-        &seen, 100, at
-    ) >= 10));
+    wait_more(&seen, 100, 10);
     wait_json(http, "live/p", "the pull closed", |s| {
         s["inputs"][1]["status"] == "idle" && s["active_input"] == 0
     });
