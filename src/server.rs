@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::{Condvar, Mutex};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::auth::Authenticator;
+use crate::auth::{self, Authenticator, Denial};
 use crate::config::Config;
 use crate::hooks::{self, HookDrain};
 use crate::hub::events::{Event, Events};
@@ -45,10 +45,14 @@ const RECORDERS_AT_SHUTDOWN: Duration = Duration::from_secs(3);
 /// Longest wait at shutdown for hooks still running or queued.
 const HOOKS_AT_SHUTDOWN: Duration = Duration::from_secs(2);
 
+/// Closes a connection: shuts an RTMP socket, or tells an HTTP viewer
+/// to stop. It must not block.
+pub(crate) type Closer = Box<dyn Fn() + Send + Sync>;
+
 /// An open connection as the server tracks it.
 struct ConnectionEntry {
-    /// Its transport, to close it at shutdown or on a kick.
-    transport: Arc<Transport>,
+    /// Closes it at shutdown or on a kick.
+    close: Closer,
     kicked: Arc<AtomicBool>,
 }
 
@@ -91,10 +95,57 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Takes a new connection into the table, with a new id and its
+    /// kicked flag; `None` (nothing taken) past `-max-connections`.
+    pub(crate) fn admit(&self, peer: SocketAddr, close: Closer) -> Option<(u64, Arc<AtomicBool>)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kicked = Arc::new(AtomicBool::new(false));
+        {
+            let mut connections = self.connections.lock();
+            if connections.len() >= self.config.max_connections {
+                return None;
+            }
+            let entry = ConnectionEntry {
+                close,
+                kicked: Arc::clone(&kicked),
+            };
+            connections.insert(id, entry);
+        }
+        log::debug!("conn#{id} {peer} accepted");
+        self.events.emit(|| Event::ConnectionAccepted {
+            id,
+            remote_addr: peer,
+        });
+        Some((id, kicked))
+    }
+
+    /// Asks the server's authentication whether connection `id` may go
+    /// ahead with `request`; counts the answer, and tells hooks of a
+    /// refusal.
+    pub(crate) fn authorize(&self, id: u64, request: &auth::Request<'_>) -> Result<(), Denial> {
+        match self.auth.check(request) {
+            Ok(()) => {
+                metrics::add(&self.metrics.auth_successes, 1);
+                Ok(())
+            }
+            Err(denial) => {
+                metrics::add(&self.metrics.auth_failures, 1);
+                self.events.emit(|| Event::AuthFailed {
+                    key: request.key.as_path(),
+                    id,
+                    remote_addr: request.remote_addr,
+                    action: request.action.as_str(),
+                    error: denial.code(),
+                });
+                Err(denial)
+            }
+        }
+    }
+
     /// Runs connection `id`'s work on its thread. A panic in it (there
     /// should be none) is contained to that connection: logged, counted,
     /// and the connection forgotten like any other that ended.
-    fn contain(&self, id: u64, peer: SocketAddr, accepted: Instant, work: impl FnOnce()) {
+    pub(crate) fn contain(&self, id: u64, peer: SocketAddr, accepted: Instant, work: impl FnOnce()) {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
             metrics::add(&self.metrics.connection_panics, 1);
             log::error!("conn#{id} {peer} closed after an internal error (panic)");
@@ -106,9 +157,14 @@ impl Shared {
             remote_addr: peer,
             duration: accepted.elapsed(),
         });
+        self.forget(id);
+    }
+
+    /// Removes connection `id` from the table, closing it.
+    fn forget(&self, id: u64) {
         let mut connections = self.connections.lock();
         if let Some(entry) = connections.remove(&id) {
-            entry.transport.shutdown();
+            (entry.close)();
         }
         if connections.is_empty() {
             self.all_closed.notify_all();
@@ -120,7 +176,7 @@ impl Shared {
         match self.connections.lock().get(&id) {
             Some(entry) => {
                 entry.kicked.store(true, Ordering::SeqCst);
-                entry.transport.shutdown();
+                (entry.close)();
                 true
             }
             None => false,
@@ -152,6 +208,11 @@ impl ServerHandle {
             // Wake the accept loop.
             let _ = TcpStream::connect_timeout(&self.wake_addr, Duration::from_secs(1));
         }
+    }
+
+    /// What every part of the running server shares.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The live streams.
@@ -364,29 +425,21 @@ impl Server {
     }
 
     fn spawn_connection(&self, socket: TcpStream, refusals: &mut (Option<Instant>, u64)) {
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let Ok(peer) = socket.peer_addr() else {
             return;
         };
-        if self.shared.connections.lock().len() >= self.shared.config.max_connections {
+        let _ = socket.set_nodelay(true);
+        let transport = Arc::new(Transport::new(socket));
+        let closing = Arc::clone(&transport);
+        let Some((id, kicked)) = self
+            .shared
+            .admit(peer, Box::new(move || closing.shutdown()))
+        else {
             // Dropping the socket closes it.
             self.refuse(peer, &mut refusals.0, &mut refusals.1);
             return;
-        }
-        let _ = socket.set_nodelay(true);
-        let transport = Arc::new(Transport::new(socket));
-        let kicked = Arc::new(AtomicBool::new(false));
-        let entry = ConnectionEntry {
-            transport: Arc::clone(&transport),
-            kicked: Arc::clone(&kicked),
         };
-        self.shared.connections.lock().insert(id, entry);
         let accepted = Instant::now();
-        log::debug!("conn#{id} {peer} accepted");
-        self.shared.events.emit(|| Event::ConnectionAccepted {
-            id,
-            remote_addr: peer,
-        });
         let shared = Arc::clone(&self.shared);
         let spawned = thread::Builder::new()
             .name(format!("conn-{id}"))
@@ -398,9 +451,7 @@ impl Server {
             });
         if let Err(e) = spawned {
             log::warn!("conn#{id} {peer} dropped: cannot start a thread: {e}");
-            if let Some(entry) = self.shared.connections.lock().remove(&id) {
-                entry.transport.shutdown();
-            }
+            self.shared.forget(id);
             self.shared.events.emit(|| Event::ConnectionClosed {
                 id,
                 remote_addr: peer,
@@ -422,7 +473,7 @@ impl Server {
         }
         let mut connections = self.shared.connections.lock();
         for entry in connections.values() {
-            entry.transport.shutdown();
+            (entry.close)();
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         while !connections.is_empty() {
@@ -461,10 +512,11 @@ mod tests {
         let shared = Arc::clone(&server.shared);
         let peer_side = TcpStream::connect(server.local_addr()).unwrap();
         let (socket, peer) = server.listener.accept().unwrap();
+        let transport = Arc::new(Transport::new(socket));
         shared.connections.lock().insert(
             7,
             ConnectionEntry {
-                transport: Arc::new(Transport::new(socket)),
+                close: Box::new(move || transport.shutdown()),
                 kicked: Arc::default(),
             },
         );

@@ -25,7 +25,10 @@ pub enum OutputKind {
     RtmpPlayer,
     Recorder,
     Relay,
-    HttpViewer,
+    /// A viewer of the stream as HTTP-FLV.
+    HttpFlv,
+    /// A viewer of the stream as live fragmented MP4.
+    HttpMp4,
     /// A `-source` taking one of its inputs' media.
     SourceTap,
 }
@@ -45,9 +48,19 @@ pub(super) struct KindCounters<'a> {
 }
 
 impl OutputKind {
+    /// How a player of this kind plays, as the API shows it.
+    pub fn protocol(self) -> Option<&'static str> {
+        match self {
+            OutputKind::RtmpPlayer => Some("rtmp"),
+            OutputKind::HttpFlv => Some("http-flv"),
+            OutputKind::HttpMp4 => Some("http-mp4"),
+            _ => None,
+        }
+    }
+
     pub(super) fn counters(self, m: &Metrics) -> KindCounters<'_> {
         match self {
-            OutputKind::RtmpPlayer | OutputKind::HttpViewer => KindCounters {
+            OutputKind::RtmpPlayer | OutputKind::HttpFlv | OutputKind::HttpMp4 => KindCounters {
                 sent: None,
                 dropped: Some(&m.subscriber_drops),
                 skips: Some(&m.slow_skips),
@@ -89,8 +102,14 @@ pub struct OutputOptions {
 impl OutputOptions {
     /// An RTMP player with the server's queue bounds and policy.
     pub fn rtmp_player(config: &Config) -> OutputOptions {
+        OutputOptions::player(OutputKind::RtmpPlayer, config)
+    }
+
+    /// A player of `kind` (RTMP or HTTP) with the server's queue bounds
+    /// and policy.
+    pub fn player(kind: OutputKind, config: &Config) -> OutputOptions {
         OutputOptions {
-            kind: OutputKind::RtmpPlayer,
+            kind,
             max_messages: config.queue_max_messages,
             max_bytes: config.queue_max_bytes,
             policy: config.slow_subscriber,

@@ -10,6 +10,7 @@
 use bytes::Bytes;
 
 use super::codec;
+use super::codec_string::codec_string;
 use super::fmp4::{self, Fragment, Sample, Track, TrackCodec, TrackRun};
 
 /// Video timescale.
@@ -379,6 +380,26 @@ impl Fmp4Muxer {
         self.fragment_start_ms = None;
     }
 
+    /// Cuts a fragment of the samples complete now, for a live viewer
+    /// that should not wait for the next keyframe (the next fragment then
+    /// starts without one, which a decoder already playing takes).
+    pub fn flush(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.started {
+            self.cut(&mut out);
+        }
+        out
+    }
+
+    /// The RFC 6381 codecs of the configured tracks, video first.
+    pub fn codecs(&self) -> Vec<String> {
+        [&self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .filter_map(|t| codec_string(&t.track.codec))
+            .collect()
+    }
+
     /// Ends the stream: the last fragment, with every sample.
     pub fn finish(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
@@ -449,6 +470,22 @@ mod tests {
             cut += fragments(&muxer.push_video(n * 40, false, &frame(false, big)));
         }
         assert!(cut >= 2, "cut by size: {cut}");
+    }
+
+    #[test]
+    fn a_flush_cuts_what_is_complete_without_waiting_for_a_keyframe() {
+        let mut muxer = Fmp4Muxer::new(true, false, 0, 0);
+        assert!(muxer.flush().is_empty(), "nothing before the start");
+        muxer.push_video(0, false, &avc_header());
+        assert_eq!(muxer.codecs(), ["avc1.64001f"]);
+        muxer.push_video(0, true, &frame(true, 10));
+        muxer.push_video(40, false, &frame(false, 10));
+        // The keyframe is complete; the newest frame waits for the next.
+        let out = muxer.flush();
+        assert_eq!(fragments(&out), 1);
+        assert!(muxer.flush().is_empty(), "nothing new is complete");
+        muxer.push_video(80, false, &frame(false, 10));
+        assert_eq!(fragments(&muxer.flush()), 1);
     }
 
     #[test]

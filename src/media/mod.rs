@@ -2,6 +2,7 @@
 //! sequence headers) and the FLV container.
 
 pub mod codec;
+pub mod codec_string;
 pub mod flv;
 pub mod flv_writer;
 pub mod fmp4;

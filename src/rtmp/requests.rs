@@ -9,14 +9,13 @@ use std::sync::atomic::Ordering;
 use super::connection::{Connection, ConnectionError, PUBLISHER_READ_BUFFER_SIZE, Role};
 use super::player::{PlayerEnd, PlayerLink, PlayerOutput};
 use crate::auth::{Action, Request};
-use crate::hub::events::Event;
 use crate::hub::history::EndReason;
 use crate::hub::input::{IngestError, Input};
 use crate::hub::output::{OutputOptions, OutputSpec};
 use crate::hub::packet::PacketKind;
 use crate::hub::registry::PublishRefused;
 use crate::hub::stream_key::StreamKey;
-use crate::metrics::{self, GaugeGuard};
+use crate::metrics::GaugeGuard;
 use crate::protocol::command::status;
 use crate::protocol::session::server::ServerEvent;
 use crate::record;
@@ -110,8 +109,7 @@ impl Connection {
         stream_id: u32,
         key: &StreamKey,
     ) -> Result<(), ConnectionError> {
-        let auth = &self.shared.auth;
-        if !auth.guards(action) {
+        if !self.shared.auth.guards(action) {
             return Ok(());
         }
         let request = Request {
@@ -120,21 +118,9 @@ impl Connection {
             connect_query: self.session.connect_query(),
             remote_addr: self.peer,
         };
-        let denial = match auth.check(&request) {
-            Ok(()) => {
-                metrics::add(&self.shared.metrics.auth_successes, 1);
-                return Ok(());
-            }
-            Err(denial) => denial,
+        let Err(denial) = self.shared.authorize(self.id, &request) else {
+            return Ok(());
         };
-        metrics::add(&self.shared.metrics.auth_failures, 1);
-        self.shared.events.emit(|| Event::AuthFailed {
-            key: key.as_path(),
-            id: self.id,
-            remote_addr: self.peer,
-            action: action.as_str(),
-            error: denial.code(),
-        });
         self.session.reject(
             stream_id,
             action.unauthorized_code(),
