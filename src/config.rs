@@ -88,6 +88,9 @@ pub struct Config {
     pub api_token: Option<ApiToken>,
     /// The API token guards reads too (`-api-read-auth`).
     pub api_read_auth: bool,
+    /// `Access-Control-Allow-Origin` of the live HTTP streams
+    /// (`-http-cors`); `None`: no such header.
+    pub http_cors: Option<String>,
     /// Ended publish sessions kept for `/api/history`.
     pub history_limit: usize,
     /// Where published streams are relayed (`-relay-to`, `-relay-map`).
@@ -128,6 +131,7 @@ impl Default for Config {
             metrics_addr: None,
             api_token: None,
             api_read_auth: false,
+            http_cors: Some("*".to_owned()),
             history_limit: 100,
             log_redact_keys: false,
             relays: RelayTargets::default(),

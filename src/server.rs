@@ -142,10 +142,37 @@ impl Shared {
         }
     }
 
+    /// Runs the work of admitted connection `id` on a thread of its own,
+    /// under [`Shared::contain`]; false (and the connection forgotten) if
+    /// no thread could be started.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        id: u64,
+        peer: SocketAddr,
+        work: impl FnOnce() + Send + 'static,
+    ) -> bool {
+        let accepted = Instant::now();
+        let shared = Arc::clone(self);
+        let spawned = thread::Builder::new()
+            .name(format!("conn-{id}"))
+            .stack_size(CONNECTION_STACK_SIZE)
+            .spawn(move || shared.contain(id, peer, accepted, work));
+        if let Err(e) = &spawned {
+            log::warn!("conn#{id} {peer} dropped: cannot start a thread: {e}");
+            self.forget(id);
+            self.events.emit(|| Event::ConnectionClosed {
+                id,
+                remote_addr: peer,
+                duration: Duration::ZERO,
+            });
+        }
+        spawned.is_ok()
+    }
+
     /// Runs connection `id`'s work on its thread. A panic in it (there
     /// should be none) is contained to that connection: logged, counted,
     /// and the connection forgotten like any other that ended.
-    pub(crate) fn contain(&self, id: u64, peer: SocketAddr, accepted: Instant, work: impl FnOnce()) {
+    fn contain(&self, id: u64, peer: SocketAddr, accepted: Instant, work: impl FnOnce()) {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
             metrics::add(&self.metrics.connection_panics, 1);
             log::error!("conn#{id} {peer} closed after an internal error (panic)");
@@ -439,25 +466,10 @@ impl Server {
             self.refuse(peer, &mut refusals.0, &mut refusals.1);
             return;
         };
-        let accepted = Instant::now();
         let shared = Arc::clone(&self.shared);
-        let spawned = thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .stack_size(CONNECTION_STACK_SIZE)
-            .spawn(move || {
-                shared.contain(id, peer, accepted, || {
-                    connection::serve(Arc::clone(&shared), transport, id, peer, kicked)
-                })
-            });
-        if let Err(e) = spawned {
-            log::warn!("conn#{id} {peer} dropped: cannot start a thread: {e}");
-            self.shared.forget(id);
-            self.shared.events.emit(|| Event::ConnectionClosed {
-                id,
-                remote_addr: peer,
-                duration: Duration::ZERO,
-            });
-        }
+        self.shared.spawn(id, peer, move || {
+            connection::serve(shared, transport, id, peer, kicked)
+        });
     }
 
     fn close_all(&self) {

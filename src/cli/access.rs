@@ -138,3 +138,27 @@ pub(super) fn api_token(
         token => Ok(Some(ApiToken::new(token))),
     }
 }
+
+/// `-http-cors`: `*`, one origin (`https://host[:port]`), or `off`.
+pub(super) fn http_cors(value: &str) -> Result<Option<String>, UsageError> {
+    if value == "off" || value.is_empty() {
+        return Ok(None);
+    }
+    let origin = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    let host_ok = origin.is_some_and(|host| {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    });
+    if value == "*" || host_ok {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(UsageError(format!(
+            "rtmp-server: invalid value for flag -http-cors: {value:?} \
+             (want *, an origin such as https://example.com, or off)"
+        )))
+    }
+}

@@ -94,6 +94,10 @@ struct Flags {
     #[argh(option)]
     metrics_addr: Option<String>,
 
+    /// allowed origin of .flv/.mp4 streams: *, an origin, or off (default *)
+    #[argh(option, default = "String::from(\"*\")")]
+    http_cors: String,
+
     /// bearer token allowing API writes; also RTMP_API_TOKEN (default none)
     #[argh(option)]
     api_token: Option<String>,
@@ -395,6 +399,7 @@ pub fn parse_with_env(
             .transpose()?,
         api_token: api_token(flags.api_token, flags.api_token_file, env)?,
         api_read_auth: parse_bool("api-read-auth", &flags.api_read_auth)?,
+        http_cors: access::http_cors(&flags.http_cors)?,
         auth: auth_settings(&AuthFlags {
             mode: &flags.auth_mode,
             tokens: &flags.auth_token,

@@ -546,6 +546,25 @@ fn max_subscribers_is_a_count() {
 }
 
 #[test]
+fn http_cors_is_any_origin_one_origin_or_off() {
+    assert_eq!(config(&[]).http_cors.as_deref(), Some("*"));
+    let one = config(&["-http-cors", "https://tv.example.com:8443"]);
+    assert_eq!(
+        one.http_cors.as_deref(),
+        Some("https://tv.example.com:8443")
+    );
+    assert_eq!(config(&["-http-cors", "off"]).http_cors, None);
+    for bad in [
+        "example.com",
+        "https://a.com/path",
+        "https://a.com\r\nX: y",
+        "https://",
+    ] {
+        assert!(error(&["-http-cors", bad]).contains("-http-cors"), "{bad}");
+    }
+}
+
+#[test]
 fn record_flags_pick_streams_and_need_a_writable_directory() {
     let dir = std::env::temp_dir().join(format!("rtmp-cli-record-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::snapshot::{METRICS, Snapshot};
 use crate::hub::history::SessionRecord;
-use crate::hub::stream_status::StreamStatus;
+use crate::hub::stream_status::{BITRATE_HISTORY_INTERVAL, StreamStatus};
 use crate::media::codec::Codec;
 use crate::record::RecordingStatus;
 use crate::record::catalog::Recorded;
@@ -122,6 +122,10 @@ pub fn stream(
         })),
         "bitrate_in_kbps": s.bitrate_in_kbps,
         "bitrate_out_kbps": s.bitrate_out_kbps,
+        "bitrate_in_history": {
+            "interval_s": BITRATE_HISTORY_INTERVAL.as_secs(),
+            "kbps": s.bitrate_in_history,
+        },
         "bytes_in": s.counts.bytes_in,
         "bytes_out": s.counts.bytes_out,
         "gop_cache": {
@@ -137,6 +141,7 @@ pub fn stream(
         },
         "subscribers": s.players.iter().map(|sub| json!({
             "id": sub.stats.id,
+            "protocol": sub.stats.kind.protocol(),
             "remote_addr": sub.stats.remote_addr.map(|a| a.to_string()),
             "connected_at": rfc3339(sub.stats.connected_at),
             "bytes_sent": sub.stats.bytes_sent,

@@ -1,121 +1,58 @@
-//! The HTTP metrics and status endpoint, served by one `tiny_http` thread
-//! when `-metrics-addr` is given: `/debug/vars` (Go expvar), `/metrics`
-//! (Prometheus), `/api/streams`, `/api/history`, `/api/recordings`,
-//! `/api/server`, `/healthz`,
-//! and `DELETE /api/clients/{id}` (only with the API token, which also
-//! guards every read but `/healthz` with `-api-read-auth`). The same thread
-//! takes each stream's bitrate reading once a second.
+//! The HTTP endpoint, served by one `tiny_http` thread when
+//! `-metrics-addr` is given: the dashboard at `/`, `/debug/vars` (Go
+//! expvar), `/metrics` (Prometheus), `/api/streams`, `/api/history`,
+//! `/api/recordings`, `/api/server`, `/healthz`, and the writes
+//! `DELETE /api/clients/{id}` and `POST /api/streams/{app}/{name}/switch`
+//! (only with the API token, which also guards every read but `/healthz`
+//! with `-api-read-auth`). Live streams (`/{app}/{name}.flv`,
+//! `/live/{app}/{name}.mp4`) are handed to a thread per viewer. The same
+//! thread takes each stream's bitrate reading once a second.
 
 mod json;
+mod live;
+mod page;
 mod prometheus;
+mod route;
 mod snapshot;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use tiny_http::{Header, Method, Request, Response};
+use socket2::{Domain, Protocol, Socket, Type};
+use tiny_http::{Header, Request, Response};
 
 use crate::config::ApiToken;
 use crate::hub::stream_key;
 use crate::server::ServerHandle;
+use route::{Route, route};
 use snapshot::Snapshot;
 
 /// Items per page when the caller asks for a page without a size.
 const DEFAULT_PER_PAGE: usize = 50;
-const MAX_PER_PAGE: usize = 1000;
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Pending connections the kernel may queue before `accept`.
+const LISTEN_BACKLOG: i32 = 256;
 
-/// What a request asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    DebugVars,
-    Metrics,
-    Streams,
-    Stream(String),
-    History,
-    Recordings,
-    Server,
-    Healthz,
-    Kick(Option<u64>),
-    /// Force an input of a `-source` stream (`None`: no valid choice).
-    Switch(String, Option<Option<usize>>),
-    MethodNotAllowed,
-    NotFound,
-}
-
-/// Paging asked for in the query string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Paging {
-    page: Option<usize>,
-    per_page: Option<usize>,
-}
-
-fn parse_query(query: &str) -> Paging {
-    let mut paging = Paging::default();
-    for pair in query.split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let number = value.parse::<usize>().ok().filter(|n| *n > 0);
-        match key {
-            "page" => paging.page = number,
-            "per_page" | "limit" => paging.per_page = number.map(|n| n.min(MAX_PER_PAGE)),
-            _ => {}
-        }
-    }
-    if paging.page.is_none() && paging.per_page.is_some() {
-        paging.page = Some(1);
-    }
-    paging
-}
-
-/// `input=N` (`Some(Some(N))`) or `input=auto` (`Some(None)`); `None`
-/// if neither.
-fn switch_choice(query: &str) -> Option<Option<usize>> {
-    let value = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("input="))?;
-    match value {
-        "auto" => Some(None),
-        n => n.parse().ok().map(Some),
-    }
-}
-
-fn route(method: &Method, url: &str) -> (Route, Paging) {
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let path = path.trim_end_matches('/');
-    let get = *method == Method::Get || *method == Method::Head;
-    let read = |route: Route| if get { route } else { Route::MethodNotAllowed };
-    let route = match path {
-        "/debug/vars" => read(Route::DebugVars),
-        "/metrics" => read(Route::Metrics),
-        "/api/streams" => read(Route::Streams),
-        "/api/history" => read(Route::History),
-        "/api/recordings" => read(Route::Recordings),
-        "/api/server" => read(Route::Server),
-        "/healthz" => read(Route::Healthz),
-        _ => {
-            let stream = path
-                .strip_prefix("/api/streams/")
-                .filter(|k| k.contains('/'));
-            let switch = stream.and_then(|k| k.strip_suffix("/switch"));
-            if let Some(key) = switch.filter(|_| *method == Method::Post) {
-                Route::Switch(key.to_owned(), switch_choice(query))
-            } else if let Some(key) = stream {
-                read(Route::Stream(key.to_owned()))
-            } else if let Some(id) = path.strip_prefix("/api/clients/") {
-                if *method == Method::Delete {
-                    Route::Kick(id.parse().ok())
-                } else {
-                    Route::MethodNotAllowed
-                }
-            } else {
-                Route::NotFound
-            }
-        }
-    };
-    (route, parse_query(query))
+/// Binds the endpoint's listener. Its send and receive timeouts pass to
+/// every connection it accepts (as Linux does): a client that takes
+/// nothing for `write_timeout` or sends nothing of its request for
+/// `read_timeout` is dropped instead of holding a thread.
+fn listen(
+    addr: SocketAddr,
+    read_timeout: Duration,
+    write_timeout: Duration,
+) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_read_timeout(Some(read_timeout))?;
+    socket.set_write_timeout(Some(write_timeout))?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Starts the endpoint on `addr`; binding failures are returned, so that
@@ -125,7 +62,10 @@ pub fn spawn(
     server: ServerHandle,
     access: ApiAccess,
 ) -> io::Result<(SocketAddr, JoinHandle<()>)> {
-    let http = tiny_http::Server::http(addr).map_err(|e| io::Error::other(e.to_string()))?;
+    let config = &server.shared().config;
+    let listener = listen(addr, config.handshake_timeout, config.write_timeout)?;
+    let http = tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| io::Error::other(e.to_string()))?;
     let local = http.server_addr().to_ip().unwrap_or(addr);
     if !local.ip().is_loopback() && !access.guard_reads {
         log::warn!(
@@ -134,10 +74,12 @@ pub fn spawn(
         );
     }
     log::info!("metrics and status on http://{local}");
+    let cors = config.http_cors.as_deref().map(Arc::from);
     let endpoint = Endpoint {
         server,
         token: access.token,
         guard_reads: access.guard_reads,
+        cors,
     };
     let thread = thread::Builder::new()
         .name("http".into())
@@ -159,6 +101,8 @@ struct Endpoint {
     server: ServerHandle,
     token: Option<ApiToken>,
     guard_reads: bool,
+    /// `Access-Control-Allow-Origin` of live streams (`-http-cors`).
+    cors: Option<Arc<str>>,
 }
 
 impl Endpoint {
@@ -217,6 +161,8 @@ impl Endpoint {
         let guarded = !matches!(
             route,
             Route::Healthz
+                | Route::Page
+                | Route::Live(_)
                 | Route::Kick(_)
                 | Route::Switch(..)
                 | Route::MethodNotAllowed
@@ -230,6 +176,12 @@ impl Endpoint {
             return respond(request, status, "application/json", text);
         }
         let (status, body) = match route {
+            Route::Page => {
+                return respond(request, 200, "text/html; charset=utf-8", page::HTML.into());
+            }
+            Route::Live(live) => {
+                return live::open(self.server.shared(), request, live, self.cors.clone());
+            }
             Route::Metrics => {
                 let text = prometheus::render(&Snapshot::take(&self.server, self.listen_addrs()));
                 return respond(request, 200, PROMETHEUS_TYPE, text);
@@ -353,50 +305,4 @@ fn respond(request: Request, status: u16, content_type: &str, body: String) {
         response = response.with_header(header);
     }
     let _ = request.respond(response);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes() {
-        let get = Method::Get;
-        assert_eq!(route(&get, "/debug/vars").0, Route::DebugVars);
-        assert_eq!(route(&get, "/metrics").0, Route::Metrics);
-        assert_eq!(route(&get, "/api/streams/").0, Route::Streams);
-        assert_eq!(
-            route(&get, "/api/streams/live/cam").0,
-            Route::Stream("live/cam".into())
-        );
-        assert_eq!(route(&get, "/api/streams/live").0, Route::NotFound);
-        assert_eq!(route(&get, "/api/history?page=2").1.page, Some(2));
-        assert_eq!(route(&Method::Post, "/metrics").0, Route::MethodNotAllowed);
-        assert_eq!(
-            route(&Method::Delete, "/api/clients/7").0,
-            Route::Kick(Some(7))
-        );
-        assert_eq!(
-            route(&Method::Delete, "/api/clients/x").0,
-            Route::Kick(None)
-        );
-        assert_eq!(route(&get, "/api/clients/7").0, Route::MethodNotAllowed);
-        assert_eq!(route(&get, "/nope").0, Route::NotFound);
-    }
-
-    #[test]
-    fn paging_defaults_to_everything() {
-        assert_eq!(parse_query(""), Paging::default());
-        assert_eq!(
-            parse_query("per_page=5"),
-            Paging {
-                page: Some(1),
-                per_page: Some(5)
-            }
-        );
-        assert_eq!(
-            parse_query("page=0&per_page=999999").per_page,
-            Some(MAX_PER_PAGE)
-        );
-    }
 }

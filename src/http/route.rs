@@ -98,7 +98,12 @@ fn switch_choice(query: &str) -> Option<Option<usize>> {
 fn live_key(path: &str, extension: &str, query: &str, format: LiveFormat) -> Option<LiveRequest> {
     let stem = path.strip_suffix(extension)?;
     let (app, name) = stem.split_once('/')?;
-    let decode = |s: &str| percent_decode_str(s).decode_utf8().ok().map(|s| s.into_owned());
+    let decode = |s: &str| {
+        percent_decode_str(s)
+            .decode_utf8()
+            .ok()
+            .map(|s| s.into_owned())
+    };
     let (app, name) = (decode(app)?, decode(name)?);
     if app.is_empty() || name.is_empty() {
         return None;

@@ -96,6 +96,11 @@ impl History {
         entries.push_back(record);
     }
 
+    /// Whether a session of stream `path` (`app/name`) is among them.
+    pub fn contains(&self, path: &str) -> bool {
+        self.entries.lock().iter().any(|r| r.key == path)
+    }
+
     /// The entries, newest first.
     pub fn newest_first(&self) -> Vec<SessionRecord> {
         self.entries.lock().iter().rev().cloned().collect()

@@ -16,6 +16,10 @@ use crate::protocol::amf0::{self, Value};
 
 /// Window over which bitrates are computed.
 pub const BITRATE_WINDOW: Duration = Duration::from_secs(5);
+/// How often the bitrate in is kept for the recent history, and how many
+/// such readings are kept (five minutes).
+pub const BITRATE_HISTORY_INTERVAL: Duration = Duration::from_secs(5);
+const BITRATE_HISTORY_LEN: usize = 60;
 
 /// Codec and format of the published video and audio.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,6 +123,9 @@ pub struct StreamStatus {
     pub counts: StreamCounts,
     pub bitrate_in_kbps: f64,
     pub bitrate_out_kbps: f64,
+    /// The bitrate in every [`BITRATE_HISTORY_INTERVAL`] of the last
+    /// minutes, oldest first.
+    pub bitrate_in_history: Vec<f64>,
     /// Audio and video messages in the GOP cache.
     pub gop_cache_messages: usize,
     /// Video frames among them.
@@ -141,6 +148,7 @@ impl Stream {
         let state = self.state.lock();
         let counts = self.counters.read();
         let (bitrate_in_kbps, bitrate_out_kbps) = state.samples.kbps();
+        let bitrate_in_history = state.samples.history.iter().copied().collect();
         let live = state.input.is_some();
         let players: Vec<OutputStatus> = state
             .players()
@@ -174,6 +182,7 @@ impl Stream {
                 .map_or(StreamCounts::default(), |s| counts.since(&s.baseline)),
             bitrate_in_kbps,
             bitrate_out_kbps,
+            bitrate_in_history,
             gop_cache_messages: state.gop.packets().len(),
             gop_cache_video_frames: state.gop.video_frames(),
             gop_cache_bytes: state.gop.bytes(),
@@ -183,19 +192,25 @@ impl Stream {
     }
 }
 
-/// Recent (time, bytes in, bytes out) readings for bitrates.
+/// Recent (time, bytes in, bytes out) readings for bitrates, and the
+/// bitrate in of the last minutes.
 #[derive(Debug, Default)]
 pub struct BitrateSamples {
     samples: VecDeque<(Instant, u64, u64)>,
+    history: VecDeque<f64>,
+    history_at: Option<Instant>,
 }
 
 impl BitrateSamples {
     /// Forgets every reading: a new or ended session starts from zero.
     pub fn clear(&mut self) {
         self.samples.clear();
+        self.history.clear();
+        self.history_at = None;
     }
 
-    /// Records a reading, keeping just over one window of them.
+    /// Records a reading, keeping just over one window of them, and
+    /// every [`BITRATE_HISTORY_INTERVAL`] the bitrate in for the history.
     pub fn record(&mut self, now: Instant, bytes_in: u64, bytes_out: u64) {
         self.samples.push_back((now, bytes_in, bytes_out));
         while self.samples.len() > 2
@@ -205,6 +220,16 @@ impl BitrateSamples {
                 .is_some_and(|(t, _, _)| now.duration_since(*t) >= BITRATE_WINDOW)
         {
             self.samples.pop_front();
+        }
+        let due = self
+            .history_at
+            .is_none_or(|at| now.duration_since(at) >= BITRATE_HISTORY_INTERVAL);
+        if due && self.samples.len() > 1 {
+            self.history_at = Some(now);
+            if self.history.len() == BITRATE_HISTORY_LEN {
+                self.history.pop_front();
+            }
+            self.history.push_back(self.kbps().0);
         }
     }
 
@@ -271,6 +296,12 @@ mod tests {
         // 250 kB/s in = 2000 kbps; 500 kB/s out = 4000 kbps.
         assert_eq!(s.kbps(), (2000.0, 4000.0));
         assert!(s.samples.len() <= 7);
+        // One history reading each 5 s from the second reading on.
+        assert_eq!(s.history, [2000.0, 2000.0]);
+        for i in 10..1000u64 {
+            s.record(t0 + Duration::from_secs(i), i * 250_000, 0);
+        }
+        assert_eq!(s.history.len(), BITRATE_HISTORY_LEN, "bounded");
         assert_eq!(BitrateSamples::default().kbps(), (0.0, 0.0));
     }
 }

@@ -102,7 +102,11 @@ mod tests {
             Some("av01.0.08H.10")
         );
         assert_eq!(
-            of(TrackCodec::Vp9, b"\x01\x00\x00\x00\x00\x1f\x80\x01\x01\x01\x00\x00").as_deref(),
+            of(
+                TrackCodec::Vp9,
+                b"\x01\x00\x00\x00\x00\x1f\x80\x01\x01\x01\x00\x00"
+            )
+            .as_deref(),
             Some("vp09.00.31.08")
         );
     }

@@ -221,6 +221,16 @@ fn signed24(b: &[u8]) -> i32 {
     ((v << 8) as i32) >> 8
 }
 
+/// Whether a video sequence header configures a track the muxer carries.
+pub fn carries_video(header: &Bytes) -> bool {
+    matches!(video_tag(header), VideoTag::Config(_))
+}
+
+/// Whether an audio sequence header configures a track the muxer carries.
+pub fn carries_audio(header: &Bytes) -> bool {
+    matches!(audio_tag(header), Some(AudioTag::Config(_)))
+}
+
 impl Fmp4Muxer {
     /// A muxer for a stream with video and/or audio; `width` and
     /// `height` (from metadata) go in the track header.
