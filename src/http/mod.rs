@@ -37,18 +37,13 @@ const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Pending connections the kernel may queue before `accept`.
 const LISTEN_BACKLOG: i32 = 256;
 
-/// Binds the endpoint's listener. Its send and receive timeouts pass to
-/// every connection it accepts (as Linux does): a client that takes
-/// nothing for `write_timeout` or sends nothing of its request for
-/// `read_timeout` is dropped instead of holding a thread.
-fn listen(
-    addr: SocketAddr,
-    read_timeout: Duration,
-    write_timeout: Duration,
-) -> io::Result<TcpListener> {
+/// Binds the endpoint's listener. Its send timeout passes to every
+/// connection it accepts (as Linux does): a client that takes nothing for
+/// `write_timeout` is dropped instead of holding a thread. (A receive
+/// timeout would pass on too, but it would also end `accept`.)
+fn listen(addr: SocketAddr, write_timeout: Duration) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
-    socket.set_read_timeout(Some(read_timeout))?;
     socket.set_write_timeout(Some(write_timeout))?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
@@ -63,9 +58,8 @@ pub fn spawn(
     access: ApiAccess,
 ) -> io::Result<(SocketAddr, JoinHandle<()>)> {
     let config = &server.shared().config;
-    let listener = listen(addr, config.handshake_timeout, config.write_timeout)?;
-    let http = tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let listener = listen(addr, config.write_timeout)?;
+    let http = serve_on(&listener)?;
     let local = http.server_addr().to_ip().unwrap_or(addr);
     if !local.ip().is_loopback() && !access.guard_reads {
         log::warn!(
@@ -84,8 +78,14 @@ pub fn spawn(
     let thread = thread::Builder::new()
         .name("http".into())
         .stack_size(256 * 1024)
-        .spawn(move || endpoint.run(&http))?;
+        .spawn(move || endpoint.run(&listener, http))?;
     Ok((local, thread))
+}
+
+/// A `tiny_http` server accepting on (a handle of) `listener`.
+fn serve_on(listener: &TcpListener) -> io::Result<tiny_http::Server> {
+    tiny_http::Server::from_listener(listener.try_clone()?, None)
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 /// Who may use the API.
@@ -106,7 +106,10 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn run(&self, http: &tiny_http::Server) {
+    /// Serves requests. `tiny_http` stops accepting at the first failed
+    /// `accept` (out of descriptors, say), which `recv` reports: then a
+    /// new server accepts on the same listener.
+    fn run(&self, listener: &TcpListener, mut http: tiny_http::Server) {
         let mut last_sample = Instant::now() - SAMPLE_INTERVAL;
         loop {
             if last_sample.elapsed() >= SAMPLE_INTERVAL {
@@ -119,8 +122,12 @@ impl Endpoint {
                 Ok(Some(request)) => self.respond(request),
                 Ok(None) => {}
                 Err(e) => {
-                    log::warn!("metrics endpoint: {e}");
+                    log::warn!("HTTP endpoint: accepting failed ({e}); accepting again");
                     thread::sleep(Duration::from_millis(100));
+                    match serve_on(listener) {
+                        Ok(new) => http = new,
+                        Err(e) => log::warn!("HTTP endpoint: cannot accept again yet: {e}"),
+                    }
                 }
             }
         }

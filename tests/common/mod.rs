@@ -2,6 +2,7 @@
 //! loopback port, synthetic H.264/AAC payloads, and message readers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod probe;
 
 use std::io::{BufRead, BufReader};

@@ -5,6 +5,7 @@
 //! its times start at 0 there. Payloads are passed on as they are, shared
 //! with every other output, never copied.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +15,11 @@ use crate::media::flv_writer::{file_header, tag_header, tag_trailer};
 use crate::media::fmp4_mux::{Fmp4Muxer, Output, carries_audio, carries_video};
 
 use super::super::route::LiveFormat;
+
+/// Audio frames kept while waiting for the start.
+const MAX_EARLY_AUDIO: usize = 16;
+/// How far ahead of the starting keyframe its audio may be.
+const EARLY_AUDIO_MS: u32 = 200;
 
 /// What a viewer's start needs to know of the stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +69,9 @@ pub struct LiveFeed {
     content_type: Option<String>,
     /// Nothing of the stream can be carried (MP4 of other codecs).
     unplayable: bool,
+    /// Audio that came before the start: what is at the start's time
+    /// goes out with it.
+    early_audio: VecDeque<Arc<Packet>>,
 }
 
 impl LiveFeed {
@@ -77,6 +86,7 @@ impl LiveFeed {
             facts: StreamFacts::default(),
             content_type: None,
             unplayable: false,
+            early_audio: VecDeque::new(),
         }
     }
 
@@ -111,16 +121,40 @@ impl LiveFeed {
             }
             return out;
         }
-        let Some(base) = self.base.or_else(|| self.start_at(packet, facts, &mut out)) else {
-            return out;
+        if self.base.is_some() {
+            self.write_at_base(packet, &mut out);
+        } else if self.start_at(packet, facts, &mut out).is_some() {
+            let early = std::mem::take(&mut self.early_audio);
+            // FLV in time order; the MP4 muxer starts at the keyframe,
+            // and takes each track's samples from its own start.
+            if let Container::Mp4(_) = self.container {
+                self.write_at_base(packet, &mut out);
+            }
+            for audio in &early {
+                self.write_at_base(audio, &mut out);
+            }
+            if let Container::Flv = self.container {
+                self.write_at_base(packet, &mut out);
+            }
+        } else if packet.kind == PacketKind::Audio {
+            if self.early_audio.len() == MAX_EARLY_AUDIO {
+                self.early_audio.pop_front();
+            }
+            self.early_audio.push_back(Arc::clone(packet));
+        }
+        out
+    }
+
+    /// Writes `packet` at its time from the start; one from before the
+    /// start (audio sent ahead of the keyframe) is left out.
+    fn write_at_base(&mut self, packet: &Packet, out: &mut Vec<Bytes>) {
+        let Some(base) = self.base else {
+            return;
         };
         let at = packet.timestamp.wrapping_sub(base);
-        if at > i32::MAX as u32 {
-            // Before the start (audio sent ahead of the keyframe).
-            return out;
+        if at <= i32::MAX as u32 {
+            self.write(packet, at, out);
         }
-        self.write(packet, at, &mut out);
-        out
     }
 
     /// Ends a fragment with what is complete (MP4), so that the viewer
@@ -168,7 +202,17 @@ impl LiveFeed {
         if !starts {
             return None;
         }
-        self.base = Some(packet.timestamp);
+        // The audio of the keyframe's moment (sent a little ahead of it)
+        // is in too: the start is at the earliest of it.
+        let ahead = |a: &Arc<Packet>| packet.timestamp.wrapping_sub(a.timestamp);
+        let earliest = self
+            .early_audio
+            .iter()
+            .map(ahead)
+            .filter(|d| *d <= EARLY_AUDIO_MS)
+            .max()
+            .unwrap_or(0);
+        self.base = Some(packet.timestamp.wrapping_sub(earliest));
         self.facts = facts;
         match self.container {
             Container::Flv => {

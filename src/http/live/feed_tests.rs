@@ -46,6 +46,7 @@ fn flv_starts_at_the_keyframe_with_headers_and_times_from_zero() {
             metadata(),
             packet(PacketKind::Video, 1000, AVC_HEADER),
             packet(PacketKind::Audio, 1000, AAC_HEADER),
+            packet(PacketKind::Audio, 700, AAC_FRAME),
             packet(PacketKind::Audio, 990, AAC_FRAME),
             packet(PacketKind::Video, 995, INTER),
         ],
@@ -53,6 +54,7 @@ fn flv_starts_at_the_keyframe_with_headers_and_times_from_zero() {
     assert!(early.is_empty(), "nothing before a keyframe");
     assert_eq!(feed.content_type(), None);
     let key = packet(PacketKind::Video, 1000, KEYFRAME);
+    run(&mut feed, &[packet(PacketKind::Audio, 1000, AAC_FRAME)]);
     let mut pieces = run(
         &mut feed,
         &[
@@ -85,8 +87,20 @@ fn flv_starts_at_the_keyframe_with_headers_and_times_from_zero() {
         .collect();
     assert_eq!(
         tags,
-        [(18, 0), (9, 0), (8, 0), (9, 0), (8, 10), (9, 40), (9, 80)],
-        "metadata, headers, the keyframe; audio from before it left out"
+        [
+            (18, 0),
+            (9, 0),
+            (8, 0),
+            (8, 0),
+            (8, 10),
+            (9, 10),
+            (8, 8),
+            (8, 20),
+            (9, 50),
+            (9, 90)
+        ],
+        "metadata, headers, the audio just ahead of the keyframe, the keyframe; \
+         audio from long before left out"
     );
 }
 

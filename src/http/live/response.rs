@@ -2,8 +2,10 @@
 //! over: the head, then the body as HTTP/1.1 chunks, one per batch of
 //! pieces with the shared payloads written as they are (the crate's own
 //! chunk encoder would copy each into its buffer), or for an HTTP/1.0
-//! client plain bytes until the connection closes. Refusals are ordinary
-//! `tiny_http` responses.
+//! client plain bytes until the connection closes. The head says
+//! `Connection: close`: the client closes the connection after the last
+//! chunk (this side cannot, `tiny_http` keeps the socket). Refusals are
+//! ordinary `tiny_http` responses.
 
 use std::io::{self, Write};
 
@@ -48,7 +50,7 @@ impl LiveBody {
         let chunked = (version.0, version.1) >= (1, 1);
         let mut writer = request.into_writer();
         let mut head = if chunked {
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n".to_owned()
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n".to_owned()
         } else {
             "HTTP/1.0 200 OK\r\nConnection: close\r\n".to_owned()
         };

@@ -163,6 +163,13 @@ impl Viewer {
         };
         let end = watch.run(subscription.catch_up);
         shared.registry.unsubscribe(&stream, id);
+        // A response ended for any reason but a broken socket gets its
+        // last chunk, so that the client knows the stream is over.
+        if let Some(body) = watch.body.take()
+            && !matches!(end, End::WriteFailed(_) | End::WriteTimeout)
+        {
+            let _ = body.finish();
+        }
         match end {
             End::WriteFailed(e) => log::info!("conn#{id} {peer} stopped viewing {key}: {e}"),
             end => log::info!("conn#{id} {peer} stopped viewing {key}: {end:?}"),
@@ -231,10 +238,7 @@ impl Watch<'_> {
                 // publisher.
                 Outbound::PublishEnded if self.body.is_some() => {
                     self.send_taken(&taken)?;
-                    return match self.body.take().map(LiveBody::finish) {
-                        Some(Err(e)) => Err(End::from_write(e)),
-                        _ => Err(End::StreamEnded),
-                    };
+                    return Err(End::StreamEnded);
                 }
                 Outbound::PublishEnded => {}
             }
