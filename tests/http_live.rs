@@ -303,3 +303,37 @@ fn a_viewer_that_reads_nothing_does_not_slow_rtmp_players() {
     stop.store(true, Ordering::Relaxed);
     drop(sender.join().unwrap());
 }
+
+#[test]
+fn http_viewers_count_as_connections_and_need_their_play_token() {
+    use rtmp_server::auth::tokens::TokenMap;
+    use rtmp_server::auth::{AuthMode, AuthSettings};
+    let tokens = TokenMap::from_entries(&["live/*=letmein".to_owned()]).unwrap();
+    let server = TestServer::with_http(None, |c| {
+        c.max_connections = 2;
+        c.auth = AuthSettings {
+            mode: AuthMode::Token(tokens),
+            play: true,
+        };
+    });
+    let http = server.http.unwrap();
+    let mut publisher = connect(server.addr, "live?token=letmein").unwrap();
+    publisher.publish("cam").unwrap();
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    publisher.send_video(0, &video_frame(0, true, 100)).unwrap();
+    assert_eq!(
+        RawViewer::get(http, "/live/cam.flv", "HTTP/1.1").status,
+        401
+    );
+    assert_eq!(
+        RawViewer::get(http, "/live/cam.flv?token=wrong", "HTTP/1.1").status,
+        403
+    );
+    let mut viewer = RawViewer::get(http, "/live/cam.flv?token=letmein", "HTTP/1.1");
+    assert_eq!(viewer.status, 200);
+    assert_eq!(&viewer.chunk()[..3], b"FLV");
+    // The publisher and this viewer are the two -max-connections allows.
+    let refused = RawViewer::get(http, "/live/cam.flv?token=letmein", "HTTP/1.1");
+    assert_eq!(refused.status, 503);
+    assert_eq!(metric(&server, "rtmp_connections_active"), 2);
+}

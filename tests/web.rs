@@ -17,7 +17,9 @@ use common::*;
 fn save_screenshot(browser: &Browser, name: &str) {
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../test-artifacts");
     browser.screenshot(&artifacts.join(name));
-    if let Ok(copy) = std::env::var("RTMP_SERVER_SCREENSHOT") {
+    if let Ok(copy) = std::env::var("RTMP_SERVER_SCREENSHOT")
+        && name == "dashboard.png"
+    {
         browser.screenshot(&PathBuf::from(copy));
     }
 }
@@ -121,6 +123,26 @@ fn the_dashboard_shows_a_stream_plays_it_and_sees_it_end() {
         &format!("return {CARD}.querySelectorAll('button.danger').length === 1")
     ));
     save_screenshot(&browser, "dashboard.png");
+    // On a phone's screen nothing is wider than the screen.
+    browser.resize(390, 844);
+    let fits = browser.wait_for(
+        Duration::from_secs(3),
+        "return window.innerWidth < 500 \
+             && document.documentElement.scrollWidth <= window.innerWidth",
+    );
+    assert!(
+        fits,
+        "{} wide in {}: {}",
+        browser.eval("return document.documentElement.scrollWidth"),
+        browser.eval(
+            "return [...document.querySelectorAll('body *')] \
+             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1) \
+             .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)) \
+             .slice(0, 12).join(' | ')"
+        ),
+        browser.eval("return window.innerWidth")
+    );
+    save_screenshot(&browser, "dashboard-phone.png");
 
     // The publisher stops: the page says the stream ended.
     publisher.kill().unwrap();
@@ -173,4 +195,115 @@ fn the_page_keeps_working_when_the_server_restarts_under_it() {
     );
     let errors = page_errors(&browser);
     assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+/// A modern ffmpeg publishing `seconds` of paced 320x240 test video
+/// (`video`: its codec options, a keyframe a second) and 48 kHz sine audio
+/// (`audio`) to `url`.
+fn publish_modern(url: &str, seconds: u32, video: &[&str], audio: &[&str]) -> std::process::Child {
+    std::process::Command::new(modern_ffmpeg())
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-g",
+            "25",
+        ])
+        .args(video)
+        .args(audio)
+        .args(["-f", "flv", url])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the modern ffmpeg")
+}
+
+#[test]
+fn enhanced_rtmp_codecs_play_where_the_browser_can_and_the_page_says_why_not() {
+    let (_server, rtmp, http) = ServerProcess::start_with_http(&[]);
+    let av1 = [
+        "-c:v",
+        "libsvtav1",
+        "-preset",
+        "12",
+        "-svtav1-params",
+        "log-level=0",
+    ];
+    let hevc = [
+        "-c:v",
+        "libx265",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-x265-params",
+        "log-level=error",
+    ];
+    let mut encoders = [
+        publish_modern(
+            &format!("rtmp://{rtmp}/live/av1"),
+            60,
+            &av1,
+            &["-c:a", "libopus"],
+        ),
+        publish_modern(
+            &format!("rtmp://{rtmp}/live/hevc"),
+            60,
+            &hevc,
+            &["-c:a", "aac"],
+        ),
+    ];
+    let live = wait_for(Duration::from_secs(20), || {
+        let streams = http_json(http, "/api/streams");
+        streams["streams"]
+            .as_array()
+            .is_some_and(|s| s.iter().filter(|s| !s["video"].is_null()).count() == 2)
+    });
+    assert!(live, "both streams are live");
+    let browser = Browser::start();
+    for (name, codec) in [("av1", "av01"), ("hevc", "hvc1")] {
+        browser.open(&format!("http://{http}/#watch/live/{name}"));
+        let answered = browser.wait_for(
+            Duration::from_secs(15),
+            &format!(
+                "const s = document.getElementById('watch-status').textContent; \
+                 return s.includes('{codec}') && (s.startsWith('Playing') || s.includes('cannot play'))"
+            ),
+        );
+        let status = browser.eval("return document.getElementById('watch-status').textContent");
+        assert!(answered, "{name}: {status}");
+        let playable = browser.eval(&format!(
+            "return MediaSource.isTypeSupported('video/mp4; codecs=\"' + \
+             document.getElementById('watch-status').textContent.match(/{codec}[^ ,]*/)[0] + '\"')"
+        ));
+        if playable == serde_json::Value::Bool(true) {
+            let playing = browser.wait_for(
+                Duration::from_secs(20),
+                "return document.getElementById('video').currentTime > 2",
+            );
+            assert!(playing, "{name} plays: {status}");
+            assert_eq!(
+                browser.eval("return document.getElementById('video').error"),
+                serde_json::Value::Null
+            );
+        } else {
+            assert!(
+                status.as_str().unwrap_or_default().contains("cannot play"),
+                "{name}: the page says why: {status}"
+            );
+        }
+    }
+    let errors = page_errors(&browser);
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    for encoder in &mut encoders {
+        let _ = encoder.kill();
+        let _ = encoder.wait();
+    }
 }

@@ -141,6 +141,16 @@ impl Browser {
         }
     }
 
+    /// Resizes the window (a phone's screen, say).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .expect("a window resize");
+    }
+
     /// Saves a PNG of the window to `path`.
     pub fn screenshot(&self, path: &Path) {
         use base64::Engine;

@@ -7,6 +7,7 @@
 //! gives every connection that send timeout), as does the stream's
 //! slow-subscriber policy, a kick, or the end of the stream.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +55,21 @@ enum End {
     ShuttingDown,
     WriteTimeout,
     WriteFailed(io::Error),
+}
+
+impl fmt::Display for End {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            End::StreamEnded => write!(f, "the stream ended"),
+            End::NotPublished => write!(f, "no publisher within -idle-timeout"),
+            End::Unplayable => write!(f, "its codecs cannot be sent in this format"),
+            End::SlowViewer => write!(f, "too slow (-slow-subscriber disconnect)"),
+            End::Kicked => write!(f, "kicked"),
+            End::ShuttingDown => write!(f, "shutting down"),
+            End::WriteTimeout => write!(f, "took nothing for -write-timeout"),
+            End::WriteFailed(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 impl End {
@@ -170,10 +186,7 @@ impl Viewer {
         {
             let _ = body.finish();
         }
-        match end {
-            End::WriteFailed(e) => log::info!("conn#{id} {peer} stopped viewing {key}: {e}"),
-            end => log::info!("conn#{id} {peer} stopped viewing {key}: {end:?}"),
-        }
+        log::info!("conn#{id} {peer} stopped viewing {key}: {end}");
     }
 }
 
