@@ -24,12 +24,16 @@ struct RawViewer {
 
 impl RawViewer {
     fn get(http: SocketAddr, path: &str, version: &str) -> RawViewer {
+        RawViewer::request(http, "GET", path, version)
+    }
+
+    fn request(http: SocketAddr, method: &str, path: &str, version: &str) -> RawViewer {
         let socket = TcpStream::connect(http).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         (&socket)
-            .write_all(format!("GET {path} {version}\r\nHost: test\r\n\r\n").as_bytes())
+            .write_all(format!("{method} {path} {version}\r\nHost: test\r\n\r\n").as_bytes())
             .unwrap();
         let mut reader = BufReader::new(socket);
         let mut line = String::new();
@@ -198,6 +202,9 @@ fn http_viewers_are_refused_waited_for_counted_limited_and_kicked() {
         Arc::clone(&stop),
         Arc::default(),
     );
+    let probed = RawViewer::request(http, "HEAD", "/live/live/cam.mp4", "HTTP/1.1");
+    assert_eq!(probed.status, 200);
+    assert_eq!(probed.header("content-type"), Some("video/mp4"));
     let mut viewer = RawViewer::get(http, "/live/cam.flv", "HTTP/1.1");
     assert_eq!(viewer.status, 200);
     assert_eq!(viewer.header("content-type"), Some("video/x-flv"));

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use tiny_http::Request;
 
 use super::route::LiveRequest;
+use crate::metrics;
 use crate::server::Shared;
 use viewer::Viewer;
 
@@ -24,7 +25,8 @@ pub fn open(shared: &Arc<Shared>, request: Request, live: LiveRequest, cors: Opt
         .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
     // A viewer looks at its kicked flag and the server's shutdown itself.
     let Some((id, kicked)) = shared.admit(peer, Box::new(|| {})) else {
-        log::warn!(
+        metrics::add(&shared.metrics.connections_rejected, 1);
+        log::debug!(
             "{peer} refused: -max-connections {} reached",
             shared.config.max_connections
         );

@@ -12,6 +12,8 @@ use std::io::{self, Write};
 use bytes::Bytes;
 use tiny_http::{Header, Request, Response};
 
+use crate::http::route::LiveFormat;
+
 /// Headers every live response carries: never cached, and readable by
 /// pages of other origins when `-http-cors` allows.
 fn common_headers(cors: Option<&str>) -> Vec<(&'static str, String)> {
@@ -28,6 +30,24 @@ pub fn refuse(request: Request, status: u16, message: &str, cors: Option<&str>) 
     let mut response = Response::from_string(body).with_status_code(status);
     let mut headers = common_headers(cors);
     headers.push(("Content-Type", "application/json".to_owned()));
+    for (name, value) in headers {
+        if let Ok(header) = Header::from_bytes(name, value) {
+            response.add_header(header);
+        }
+    }
+    let _ = request.respond(response);
+}
+
+/// Answers a `HEAD`: `200` with the content type when the stream is
+/// live, else `404`.
+pub fn head(request: Request, live: bool, format: LiveFormat, cors: Option<&str>) {
+    let content_type = match format {
+        LiveFormat::Flv => "video/x-flv",
+        LiveFormat::Mp4 => "video/mp4",
+    };
+    let mut response = Response::empty(if live { 200 } else { 404 });
+    let mut headers = common_headers(cors);
+    headers.push(("Content-Type", content_type.to_owned()));
     for (name, value) in headers {
         if let Ok(header) = Header::from_bytes(name, value) {
             response.add_header(header);

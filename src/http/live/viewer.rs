@@ -18,7 +18,7 @@ use bytes::Bytes;
 use tiny_http::{Method, Request};
 
 use super::feed::{LiveFeed, StreamFacts};
-use super::response::{LiveBody, refuse};
+use super::response::{LiveBody, head, refuse};
 use crate::auth::{self, Action, Denial};
 use crate::http::route::{LiveFormat, LiveRequest};
 use crate::hub::output::{Outbound, OutputKind, OutputOptions, OutputQueue, OutputSpec};
@@ -61,7 +61,7 @@ impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             End::StreamEnded => write!(f, "the stream ended"),
-            End::NotPublished => write!(f, "no publisher within -idle-timeout"),
+            End::NotPublished => write!(f, "the stream did not start within -idle-timeout"),
             End::Unplayable => write!(f, "its codecs cannot be sent in this format"),
             End::SlowViewer => write!(f, "too slow (-slow-subscriber disconnect)"),
             End::Kicked => write!(f, "kicked"),
@@ -132,8 +132,7 @@ impl Viewer {
         }
         if *request.method() == Method::Head {
             let live_now = shared.registry.get(&path).is_some_and(|s| s.is_live());
-            let status = if live_now { 200 } else { 404 };
-            return refuse(request, status, "", cors);
+            return head(request, live_now, live.format, cors);
         }
         if let Err(why) = shared.sources.admit_player(&key) {
             return refuse(request, 503, &why, cors);
@@ -179,6 +178,10 @@ impl Viewer {
         };
         let end = watch.run(subscription.catch_up);
         shared.registry.unsubscribe(&stream, id);
+        // Ended before the response began: it is answered still.
+        if let Some(request) = watch.request.take() {
+            refuse(request, 503, &end.to_string(), cors);
+        }
         // A response ended for any reason but a broken socket gets its
         // last chunk, so that the client knows the stream is over.
         if let Some(body) = watch.body.take()
@@ -225,7 +228,8 @@ impl Watch<'_> {
                 Err(_) => return End::SlowViewer,
                 Ok(None) if self.body.is_none() && Instant::now() >= waiting_until => {
                     if let Some(request) = self.request.take() {
-                        refuse(request, 404, "stream not published", self.cors);
+                        let why = "the stream did not start within -idle-timeout";
+                        refuse(request, 404, why, self.cors);
                     }
                     return End::NotPublished;
                 }
