@@ -559,23 +559,7 @@ fn publish_modern(
     audio: &[&str],
 ) {
     let tee = format!("[f=flv]rtmp://{rtmp}/live/{name}|[f=flv]{}", sent.display());
-    let output = Command::new(common::modern_ffmpeg())
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-g",
-            "25",
-        ])
-        .args(video)
-        .args(audio)
-        .args(["-f", "tee", &tee])
+    let output = common::modern_encoder(seconds, video, audio, &["-f", "tee", &tee])
         .output()
         .unwrap();
     assert!(output.status.success(), "{name}: {output:?}");

@@ -197,28 +197,9 @@ fn the_page_keeps_working_when_the_server_restarts_under_it() {
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
-/// A modern ffmpeg publishing `seconds` of paced 320x240 test video
-/// (`video`: its codec options, a keyframe a second) and 48 kHz sine audio
-/// (`audio`) to `url`.
+/// A modern ffmpeg publishing `seconds` of test video and audio to `url`.
 fn publish_modern(url: &str, seconds: u32, video: &[&str], audio: &[&str]) -> std::process::Child {
-    std::process::Command::new(modern_ffmpeg())
-        .args(["-hide_banner", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args([
-            "-t",
-            &seconds.to_string(),
-            "-map",
-            "0:v",
-            "-map",
-            "1:a",
-            "-g",
-            "25",
-        ])
-        .args(video)
-        .args(audio)
-        .args(["-f", "flv", url])
-        .stdin(std::process::Stdio::null())
+    modern_encoder(seconds, video, audio, &["-f", "flv", url])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -768,6 +768,25 @@ pub fn ffmpeg_encoder(size: &str, tone: u32, seconds: u32, gop: u32, output: &[&
         .expect("start ffmpeg publisher")
 }
 
+/// A modern ffmpeg (see [`modern_ffmpeg`]) set to publish `seconds` of
+/// paced 320x240 test video at 25 fps (`video`: its codec options, a
+/// keyframe a second) and 48 kHz sine audio (`audio`: its codec options)
+/// to what `output` names (`-f flv URL`, a tee...).
+pub fn modern_encoder(seconds: u32, video: &[&str], audio: &[&str], output: &[&str]) -> Command {
+    let mut command = Command::new(modern_ffmpeg());
+    command
+        .args(["-hide_banner", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string(), "-map", "0:v", "-map", "1:a"])
+        .args(["-g", "25"])
+        .args(video)
+        .args(audio)
+        .args(output)
+        .stdin(Stdio::null());
+    command
+}
+
 /// ffmpeg playing `url` into the FLV file `out` (giving up after 10 s
 /// without data).
 pub fn ffmpeg_play(url: &str, out: &std::path::Path) -> Child {
