@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::snapshot::{METRICS, Snapshot};
 use crate::hub::history::SessionRecord;
+use crate::hub::packet::PacketKind;
 use crate::hub::stream_status::{BITRATE_HISTORY_INTERVAL, StreamStatus};
 use crate::media::codec::Codec;
 use crate::record::RecordingStatus;
@@ -120,6 +121,15 @@ pub fn stream(
             "sample_rate": media.sample_rate,
             "channels": media.channels,
         })),
+        "tracks": media.tracks.iter().map(|t| json!({
+            "kind": match t.kind {
+                PacketKind::Video => "video",
+                PacketKind::Audio => "audio",
+                PacketKind::Data => "data",
+            },
+            "id": t.id,
+            "codec": codec(Some(t.codec)),
+        })).collect::<Vec<_>>(),
         "bitrate_in_kbps": s.bitrate_in_kbps,
         "bitrate_out_kbps": s.bitrate_out_kbps,
         "bitrate_in_history": {

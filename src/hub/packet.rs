@@ -40,19 +40,24 @@ pub struct Packet {
     /// Decoder configuration (or metadata, for data packets).
     pub sequence_header: bool,
     pub codec: Option<Codec>,
+    /// The track of a one-track Enhanced RTMP multitrack message (its
+    /// sequence header is kept apart from the other tracks').
+    pub track: Option<u8>,
 }
 
 impl Packet {
     /// Builds a packet, inspecting the payload for keyframes and headers.
     pub fn new(kind: PacketKind, timestamp: u32, payload: Bytes) -> Packet {
-        let (keyframe, sequence_header, codec) = match kind {
-            PacketKind::Video => codec::inspect_video(&payload).map_or((false, false, None), |i| {
-                (i.keyframe, i.sequence_header, Some(i.codec))
-            }),
-            PacketKind::Audio => codec::inspect_audio(&payload).map_or((false, false, None), |i| {
-                (false, i.sequence_header, Some(i.codec))
-            }),
-            PacketKind::Data => (false, false, None),
+        let (keyframe, sequence_header, codec, track) = match kind {
+            PacketKind::Video => codec::inspect_video(&payload)
+                .map_or((false, false, None, None), |i| {
+                    (i.keyframe, i.sequence_header, Some(i.codec), i.track)
+                }),
+            PacketKind::Audio => codec::inspect_audio(&payload)
+                .map_or((false, false, None, None), |i| {
+                    (false, i.sequence_header, Some(i.codec), i.track)
+                }),
+            PacketKind::Data => (false, false, None, None),
         };
         Packet {
             kind,
@@ -61,6 +66,7 @@ impl Packet {
             keyframe,
             sequence_header,
             codec,
+            track,
         }
     }
 

@@ -88,6 +88,7 @@ impl Stream {
                 metadata: None,
                 video_header: None,
                 audio_header: None,
+                track_headers: Vec::new(),
                 headers: Vec::new(),
                 gop: GopCache::new(settings.gop_max_messages, settings.gop_max_bytes),
                 has_video: false,
@@ -344,19 +345,9 @@ impl Stream {
                 });
             }
         }
-        match packet.kind {
-            PacketKind::Video => {
-                state.has_video = true;
-                if packet.sequence_header {
-                    state.video_header = Some(Arc::clone(&packet));
-                    state.rebuild_headers();
-                }
-            }
-            PacketKind::Audio if packet.sequence_header => {
-                state.audio_header = Some(Arc::clone(&packet));
-                state.rebuild_headers();
-            }
-            PacketKind::Audio | PacketKind::Data => {}
+        state.has_video |= packet.kind == PacketKind::Video;
+        if packet.sequence_header {
+            state.keep_header(&packet);
         }
         if self.settings.gop_cache {
             state.gop.push(&packet);

@@ -11,10 +11,13 @@ use std::time::{Instant, SystemTime};
 use super::gop_cache::GopCache;
 use super::history::SwitchRecord;
 use super::output::{Outbound, OutputStats};
-use super::packet::Packet;
+use super::packet::{Packet, PacketKind};
 use super::slot::{Offer, OutputSlot, ResumeContext};
 use super::stream_status::{BitrateSamples, MediaDescription};
 use crate::metrics::StreamCounts;
+
+/// Sequence headers of multitrack streams' other tracks kept per stream.
+pub(super) const MAX_TRACK_HEADERS: usize = 16;
 
 /// The input feeding the stream now.
 pub(super) struct InputState {
@@ -51,6 +54,9 @@ pub(super) struct StreamState {
     pub(super) metadata: Option<Arc<Packet>>,
     pub(super) video_header: Option<Arc<Packet>>,
     pub(super) audio_header: Option<Arc<Packet>>,
+    /// Sequence headers of the other tracks of a multitrack stream (sent
+    /// one track a message), one per kind and track.
+    pub(super) track_headers: Vec<Arc<Packet>>,
     /// Metadata and sequence headers in the order outputs need them.
     pub(super) headers: Vec<Arc<Packet>>,
     pub(super) gop: GopCache,
@@ -65,6 +71,7 @@ impl StreamState {
         self.metadata = None;
         self.video_header = None;
         self.audio_header = None;
+        self.track_headers.clear();
         self.headers.clear();
         self.gop.clear();
         self.has_video = false;
@@ -74,8 +81,29 @@ impl StreamState {
         self.headers = [&self.metadata, &self.video_header, &self.audio_header]
             .into_iter()
             .flatten()
+            .chain(&self.track_headers)
             .cloned()
             .collect();
+    }
+
+    /// Keeps sequence header `packet`: the stream's own for its kind, or
+    /// that of a multitrack stream's track other than 0 (up to
+    /// [`MAX_TRACK_HEADERS`]; more are forwarded but not kept).
+    pub(super) fn keep_header(&mut self, packet: &Arc<Packet>) {
+        match (packet.kind, packet.track) {
+            (PacketKind::Data, _) => return,
+            (PacketKind::Video, None | Some(0)) => self.video_header = Some(Arc::clone(packet)),
+            (PacketKind::Audio, None | Some(0)) => self.audio_header = Some(Arc::clone(packet)),
+            (kind, track) => {
+                let same = |h: &Arc<Packet>| h.kind == kind && h.track == track;
+                if let Some(slot) = self.track_headers.iter_mut().find(|h| same(h)) {
+                    *slot = Arc::clone(packet);
+                } else if self.track_headers.len() < MAX_TRACK_HEADERS {
+                    self.track_headers.push(Arc::clone(packet));
+                }
+            }
+        }
+        self.rebuild_headers();
     }
 
     pub(super) fn players(&self) -> impl Iterator<Item = &OutputSlot> {

@@ -11,6 +11,7 @@ use super::output::OutputStats;
 use super::packet::{Packet, PacketKind};
 use super::stream::Stream;
 use crate::media::codec::{self, Codec};
+use crate::media::ex_header::{self, TagKind};
 use crate::metrics::StreamCounts;
 use crate::protocol::amf0::{self, Value};
 
@@ -33,12 +34,29 @@ pub struct MediaDescription {
     pub audio_codec: Option<Codec>,
     pub sample_rate: Option<u32>,
     pub channels: Option<u8>,
+    /// The tracks of an Enhanced RTMP multitrack stream, as their
+    /// sequence headers named them (none for a single-track stream).
+    pub tracks: Vec<TrackDescription>,
 }
+
+/// One track of a multitrack stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackDescription {
+    pub kind: PacketKind,
+    pub id: u8,
+    pub codec: Codec,
+}
+
+/// Tracks described per stream at most.
+const MAX_TRACKS: usize = 32;
 
 impl MediaDescription {
     /// Learns from a packet: codecs from any frame, profile, level and
     /// audio format from sequence headers, sizes and rates from metadata.
     pub fn learn(&mut self, packet: &Packet) {
+        if packet.sequence_header {
+            self.learn_tracks(packet);
+        }
         match packet.kind {
             PacketKind::Video => {
                 if let Some(codec) = packet.codec {
@@ -62,6 +80,38 @@ impl MediaDescription {
             }
             PacketKind::Data if packet.sequence_header => self.learn_metadata(&packet.payload),
             PacketKind::Data => {}
+        }
+    }
+
+    /// The tracks a multitrack sequence header names.
+    fn learn_tracks(&mut self, packet: &Packet) {
+        let kind = match packet.kind {
+            PacketKind::Video if packet.payload.first().is_some_and(|b| b & 0x80 != 0) => {
+                TagKind::Video
+            }
+            PacketKind::Audio if packet.payload.first().is_some_and(|b| b >> 4 == 9) => {
+                TagKind::Audio
+            }
+            _ => return,
+        };
+        let Some(header) = ex_header::parse(&packet.payload, kind) else {
+            return;
+        };
+        if header.multitrack.is_none() {
+            return;
+        }
+        for track in header.tracks {
+            let described = TrackDescription {
+                kind: packet.kind,
+                id: track.id,
+                codec: Codec::FourCc(track.fourcc),
+            };
+            let same = |t: &&mut TrackDescription| t.kind == packet.kind && t.id == track.id;
+            if let Some(known) = self.tracks.iter_mut().find(same) {
+                *known = described;
+            } else if self.tracks.len() < MAX_TRACKS {
+                self.tracks.push(described);
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 //! FLV codec ids and for Enhanced RTMP (v1/v2) FourCC headers.
 //! Payloads are never modified; unknown codecs are simply reported as such.
 
+use super::ex_header::{self, ExHeader, Multitrack, TagKind};
+
 /// A codec as named on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -85,6 +87,8 @@ pub struct VideoInfo {
     pub keyframe: bool,
     /// Decoder configuration (AVC/HEVC/AV1/VP9 sequence start).
     pub sequence_header: bool,
+    /// The track of a one-track Enhanced RTMP multitrack message.
+    pub track: Option<u8>,
 }
 
 /// What an audio payload is.
@@ -94,6 +98,8 @@ pub struct AudioInfo {
     /// Decoder configuration (AAC AudioSpecificConfig, enhanced
     /// sequence start).
     pub sequence_header: bool,
+    /// The track of a one-track Enhanced RTMP multitrack message.
+    pub track: Option<u8>,
 }
 
 const FRAME_TYPE_KEY: u8 = 1;
@@ -109,21 +115,22 @@ const PACKET_TYPE_MPEG2TS_SEQUENCE_START: u8 = 5;
 pub fn inspect_video(payload: &[u8]) -> Option<VideoInfo> {
     let &first = payload.first()?;
     if first & 0x80 != 0 {
-        // Enhanced RTMP: [1 bit ex-header][3 bits frame type][4 bits packet type][FourCC].
+        // Enhanced RTMP: [1 bit ex-header][3 bits frame type][4 bits
+        // packet type], ModEx and multitrack headers, FourCCs.
         let frame_type = (first >> 4) & 0x07;
-        let packet_type = first & 0x0f;
-        let codec = payload
-            .get(1..5)
-            .map(|cc| Codec::FourCc([cc[0], cc[1], cc[2], cc[3]]))
-            .unwrap_or(Codec::LegacyVideo(0));
-        let sequence_header = matches!(
-            packet_type,
-            PACKET_TYPE_SEQUENCE_START | PACKET_TYPE_MPEG2TS_SEQUENCE_START
-        );
+        let header = ex_header::parse(payload, TagKind::Video);
+        let codec = first_codec(header.as_ref()).unwrap_or(Codec::LegacyVideo(0));
+        let sequence_header = header.as_ref().is_some_and(|h| {
+            matches!(
+                h.packet_type,
+                PACKET_TYPE_SEQUENCE_START | PACKET_TYPE_MPEG2TS_SEQUENCE_START
+            )
+        });
         return Some(VideoInfo {
             codec,
             keyframe: frame_type == FRAME_TYPE_KEY && !sequence_header,
             sequence_header,
+            track: one_track(header.as_ref()),
         });
     }
     let frame_type = first >> 4;
@@ -136,7 +143,22 @@ pub fn inspect_video(payload: &[u8]) -> Option<VideoInfo> {
         codec: Codec::LegacyVideo(codec_id),
         keyframe: frame_type == FRAME_TYPE_KEY && !sequence_header,
         sequence_header,
+        track: None,
     })
+}
+
+/// The codec of the first track an Enhanced RTMP header names.
+fn first_codec(header: Option<&ExHeader>) -> Option<Codec> {
+    Some(Codec::FourCc(header?.tracks.first()?.fourcc))
+}
+
+/// The track of a one-track multitrack message.
+fn one_track(header: Option<&ExHeader>) -> Option<u8> {
+    let header = header?;
+    match header.multitrack {
+        Some(Multitrack::OneTrack) => header.tracks.first().map(|t| t.id),
+        _ => None,
+    }
 }
 
 /// Inspects an audio payload; `None` if it is empty.
@@ -144,19 +166,19 @@ pub fn inspect_audio(payload: &[u8]) -> Option<AudioInfo> {
     let &first = payload.first()?;
     let format = first >> 4;
     if format == AUDIO_FORMAT_EX_HEADER {
-        let packet_type = first & 0x0f;
-        let codec = payload
-            .get(1..5)
-            .map(|cc| Codec::FourCc([cc[0], cc[1], cc[2], cc[3]]))
-            .unwrap_or(Codec::LegacyAudio(format));
+        let header = ex_header::parse(payload, TagKind::Audio);
         return Some(AudioInfo {
-            codec,
-            sequence_header: packet_type == PACKET_TYPE_SEQUENCE_START,
+            codec: first_codec(header.as_ref()).unwrap_or(Codec::LegacyAudio(format)),
+            sequence_header: header
+                .as_ref()
+                .is_some_and(|h| h.packet_type == PACKET_TYPE_SEQUENCE_START),
+            track: one_track(header.as_ref()),
         });
     }
     Some(AudioInfo {
         codec: Codec::LegacyAudio(format),
         sequence_header: format == AUDIO_FORMAT_AAC && payload.get(1) == Some(&0),
+        track: None,
     })
 }
 
@@ -175,10 +197,15 @@ pub fn video_profile_level(payload: &[u8]) -> Option<ProfileLevel> {
     if !info.sequence_header {
         return None;
     }
-    // Both framings put the configuration record at byte 5: legacy after
-    // frame/codec, packet type and composition time; enhanced after the
-    // header byte and the FourCC.
-    let record = payload.get(5..)?;
+    // Legacy framing puts the configuration record at byte 5, after
+    // frame/codec, packet type and composition time; enhanced, after its
+    // header (ModEx, multitrack, FourCC: byte 5 when plain).
+    let at = if payload.first()? & 0x80 != 0 {
+        ex_header::parse(payload, TagKind::Video)?.body_at
+    } else {
+        5
+    };
+    let record = payload.get(at..)?;
     match info.codec {
         Codec::LegacyVideo(VIDEO_CODEC_AVC) | Codec::FourCc(AVC1) => Some(ProfileLevel {
             profile: *record.get(1)?,
@@ -298,6 +325,36 @@ mod tests {
     fn legacy_hevc_codec_12() {
         assert!(inspect_video(&[0x1c, 0x00]).unwrap().sequence_header);
         assert!(inspect_video(&[0x1c, 0x01]).unwrap().keyframe);
+    }
+
+    #[test]
+    fn multitrack_and_modex_messages_are_read_through() {
+        // A one-track multitrack AVC sequence start for track 1.
+        let header = b"\x96\x00avc1\x01\x01\x64\x00\x1f";
+        let info = inspect_video(header).unwrap();
+        assert!(info.sequence_header && !info.keyframe);
+        assert_eq!(info.codec, Codec::FourCc(*b"avc1"));
+        assert_eq!(info.track, Some(1));
+        assert_eq!(
+            video_profile_level(header),
+            Some(ProfileLevel {
+                profile: 100,
+                level: 31
+            })
+        );
+        // Many tracks' coded frames, a keyframe.
+        let frames = b"\x96\x11hvc1\x00\x00\x00\x04\x00\x00\x00x\x01\x00\x00\x04\x00\x00\x00y";
+        let info = inspect_video(frames).unwrap();
+        assert!(info.keyframe && !info.sequence_header);
+        assert_eq!((info.codec, info.track), (Codec::FourCc(*b"hvc1"), None));
+        // A ModEx (nanosecond offset) before a sequence start.
+        let info = inspect_video(b"\x97\x02\x00\x01\x02\x00av01\x81").unwrap();
+        assert!(info.sequence_header);
+        assert_eq!(info.codec, Codec::FourCc(*b"av01"));
+        // Audio: a one-track Opus sequence start for track 2.
+        let info = inspect_audio(b"\x95\x00Opus\x02OpusHead").unwrap();
+        assert!(info.sequence_header);
+        assert_eq!((info.codec, info.track), (Codec::FourCc(*b"Opus"), Some(2)));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod codec_string;
+pub mod ex_header;
 pub mod flv;
 pub mod flv_writer;
 pub mod fmp4;

@@ -1,0 +1,95 @@
+//! Enhanced RTMP v2 multitrack streams through the server, with the
+//! in-repo client: every message forwarded byte for byte, each track's
+//! sequence header kept for players who join later, keyframes found
+//! inside multitrack messages (the GOP cache starts at one), the tracks
+//! listed by the API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+/// A one-track multitrack AVC sequence start for `track`.
+fn track_header(track: u8) -> Vec<u8> {
+    let mut v = b"\x96\x00avc1".to_vec();
+    v.push(track);
+    v.extend_from_slice(&[0x01, 0x64, 0x00, 0x1f, 0xff, 0xe1, 0x00, 0x00, track]);
+    v
+}
+
+/// A many-tracks message with frame `n` of tracks 0 and 1 (a keyframe
+/// every 10).
+fn frames(n: u32) -> Vec<u8> {
+    let key = n.is_multiple_of(10);
+    let mut v = vec![if key { 0x96 } else { 0xa6 }, 0x11];
+    v.extend_from_slice(b"avc1");
+    for track in [0u8, 1] {
+        let body: Vec<u8> = [&[0u8, 0, 0][..], &n.to_be_bytes(), &[track; 40]].concat();
+        v.push(track);
+        v.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        v.extend_from_slice(&body);
+    }
+    v
+}
+
+#[test]
+fn a_two_track_stream_is_forwarded_intact_and_late_players_get_both_tracks() {
+    let server = TestServer::with_http(None, |_| {});
+    let http = server.http.unwrap();
+    let mut early = player(server.addr, "multi");
+    let mut publisher = publisher(server.addr, "multi");
+    let mut sent = vec![track_header(0), track_header(1)];
+    for header in &sent {
+        publisher.send_video(0, header).unwrap();
+    }
+    for n in 0..25 {
+        let message = frames(n);
+        publisher.send_video(n * 40, &message).unwrap();
+        sent.push(message);
+    }
+    let got = read_media(&mut early, sent.len()).unwrap();
+    let got: Vec<&[u8]> = got.iter().map(|m| &m.payload[..]).collect();
+    let sent_slices: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+    assert_eq!(got, sent_slices, "every message byte for byte, in order");
+
+    // A late player: both tracks' headers, then the GOP from the last
+    // keyframe (frame 20) on.
+    let mut late = player(server.addr, "multi");
+    let caught_up = read_media(&mut late, 2 + 5).unwrap();
+    assert_eq!(&caught_up[0].payload[..], &track_header(0)[..]);
+    assert_eq!(&caught_up[1].payload[..], &track_header(1)[..]);
+    let numbers: Vec<Vec<u8>> = caught_up[2..]
+        .iter()
+        .map(|m| m.payload[..].to_vec())
+        .collect();
+    let expected: Vec<Vec<u8>> = (20..25).map(frames).collect();
+    assert_eq!(numbers, expected, "the cached GOP starts at the keyframe");
+
+    let stream = http_json(http, "/api/streams/live/multi");
+    let tracks: Vec<(String, u64, String)> = stream["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["kind"].as_str().unwrap().to_owned(),
+                t["id"].as_u64().unwrap(),
+                t["codec"]["fourcc"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tracks,
+        [
+            ("video".to_owned(), 0, "avc1".to_owned()),
+            ("video".to_owned(), 1, "avc1".to_owned())
+        ]
+    );
+    assert_eq!(stream["gop_cache"]["frames"], 5);
+    drop(publisher);
+    assert!(wait_for(Duration::from_secs(5), || server
+        .registry()
+        .get("live/multi")
+        .is_none_or(|s| !s.is_live())));
+}
