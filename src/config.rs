@@ -88,6 +88,9 @@ pub struct Config {
     pub api_token: Option<ApiToken>,
     /// The API token guards reads too (`-api-read-auth`).
     pub api_read_auth: bool,
+    /// Where Enhanced RTMP clients asked to reconnect should go
+    /// (`-reconnect-url`); `None`: where they are.
+    pub reconnect_url: Option<String>,
     /// `Access-Control-Allow-Origin` of the live HTTP streams
     /// (`-http-cors`); `None`: no such header.
     pub http_cors: Option<String>,
@@ -132,6 +135,7 @@ impl Default for Config {
             api_token: None,
             api_read_auth: false,
             http_cors: Some("*".to_owned()),
+            reconnect_url: None,
             history_limit: 100,
             log_redact_keys: false,
             relays: RelayTargets::default(),

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use rtmp_server::cli::{self, Invocation};
 use rtmp_server::server::Server;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 /// File descriptors a connection uses (its socket).
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         eprintln!("rtmp-server: cannot serve metrics on {addr} (flag -metrics-addr): {e}");
         return ExitCode::from(2);
     }
-    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+    let mut signals = match Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR1]) {
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("rtmp-server: cannot install signal handlers: {e}");
@@ -98,6 +98,11 @@ fn main() -> ExitCode {
                 if signal == SIGHUP {
                     log::info!("SIGHUP received: reloading");
                     handle.reload();
+                    continue;
+                }
+                if signal == SIGUSR1 {
+                    log::info!("SIGUSR1 received: asking clients to reconnect");
+                    handle.request_reconnect();
                     continue;
                 }
                 received += 1;

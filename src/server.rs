@@ -1,22 +1,21 @@
 //! The server: the RTMP listener's accept loop handing each connection to
 //! its own reader thread (which does the handshake, never the accept
 //! loop), the writer threads of players, the hub's registry and event
-//! channel, the table of open connections (to kick one or close them all),
+//! channel, admission of connections to their table (see `connections`),
 //! and graceful shutdown.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use parking_lot::{Condvar, Mutex};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::{self, Authenticator, Denial};
 use crate::config::Config;
+use crate::connections::{Closer, ConnectionTable};
 use crate::hooks::{self, HookDrain};
 use crate::hub::events::{Event, Events};
 use crate::hub::history::EndReason;
@@ -44,17 +43,6 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 const RECORDERS_AT_SHUTDOWN: Duration = Duration::from_secs(3);
 /// Longest wait at shutdown for hooks still running or queued.
 const HOOKS_AT_SHUTDOWN: Duration = Duration::from_secs(2);
-
-/// Closes a connection: shuts an RTMP socket, or tells an HTTP viewer
-/// to stop. It must not block.
-pub(crate) type Closer = Box<dyn Fn() + Send + Sync>;
-
-/// An open connection as the server tracks it.
-struct ConnectionEntry {
-    /// Closes it at shutdown or on a kick.
-    close: Closer,
-    kicked: Arc<AtomicBool>,
-}
 
 /// Pending connections the kernel may queue before `accept` (as nginx; std's
 /// 128 makes a burst of players wait a second for a SYN retransmission).
@@ -89,28 +77,15 @@ pub(crate) struct Shared {
     pub started_at: SystemTime,
     pub listen_addr: SocketAddr,
     pub shutting_down: AtomicBool,
-    connections: Mutex<HashMap<u64, ConnectionEntry>>,
-    all_closed: Condvar,
-    next_id: AtomicU64,
+    /// Every open connection.
+    pub connections: ConnectionTable,
 }
 
 impl Shared {
     /// Takes a new connection into the table, with a new id and its
     /// kicked flag; `None` (nothing taken) past `-max-connections`.
     pub(crate) fn admit(&self, peer: SocketAddr, close: Closer) -> Option<(u64, Arc<AtomicBool>)> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let kicked = Arc::new(AtomicBool::new(false));
-        {
-            let mut connections = self.connections.lock();
-            if connections.len() >= self.config.max_connections {
-                return None;
-            }
-            let entry = ConnectionEntry {
-                close,
-                kicked: Arc::clone(&kicked),
-            };
-            connections.insert(id, entry);
-        }
+        let (id, kicked) = self.connections.admit(close)?;
         log::debug!("conn#{id} {peer} accepted");
         self.events.emit(|| Event::ConnectionAccepted {
             id,
@@ -159,7 +134,7 @@ impl Shared {
             .spawn(move || shared.contain(id, peer, accepted, work));
         if let Err(e) = &spawned {
             log::warn!("conn#{id} {peer} dropped: cannot start a thread: {e}");
-            self.forget(id);
+            self.connections.forget(id);
             self.events.emit(|| Event::ConnectionClosed {
                 id,
                 remote_addr: peer,
@@ -184,30 +159,7 @@ impl Shared {
             remote_addr: peer,
             duration: accepted.elapsed(),
         });
-        self.forget(id);
-    }
-
-    /// Removes connection `id` from the table, closing it.
-    fn forget(&self, id: u64) {
-        let mut connections = self.connections.lock();
-        if let Some(entry) = connections.remove(&id) {
-            (entry.close)();
-        }
-        if connections.is_empty() {
-            self.all_closed.notify_all();
-        }
-    }
-
-    /// Closes connection `id` (publisher or player); false if unknown.
-    pub fn kick(&self, id: u64) -> bool {
-        match self.connections.lock().get(&id) {
-            Some(entry) => {
-                entry.kicked.store(true, Ordering::SeqCst);
-                (entry.close)();
-                true
-            }
-            None => false,
-        }
+        self.connections.forget(id);
     }
 }
 
@@ -309,7 +261,21 @@ impl ServerHandle {
     /// Closes connection `id` (a publisher or a player); false if no such
     /// connection is open.
     pub fn kick(&self, id: u64) -> bool {
-        self.shared.kick(id)
+        self.shared.connections.kick(id)
+    }
+
+    /// Asks every Enhanced RTMP client that accepts it to reconnect, to
+    /// `-reconnect-url` if set (before a maintenance restart); how many
+    /// were asked.
+    pub fn request_reconnect(&self) -> usize {
+        let url = self.shared.config.reconnect_url.as_deref();
+        let asked = self.shared.connections.request_reconnect(url);
+        // The URL without its query (a token, perhaps).
+        let to = url.map_or("where they are", |u| {
+            u.split('?').next().unwrap_or_default()
+        });
+        log::info!("asked {asked} client(s) to reconnect, to {to}");
+        asked
     }
 
     pub fn uptime(&self) -> Duration {
@@ -367,9 +333,7 @@ impl Server {
             started_at: SystemTime::now(),
             listen_addr: local_addr,
             shutting_down: AtomicBool::new(false),
-            connections: Mutex::new(HashMap::new()),
-            all_closed: Condvar::new(),
-            next_id: AtomicU64::new(1),
+            connections: ConnectionTable::new(config.max_connections),
             config,
         });
         relay::start(&shared)?;
@@ -483,21 +447,9 @@ impl Server {
         while registry.streams().iter().any(|s| s.output_count() > 0) && Instant::now() < flushed {
             thread::sleep(Duration::from_millis(10));
         }
-        let mut connections = self.shared.connections.lock();
-        for entry in connections.values() {
-            (entry.close)();
-        }
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
-        while !connections.is_empty() {
-            if self
-                .shared
-                .all_closed
-                .wait_until(&mut connections, deadline)
-                .timed_out()
-            {
-                log::warn!("{} connections still open at exit", connections.len());
-                break;
-            }
+        let left = self.shared.connections.close_all(SHUTDOWN_GRACE);
+        if left > 0 {
+            log::warn!("{left} connections still open at exit");
         }
     }
 }
@@ -525,16 +477,13 @@ mod tests {
         let peer_side = TcpStream::connect(server.local_addr()).unwrap();
         let (socket, peer) = server.listener.accept().unwrap();
         let transport = Arc::new(Transport::new(socket));
-        shared.connections.lock().insert(
-            7,
-            ConnectionEntry {
-                close: Box::new(move || transport.shutdown()),
-                kicked: Arc::default(),
-            },
-        );
+        let (id, _) = shared
+            .connections
+            .admit(Box::new(move || transport.shutdown()))
+            .unwrap();
         let worker = Arc::clone(&shared);
         let result = thread::spawn(move || {
-            worker.contain(7, peer, Instant::now(), || panic!("bug in a handler"))
+            worker.contain(id, peer, Instant::now(), || panic!("bug in a handler"))
         })
         .join();
         assert!(
@@ -542,10 +491,7 @@ mod tests {
             "the panic did not escape the connection's thread"
         );
         assert_eq!(metrics::get(&shared.metrics.connection_panics), 1);
-        assert!(
-            shared.connections.lock().is_empty(),
-            "the connection is forgotten"
-        );
+        assert!(shared.connections.is_empty(), "the connection is forgotten");
         let mut buf = [0u8; 1];
         let closed = std::io::Read::read(&mut &peer_side, &mut buf);
         assert!(

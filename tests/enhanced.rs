@@ -93,3 +93,81 @@ fn a_two_track_stream_is_forwarded_intact_and_late_players_get_both_tracks() {
         .get("live/multi")
         .is_none_or(|s| !s.is_live())));
 }
+
+/// The `tcUrl` of an `onStatus`'s info object, if it has one.
+fn status_tc_url(m: &rtmp_server::protocol::message::RawMessage) -> Option<String> {
+    use rtmp_server::protocol::amf0::{self, Value};
+    let values = amf0::decode_all(&m.payload).ok()?;
+    values
+        .get(3)?
+        .get("tcUrl")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+#[test]
+fn clients_that_accept_it_are_asked_to_reconnect_and_others_are_not() {
+    const RECONNECT: &str = "NetConnection.Connect.ReconnectRequest";
+    let server = TestServer::with_http(Some("secret"), |c| {
+        c.reconnect_url = Some("rtmp://backup.example:1936/live".into());
+    });
+    let http = server.http.unwrap();
+    let options = rtmp_server::rtmp::client::ClientOptions {
+        caps_ex: Some(1),
+        ..test_options()
+    };
+    let mut v2 = connect_with(server.addr, "live", options).unwrap();
+    v2.play("cam").unwrap();
+    let mut legacy = player(server.addr, "cam");
+    assert_eq!(http_post(http, "/api/reconnect", None).0, 401);
+    let (status, body) = http_post(http, "/api/reconnect", Some("secret"));
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["asked"], 1, "only the client that accepts it");
+    let seen = read_until(&mut v2, |m| status_code(m).as_deref() == Some(RECONNECT)).unwrap();
+    let request = seen.last().unwrap();
+    assert_eq!(request.stream_id, 0, "on the NetConnection");
+    assert_eq!(status_level(request).as_deref(), Some("status"));
+    assert_eq!(
+        status_tc_url(request).as_deref(),
+        Some("rtmp://backup.example:1936/live")
+    );
+    // The connection goes on until the client leaves: it still plays.
+    let mut publisher = publisher(server.addr, "cam");
+    publisher.send_video(0, &avc_sequence_header()).unwrap();
+    publisher.send_video(0, &video_frame(0, true, 100)).unwrap();
+    read_media(&mut v2, 2).unwrap();
+    // The legacy player got everything up to the keyframe and no request.
+    let seen = read_until(&mut legacy, |m| m.type_id == 9 && m.payload.len() >= 100).unwrap();
+    assert!(
+        seen.iter()
+            .all(|m| status_code(m).as_deref() != Some(RECONNECT))
+    );
+    legacy.set_read_timeout(Duration::from_millis(300));
+    while let Ok(m) = legacy.read_message() {
+        assert_ne!(status_code(&m).as_deref(), Some(RECONNECT));
+    }
+}
+
+#[test]
+fn sigusr1_asks_clients_to_reconnect() {
+    const RECONNECT: &str = "NetConnection.Connect.ReconnectRequest";
+    let mut server = ServerProcess::start(&["-listen", "127.0.0.1:0"]);
+    let addr = server.listen_addr();
+    let options = rtmp_server::rtmp::client::ClientOptions {
+        caps_ex: Some(1),
+        ..test_options()
+    };
+    let mut v2 = connect_with(addr, "live", options).unwrap();
+    v2.play("cam").unwrap();
+    let pid = server.child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-USR1", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let seen = read_until(&mut v2, |m| status_code(m).as_deref() == Some(RECONNECT)).unwrap();
+    assert_eq!(status_tc_url(seen.last().unwrap()), None, "to where it is");
+    server.wait_line("asked 1 client(s) to reconnect, to where they are");
+    assert!(server.is_alive(), "SIGUSR1 does not stop the server");
+}

@@ -21,7 +21,7 @@ use sources::{SourceFlags, source_settings};
 
 use values::{
     invalid, parse_addr, parse_bool, parse_bool_word, parse_chunk_size, parse_coalesce,
-    parse_count, parse_duration, parse_size,
+    parse_count, parse_duration, parse_size, reconnect_url,
 };
 
 use crate::config::{Config, SlowSubscriberPolicy};
@@ -93,6 +93,10 @@ struct Flags {
     /// metrics and status HTTP address, e.g. :8080 (default off)
     #[argh(option)]
     metrics_addr: Option<String>,
+
+    /// send Enhanced RTMP clients asked to reconnect (SIGUSR1) here (default: where they are)
+    #[argh(option)]
+    reconnect_url: Option<String>,
 
     /// allowed origin of .flv/.mp4 streams: *, an origin, or off (default *)
     #[argh(option, default = "String::from(\"*\")")]
@@ -400,6 +404,11 @@ pub fn parse_with_env(
         api_token: api_token(flags.api_token, flags.api_token_file, env)?,
         api_read_auth: parse_bool("api-read-auth", &flags.api_read_auth)?,
         http_cors: access::http_cors(&flags.http_cors)?,
+        reconnect_url: flags
+            .reconnect_url
+            .as_deref()
+            .map(reconnect_url)
+            .transpose()?,
         auth: auth_settings(&AuthFlags {
             mode: &flags.auth_mode,
             tokens: &flags.auth_token,

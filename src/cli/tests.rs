@@ -546,6 +546,24 @@ fn max_subscribers_is_a_count() {
 }
 
 #[test]
+fn reconnect_url_is_an_rtmp_or_rtmps_url_never_echoed() {
+    assert_eq!(config(&[]).reconnect_url, None);
+    let url = "rtmps://backup.example.com:443/live?token=s3cret";
+    assert_eq!(
+        config(&["-reconnect-url", url]).reconnect_url.as_deref(),
+        Some(url)
+    );
+    for bad in [
+        "http://x/live?token=s3cret",
+        "rtmp://",
+        "backup?token=s3cret",
+    ] {
+        let e = error(&["-reconnect-url", bad]);
+        assert!(e.contains("-reconnect-url") && !e.contains("s3cret"), "{e}");
+    }
+}
+
+#[test]
 fn http_cors_is_any_origin_one_origin_or_off() {
     assert_eq!(config(&[]).http_cors.as_deref(), Some("*"));
     let one = config(&["-http-cors", "https://tv.example.com:8443"]);

@@ -171,6 +171,7 @@ impl Endpoint {
                 | Route::Page
                 | Route::Live(_)
                 | Route::Kick(_)
+                | Route::Reconnect
                 | Route::Switch(..)
                 | Route::MethodNotAllowed
                 | Route::NotFound
@@ -262,6 +263,13 @@ impl Endpoint {
                     }
                     _ => (404, json::error("no such client")),
                 },
+            },
+            Route::Reconnect => match self.authorize(&request) {
+                Err((status, why)) => (status, json::error(why)),
+                Ok(()) => {
+                    let asked = self.server.request_reconnect();
+                    (200, serde_json::json!({ "asked": asked }))
+                }
             },
             Route::Switch(key, choice) => match self.authorize(&request) {
                 Err((status, why)) => (status, json::error(why)),

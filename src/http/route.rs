@@ -50,6 +50,8 @@ pub enum Route {
     Server,
     Healthz,
     Kick(Option<u64>),
+    /// Ask Enhanced RTMP clients to reconnect.
+    Reconnect,
     /// Force an input of a `-source` stream (`None`: no valid choice).
     Switch(String, Option<Option<usize>>),
     Live(LiveRequest),
@@ -133,6 +135,8 @@ pub fn route(method: &Method, url: &str) -> (Route, Paging) {
         "/api/recordings" => read(Route::Recordings),
         "/api/server" => read(Route::Server),
         "/healthz" => read(Route::Healthz),
+        "/api/reconnect" if *method == Method::Post => Route::Reconnect,
+        "/api/reconnect" => Route::MethodNotAllowed,
         _ if path.starts_with("/api/") => api_item(method, path, query),
         _ => {
             let rest = path.strip_prefix('/').unwrap_or(path);
@@ -204,6 +208,8 @@ mod tests {
         assert_eq!(route(&get, "/").0, Route::Page);
         assert_eq!(route(&get, "/?x=1").0, Route::Page);
         assert_eq!(route(&Method::Post, "/").0, Route::MethodNotAllowed);
+        assert_eq!(route(&Method::Post, "/api/reconnect").0, Route::Reconnect);
+        assert_eq!(route(&get, "/api/reconnect").0, Route::MethodNotAllowed);
     }
 
     #[test]

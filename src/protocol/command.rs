@@ -74,6 +74,8 @@ pub enum Command {
         object_encoding: Option<f64>,
         /// It declared Enhanced RTMP support.
         enhanced: bool,
+        /// Its `capsEx` says it reconnects when asked to.
+        reconnect: bool,
     },
     CreateStream {
         transaction_id: f64,
@@ -165,6 +167,7 @@ impl Command {
                     .map(str::to_owned),
                 object_encoding: object.get("objectEncoding").and_then(Value::as_number),
                 enhanced: ertmp::is_enhanced(object),
+                reconnect: ertmp::accepts_reconnect(object),
             },
             "createStream" => Command::CreateStream { transaction_id },
             "releaseStream" => Command::ReleaseStream {
@@ -380,6 +383,7 @@ mod tests {
                 tc_url: Some("rtmp://host/live".into()),
                 object_encoding: Some(0.0),
                 enhanced: false,
+                reconnect: false,
             }
         );
         let release = request::call("releaseStream", 2.0, vec![Value::string("key")]);
@@ -422,6 +426,7 @@ mod tests {
                 tc_url: None,
                 object_encoding: None,
                 enhanced: false,
+                reconnect: false,
             }
         );
         assert_eq!(Command::parse(&[]), Err(CommandError::MissingName));

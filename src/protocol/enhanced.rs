@@ -3,15 +3,46 @@
 //! `capsEx` in its `connect` object) is told in the `_result` what the
 //! server accepts. The server forwards media without decoding it, so it
 //! accepts every codec for forwarding (the `"*"` wildcard with
-//! `CanForward`); `capsEx` names none of the extended capabilities
-//! (reconnect requests, multitrack) until the server handles them.
+//! `CanForward`); `capsEx` says it may send reconnect requests. A client
+//! whose own `capsEx` has the Reconnect bit can be asked to reconnect
+//! (`NetConnection.Connect.ReconnectRequest`), before a restart say.
 
 use super::amf0::Value;
+use super::command::{self, Level};
 
 /// `FourCcInfoMask.CanForward`: the codec is passed on untouched.
 pub const CAN_FORWARD: f64 = 4.0;
+/// `CapsExMask.Reconnect`.
+pub const CAPS_EX_RECONNECT: u32 = 1;
 /// The `capsEx` the server announces (`CapsExMask` bits).
-pub const CAPS_EX: f64 = 0.0;
+pub const CAPS_EX: f64 = CAPS_EX_RECONNECT as f64;
+/// The status a client is asked to reconnect with.
+pub const RECONNECT_REQUEST: &str = "NetConnection.Connect.ReconnectRequest";
+
+/// Whether a `connect` object's `capsEx` says the client reconnects when
+/// asked to.
+pub fn accepts_reconnect(connect: &Value) -> bool {
+    connect
+        .get("capsEx")
+        .and_then(Value::as_number)
+        .is_some_and(|caps| {
+            caps.is_finite() && caps >= 0.0 && (caps as u32) & CAPS_EX_RECONNECT != 0
+        })
+}
+
+/// The `onStatus` (on the NetConnection) that asks a client to reconnect,
+/// to `tc_url` if given, else to where it is.
+pub fn reconnect_request(tc_url: Option<&str>) -> Vec<Value> {
+    let mut values = command::on_status(
+        Level::Status,
+        RECONNECT_REQUEST,
+        "The server asks you to reconnect (it is about to restart).",
+    );
+    if let (Some(url), Some(Value::Object(info))) = (tc_url, values.get_mut(3)) {
+        info.push(("tcUrl".into(), Value::string(url)));
+    }
+    values
+}
 
 /// Whether a `connect` object comes from an Enhanced RTMP client.
 pub fn is_enhanced(connect: &Value) -> bool {
@@ -84,6 +115,27 @@ mod tests {
             back.get("fourCcList"),
             Some(&Value::StrictArray(vec![Value::string("*")]))
         );
-        assert_eq!(back.get("capsEx"), Some(&Value::Number(0.0)));
+        assert_eq!(back.get("capsEx"), Some(&Value::Number(1.0)), "Reconnect");
+    }
+
+    #[test]
+    fn reconnect_requests_go_to_clients_that_accept_them() {
+        let v2 = |caps: f64| Value::object([("capsEx", Value::Number(caps))]);
+        assert!(accepts_reconnect(&v2(1.0)));
+        assert!(accepts_reconnect(&v2(3.0)));
+        assert!(!accepts_reconnect(&v2(2.0)), "multitrack only");
+        assert!(!accepts_reconnect(&v2(-1.0)));
+        assert!(!accepts_reconnect(&v2(f64::NAN)));
+        assert!(!accepts_reconnect(&Value::object([(
+            "app",
+            Value::string("live")
+        )])));
+        let request = reconnect_request(Some("rtmp://other/live"));
+        assert_eq!(request[0], Value::string("onStatus"));
+        let info = &request[3];
+        assert_eq!(info.get("code"), Some(&Value::string(RECONNECT_REQUEST)));
+        assert_eq!(info.get("level"), Some(&Value::string("status")));
+        assert_eq!(info.get("tcUrl"), Some(&Value::string("rtmp://other/live")));
+        assert_eq!(reconnect_request(None)[3].get("tcUrl"), None);
     }
 }

@@ -27,7 +27,11 @@ impl Connection {
     pub(super) fn on_event(&mut self, event: ServerEvent) -> Result<(), ConnectionError> {
         match event {
             ServerEvent::Connected { .. } => {
-                log::debug!("conn#{} {} connected", self.id, self.peer)
+                log::debug!("conn#{} {} connected", self.id, self.peer);
+                if self.session.accepts_reconnect() {
+                    let connections = &self.shared.connections;
+                    connections.accepts_reconnect(self.id, &self.transport);
+                }
             }
             ServerEvent::PublishRequested { stream_id, name } => {
                 self.on_publish(stream_id, &name)?

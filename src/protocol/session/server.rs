@@ -91,6 +91,8 @@ pub struct ServerSession {
     /// The query of `connect`'s `tcUrl` (`rtmp://host/live?token=..`):
     /// credentials, never logged.
     connect_query: Option<String>,
+    /// The client's `capsEx` says it reconnects when asked to.
+    accepts_reconnect: bool,
     next_stream_id: u32,
     role: Option<StreamRole>,
     warned_stray_media: bool,
@@ -104,6 +106,7 @@ impl ServerSession {
             config,
             app: None,
             connect_query: None,
+            accepts_reconnect: false,
             next_stream_id: 1,
             role: None,
             warned_stray_media: false,
@@ -133,6 +136,12 @@ impl ServerSession {
     /// The query of `connect`'s `tcUrl`, if it had one.
     pub fn connect_query(&self) -> Option<&str> {
         self.connect_query.as_deref()
+    }
+
+    /// Whether the client said in `connect` that it reconnects when asked
+    /// to (Enhanced RTMP v2 `capsEx`).
+    pub fn accepts_reconnect(&self) -> bool {
+        self.accepts_reconnect
     }
 
     pub fn role(&self) -> Option<StreamRole> {
@@ -268,7 +277,9 @@ impl ServerSession {
                 object_encoding,
                 tc_url,
                 enhanced,
+                reconnect,
             } => {
+                self.accepts_reconnect = reconnect;
                 self.connect_query = tc_url
                     .as_deref()
                     .and_then(|url| url.split_once('?'))

@@ -45,6 +45,9 @@ pub struct ClientOptions {
     pub flash_ver: String,
     /// Longest message accepted from the server.
     pub max_message_size: usize,
+    /// Enhanced RTMP v2 `capsEx` to declare in `connect` (`Some(1)`: it
+    /// reconnects when asked to); `None` declares nothing.
+    pub caps_ex: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -60,6 +63,7 @@ impl Default for ClientOptions {
                 env!("CARGO_PKG_VERSION")
             ),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            caps_ex: None,
         }
     }
 }
@@ -162,6 +166,7 @@ impl Client {
             tc_url: url.tc_url(),
             flash_ver: options.flash_ver.clone(),
             max_message_size: options.max_message_size,
+            caps_ex: options.caps_ex,
         };
         let mut session = ClientSession::new(&config);
         session.feed(&std::mem::take(&mut client.early));
