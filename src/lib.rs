@@ -32,3 +32,4 @@ pub mod relay;
 pub mod rtmp;
 pub mod server;
 pub mod source;
+pub mod tls;

@@ -14,6 +14,8 @@ use std::time::Instant;
 use bytes::{Buf, Bytes};
 use socket2::SockRef;
 
+use super::wire::Wire;
+
 /// Slices per vectored write: a 40 ms tick of a 2 Mbps stream needs about
 /// nine. Groups of them live on the writer's stack.
 pub const MAX_SLICES: usize = 32;
@@ -94,7 +96,7 @@ impl Backlog {
 
     /// Writes what waits: all of it when `wait`, else what the socket takes
     /// now. True when nothing is left.
-    pub fn write(&mut self, socket: &TcpStream, wait: bool) -> io::Result<bool> {
+    pub fn write(&mut self, wire: &mut Wire<'_>, wait: bool) -> io::Result<bool> {
         while !self.pieces.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let mut count = 0;
@@ -105,10 +107,10 @@ impl Backlog {
             let total: usize = self.pieces.iter().take(count).map(Bytes::len).sum();
             let slices = &mut slices[..count];
             let written = if wait {
-                send_all(socket, slices)?;
+                wire.send_all(slices)?;
                 total
             } else {
-                send_now(socket, slices)?
+                wire.send_now(slices)?
             };
             self.consume(written);
             if written < total {
@@ -166,7 +168,7 @@ pub(crate) mod tests {
         }
         assert_eq!(backlog.len(), 1 << 20);
         // The peer reads nothing yet: a megabyte does not fit.
-        assert!(!backlog.write(&socket, false).unwrap());
+        assert!(!backlog.write(&mut Wire::plain(&socket), false).unwrap());
         assert!(backlog.stalled_since().is_some());
         assert!(!backlog.is_empty() && backlog.len() < 1 << 20);
         let reader = std::thread::spawn(move || {
@@ -174,7 +176,7 @@ pub(crate) mod tests {
             peer.read_to_end(&mut got).unwrap();
             got
         });
-        assert!(backlog.write(&socket, true).unwrap());
+        assert!(backlog.write(&mut Wire::plain(&socket), true).unwrap());
         assert_eq!((backlog.len(), backlog.stalled_since()), (0, None));
         drop(socket);
         assert_eq!(reader.join().unwrap(), payload);

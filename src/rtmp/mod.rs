@@ -8,5 +8,6 @@ pub mod player;
 mod requests;
 pub mod socket;
 pub mod transport;
+pub mod wire;
 pub mod writer;
 pub mod writer_pool;

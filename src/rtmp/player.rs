@@ -17,6 +17,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::transport::Transport;
+use super::wire::Wire;
 use super::writer::{ChunkWriter, Frame, SendMode};
 use crate::hub::output::{Outbound, OutputQueue, OutputShared, Released};
 use crate::hub::packet::Packet;
@@ -143,17 +144,18 @@ impl PlayerOutput {
             return Drained::Done;
         }
         // Busy: its connection thread is sending a reply. Next tick.
-        let Some((socket, mut writer)) = self.transport.try_sending() else {
+        let Some(mut sending) = self.transport.try_sending() else {
             return Drained::Waiting;
         };
+        let (writer, mut wire) = sending.parts();
         // Checked under the lock: after `stop` the connection's replies
         // must not be followed by this stream's media.
         if self.link.is_stopped() {
             return Drained::Done;
         }
-        let result = self.batch.write(socket, &mut writer);
+        let result = self.batch.write(&mut wire, writer);
         let stalled = writer.stalled_since();
-        drop(writer);
+        drop(sending);
         match result {
             Err(e) => self.end(PlayerEnd::WriteFailed(e.kind())),
             Ok(Err(Released)) if self.link.is_stopped() => Drained::Done,
@@ -187,10 +189,10 @@ impl Batch {
     /// socket takes it now.
     fn write(
         &mut self,
-        socket: &std::net::TcpStream,
+        wire: &mut Wire<'_>,
         writer: &mut ChunkWriter,
     ) -> io::Result<Result<Drained, Released>> {
-        if !writer.flush_backlog(socket, SendMode::UntilFull)? {
+        if !writer.flush_backlog(wire, SendMode::UntilFull)? {
             return Ok(Ok(Drained::Waiting));
         }
         // A bounded share of the thread (and of the lock its connection's
@@ -213,9 +215,9 @@ impl Batch {
                 };
                 packet.into_iter().chain(events)
             });
-            let begun = writer.write_units(socket, units, stream_id, SendMode::UntilFull)?;
+            let begun = writer.write_units(wire, units, stream_id, SendMode::UntilFull)?;
             self.account(begun);
-            if !self.pending.is_empty() || writer.has_backlog() {
+            if !self.pending.is_empty() || writer.has_backlog() || wire.has_pending() {
                 return Ok(Ok(Drained::Waiting));
             }
         }

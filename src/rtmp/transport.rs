@@ -16,30 +16,151 @@
 //! The lock is never held across a blocking read, so neither side waits
 //! for the other's peer.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use super::wire::{TLS_BUFFER_LIMIT, Wire};
 use super::writer::{ChunkWriter, Frame, SendMode};
+
+/// Ciphertext read from the socket at a time (a TLS record at most).
+const TLS_READ_SIZE: usize = 16 * 1024 + 256;
 
 pub struct Transport {
     socket: TcpStream,
-    sending: Mutex<ChunkWriter>,
+    /// RTMPS: its bytes go through TLS.
+    tls: bool,
+    sending: Mutex<Sending>,
+}
+
+/// The sending half, and TLS (both directions) for an RTMPS connection.
+pub struct Sending {
+    writer: ChunkWriter,
+    tls: Option<Tls>,
+}
+
+struct Tls {
+    connection: rustls::Connection,
+    /// Plaintext decrypted and not yet read.
+    plaintext: Vec<u8>,
+    taken: usize,
+    /// The peer ended TLS (`close_notify`).
+    closed: bool,
+}
+
+/// The sending half of a transport, held.
+pub struct SendingGuard<'a> {
+    socket: &'a TcpStream,
+    guard: MutexGuard<'a, Sending>,
+}
+
+impl SendingGuard<'_> {
+    /// The chunk writer and the way out it writes to.
+    pub fn parts(&mut self) -> (&mut ChunkWriter, Wire<'_>) {
+        let Sending { writer, tls } = &mut *self.guard;
+        let wire = Wire::new(self.socket, tls.as_mut().map(|t| &mut t.connection));
+        (writer, wire)
+    }
 }
 
 impl Transport {
     pub fn new(socket: TcpStream) -> Transport {
         Transport {
             socket,
-            sending: Mutex::new(ChunkWriter::default()),
+            tls: false,
+            sending: Mutex::new(Sending {
+                writer: ChunkWriter::default(),
+                tls: None,
+            }),
         }
     }
 
-    /// Reads what the peer sent, waiting up to the read timeout.
+    /// A transport whose bytes go through TLS (RTMPS): `connection`'s
+    /// handshake runs as the first bytes are read.
+    pub fn with_tls(socket: TcpStream, connection: impl Into<rustls::Connection>) -> Transport {
+        let mut connection = connection.into();
+        connection.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
+        Transport {
+            socket,
+            tls: true,
+            sending: Mutex::new(Sending {
+                writer: ChunkWriter::default(),
+                tls: Some(Tls {
+                    connection,
+                    plaintext: Vec::new(),
+                    taken: 0,
+                    closed: false,
+                }),
+            }),
+        }
+    }
+
+    /// Whether its bytes go through TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Reads what the peer sent, waiting up to the read timeout. Through
+    /// TLS, one read of the socket that yields no plaintext (handshake
+    /// records, a record not yet whole) is `Interrupted`: the caller looks
+    /// at its deadline and reads again.
     pub fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        (&self.socket).read(buffer)
+        if !self.tls {
+            return (&self.socket).read(buffer);
+        }
+        if let Some(n) = self.take_plaintext(buffer) {
+            return Ok(n);
+        }
+        let mut ciphertext = [0u8; TLS_READ_SIZE];
+        let n = (&self.socket).read(&mut ciphertext)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut sending = self.sending.lock();
+        let Some(tls) = sending.tls.as_mut() else {
+            return Ok(0);
+        };
+        let mut input = &ciphertext[..n];
+        while !input.is_empty() {
+            tls.connection.read_tls(&mut input)?;
+            let state = tls
+                .connection
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, TlsFailure(e)))?;
+            let mut more = vec![0u8; state.plaintext_bytes_to_read()];
+            io::Read::read_exact(&mut tls.connection.reader(), &mut more)?;
+            if tls.taken == tls.plaintext.len() {
+                tls.plaintext.clear();
+                tls.taken = 0;
+            }
+            tls.plaintext.extend_from_slice(&more);
+            tls.closed |= state.peer_has_closed();
+        }
+        // Handshake messages and alerts go out now.
+        let socket = &self.socket;
+        Wire::new(socket, Some(&mut tls.connection)).flush_pending(true)?;
+        drop(sending);
+        match self.take_plaintext(buffer) {
+            Some(n) => Ok(n),
+            None => Err(io::ErrorKind::Interrupted.into()),
+        }
+    }
+
+    /// Plaintext already decrypted, if this is TLS and there is some:
+    /// `Some(0)` once the peer closed TLS (`close_notify`).
+    fn take_plaintext(&self, buffer: &mut [u8]) -> Option<usize> {
+        let mut sending = self.sending.lock();
+        let tls = sending.tls.as_mut()?;
+        let waiting = tls.plaintext.get(tls.taken..).unwrap_or_default();
+        if waiting.is_empty() {
+            return tls.closed.then_some(0);
+        }
+        let n = waiting.len().min(buffer.len());
+        buffer[..n].copy_from_slice(&waiting[..n]);
+        tls.taken += n;
+        Some(n)
     }
 
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -53,7 +174,9 @@ impl Transport {
 
     /// Writes handshake bytes (before any chunk is sent), waiting for room.
     pub fn write_handshake(&self, bytes: &[u8]) -> io::Result<()> {
-        (&self.socket).write_all(bytes)
+        let mut guard = self.sending();
+        let (_, mut wire) = guard.parts();
+        wire.send_all(&mut [io::IoSlice::new(bytes)])
     }
 
     /// Sends one-off messages of the connection as `mode` says.
@@ -62,24 +185,34 @@ impl Transport {
         frames: impl IntoIterator<Item = Frame<'a>>,
         mode: SendMode,
     ) -> io::Result<()> {
-        self.sending
-            .lock()
-            .write_frames(&self.socket, frames, 0, mode)
+        let mut guard = self.sending();
+        let (writer, mut wire) = guard.parts();
+        writer.write_frames(&mut wire, frames, 0, mode)
+    }
+
+    fn sending(&self) -> SendingGuard<'_> {
+        SendingGuard {
+            socket: &self.socket,
+            guard: self.sending.lock(),
+        }
     }
 
     /// Bytes accepted for sending and not yet written.
     pub fn backlog_len(&self) -> usize {
-        self.sending.lock().backlog_len()
+        self.sending.lock().writer.backlog_len()
     }
 
     /// Since when the socket has taken nothing of the backlog, if any waits.
     pub fn stalled_since(&self) -> Option<Instant> {
-        self.sending.lock().stalled_since()
+        self.sending.lock().writer.stalled_since()
     }
 
     /// The sending half, unless another thread holds it now.
-    pub fn try_sending(&self) -> Option<(&TcpStream, MutexGuard<'_, ChunkWriter>)> {
-        Some((&self.socket, self.sending.try_lock()?))
+    pub fn try_sending(&self) -> Option<SendingGuard<'_>> {
+        Some(SendingGuard {
+            socket: &self.socket,
+            guard: self.sending.try_lock()?,
+        })
     }
 
     /// Closes both directions, waking a thread blocked on the socket.
@@ -87,3 +220,16 @@ impl Transport {
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 }
+
+/// Why TLS failed: what rustls said (a peer speaking plain RTMP to the
+/// RTMPS port gets "received corrupt message").
+#[derive(Debug)]
+pub struct TlsFailure(pub rustls::Error);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}

@@ -7,12 +7,12 @@
 
 use std::io;
 use std::io::IoSlice;
-use std::net::TcpStream;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::backlog::{Backlog, MAX_SLICES, send_all, send_now};
+use super::backlog::{Backlog, MAX_SLICES};
+use super::wire::Wire;
 use crate::hub::packet::{Packet, PacketKind};
 use crate::protocol::chunk_decoder::DEFAULT_CHUNK_SIZE;
 use crate::protocol::chunk_encoder::{ChunkEncoder, Continuation, MessageHeader, csid};
@@ -94,9 +94,11 @@ impl ChunkWriter {
         self.backlog.stalled_since()
     }
 
-    /// Writes the backlog as far as `mode` allows; true when it is empty.
-    pub fn flush_backlog(&mut self, socket: &TcpStream, mode: SendMode) -> io::Result<bool> {
-        self.backlog.write(socket, mode == SendMode::Wait)
+    /// Writes the backlog (after what TLS holds) as far as `mode` allows;
+    /// true when nothing waits.
+    pub fn flush_backlog(&mut self, wire: &mut Wire<'_>, mode: SendMode) -> io::Result<bool> {
+        let wait = mode == SendMode::Wait;
+        Ok(wire.flush_pending(wait)? && self.backlog.write(wire, wait)?)
     }
 
     /// Sends units of frames in order with as few system calls as
@@ -107,7 +109,7 @@ impl ChunkWriter {
     /// (into the backlog, if need be) before the write stops.
     pub fn write_units<'a, U>(
         &mut self,
-        socket: &TcpStream,
+        wire: &mut Wire<'_>,
         units: impl IntoIterator<Item = U>,
         stream_id: u32,
         mode: SendMode,
@@ -115,12 +117,12 @@ impl ChunkWriter {
     where
         U: IntoIterator<Item = Frame<'a>>,
     {
-        let backlog_empty = self.backlog.write(socket, mode == SendMode::Wait)?;
+        let backlog_empty = self.flush_backlog(wire, mode)?;
         if !backlog_empty && mode == SendMode::UntilFull {
             return Ok(0);
         }
         let mut group = Group {
-            socket,
+            wire,
             mode,
             spans: [Span::Encoded(0, 0); MAX_SLICES],
             count: 0,
@@ -136,21 +138,21 @@ impl ChunkWriter {
 
     /// Sends one message on chunk stream `csid`, waiting for room (a Set
     /// Chunk Size message switches the chunk size for what follows).
-    pub fn send(&mut self, socket: &TcpStream, csid: u32, message: RawMessage) -> io::Result<()> {
+    pub fn send(&mut self, wire: &mut Wire<'_>, csid: u32, message: RawMessage) -> io::Result<()> {
         let frame = Frame::Message { csid, message };
-        self.write_frames(socket, [frame], 0, SendMode::Wait)
+        self.write_frames(wire, [frame], 0, SendMode::Wait)
     }
 
     /// Sends frames in order (see [`ChunkWriter::write_units`]).
     pub fn write_frames<'a>(
         &mut self,
-        socket: &TcpStream,
+        wire: &mut Wire<'_>,
         frames: impl IntoIterator<Item = Frame<'a>>,
         stream_id: u32,
         mode: SendMode,
     ) -> io::Result<()> {
         self.write_units(
-            socket,
+            wire,
             frames.into_iter().map(std::iter::once),
             stream_id,
             mode,
@@ -160,7 +162,7 @@ impl ChunkWriter {
 
     fn write<'a, U>(
         &mut self,
-        group: &mut Group<'_, 'a>,
+        group: &mut Group<'_, '_, 'a>,
         units: impl IntoIterator<Item = U>,
         stream_id: u32,
     ) -> io::Result<usize>
@@ -185,7 +187,7 @@ impl ChunkWriter {
 
     fn write_frame<'a>(
         &mut self,
-        group: &mut Group<'_, 'a>,
+        group: &mut Group<'_, '_, 'a>,
         frame: Frame<'a>,
         stream_id: u32,
     ) -> io::Result<()> {
@@ -257,8 +259,8 @@ impl<'a> Span<'a> {
 }
 
 /// The spans gathered for the next vectored write.
-struct Group<'s, 'a> {
-    socket: &'s TcpStream,
+struct Group<'g, 'w, 'a> {
+    wire: &'g mut Wire<'w>,
     mode: SendMode,
     spans: [Span<'a>; MAX_SLICES],
     count: usize,
@@ -266,7 +268,7 @@ struct Group<'s, 'a> {
     stalled: bool,
 }
 
-impl<'a> Group<'_, 'a> {
+impl<'a> Group<'_, '_, 'a> {
     fn is_full(&self) -> bool {
         self.count == MAX_SLICES
     }
@@ -300,8 +302,8 @@ impl<'a> Group<'_, 'a> {
         let slices = &mut slices[..self.count];
         let total: usize = slices.iter().map(|s| s.len()).sum();
         let written = match self.mode {
-            SendMode::Wait => send_all(self.socket, slices).map(|()| total),
-            SendMode::Backlog | SendMode::UntilFull => send_now(self.socket, slices),
+            SendMode::Wait => self.wire.send_all(slices).map(|()| total),
+            SendMode::Backlog | SendMode::UntilFull => self.wire.send_now(slices),
         };
         let result = written.map(|mut written| {
             if written < total {
@@ -329,7 +331,7 @@ mod tests {
     use crate::protocol::chunk_decoder::ChunkDecoder;
     use crate::protocol::message::{Message, type_id};
     use std::io::Read;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -367,7 +369,7 @@ mod tests {
             message: Message::SetChunkSize(1000).encode(0, 0),
         };
         writer
-            .write_frames(&socket, [set_chunk_size], 0, SendMode::Wait)
+            .write_frames(&mut Wire::plain(&socket), [set_chunk_size], 0, SendMode::Wait)
             .unwrap();
         // Payloads from one byte to many chunks, past one group's slices,
         // and one with an extended timestamp.
@@ -394,7 +396,7 @@ mod tests {
             },
         );
         writer
-            .write_frames(&socket, frames, 1, SendMode::Wait)
+            .write_frames(&mut Wire::plain(&socket), frames, 1, SendMode::Wait)
             .unwrap();
         let got = reader.join().unwrap();
         assert_eq!(got[0].type_id, type_id::SET_CHUNK_SIZE);
@@ -421,8 +423,7 @@ mod tests {
             .collect();
         let mut next = 0;
         let begun = writer
-            .write_units(
-                &socket,
+            .write_units(&mut Wire::plain(&socket),
                 packets.iter().map(|p| [Frame::Packet(p)]),
                 1,
                 SendMode::UntilFull,
@@ -437,12 +438,11 @@ mod tests {
             message: Message::WindowAckSize(7).encode(0, 0),
         };
         writer
-            .write_frames(&socket, [ping], 0, SendMode::Backlog)
+            .write_frames(&mut Wire::plain(&socket), [ping], 0, SendMode::Backlog)
             .unwrap();
         // Nothing more begins while the backlog waits.
         let none = writer
-            .write_units(
-                &socket,
+            .write_units(&mut Wire::plain(&socket),
                 packets[next..].iter().map(|p| [Frame::Packet(p)]),
                 1,
                 SendMode::UntilFull,
@@ -452,8 +452,7 @@ mod tests {
         let reader = std::thread::spawn(move || read_messages(&mut client, 401));
         while next < packets.len() {
             next += writer
-                .write_units(
-                    &socket,
+                .write_units(&mut Wire::plain(&socket),
                     packets[next..].iter().map(|p| [Frame::Packet(p)]),
                     1,
                     SendMode::UntilFull,
@@ -461,7 +460,7 @@ mod tests {
                 .unwrap();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        while !writer.flush_backlog(&socket, SendMode::UntilFull).unwrap() {
+        while !writer.flush_backlog(&mut Wire::plain(&socket), SendMode::UntilFull).unwrap() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let got = reader.join().unwrap();

@@ -25,6 +25,7 @@ use crate::load::{Logs, PlayerLog, player_options};
 use rtmp_server::protocol::session::client::ClientSession;
 use rtmp_server::protocol::url::RtmpUrl;
 use rtmp_server::rtmp::client::{Client, ClientParts};
+use rtmp_server::rtmp::wire::Wire;
 use rtmp_server::rtmp::writer::{ChunkWriter, Frame, SendMode};
 
 /// Threads that set players up at once.
@@ -248,7 +249,7 @@ impl Player {
     fn queue_outgoing(&mut self) -> Result<(), String> {
         let frames = self.session.take_outgoing().map(Frame::from);
         self.writer
-            .write_frames(&self.socket, frames, 0, SendMode::Backlog)
+            .write_frames(&mut Wire::plain(&self.socket), frames, 0, SendMode::Backlog)
             .map_err(|e| e.to_string())?;
         if self.writer.backlog_len() > MAX_UNSENT {
             return Err("the server reads nothing we send".into());
@@ -283,7 +284,7 @@ impl Player {
     /// Writes what is waiting, as much as the socket takes.
     fn write(&mut self) -> Result<(), String> {
         self.writer
-            .flush_backlog(&self.socket, SendMode::UntilFull)
+            .flush_backlog(&mut Wire::plain(&self.socket), SendMode::UntilFull)
             .map(drop)
             .map_err(|e| e.to_string())
     }

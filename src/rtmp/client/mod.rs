@@ -7,6 +7,7 @@
 //! an error status. [`Client::publish_output`] publishes a stream's output
 //! queue (bounded, like every output's) until the stream ends.
 
+use crate::rtmp::wire::Wire;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -287,7 +288,7 @@ impl Client {
         let frames: Vec<Frame<'static>> = session.take_outgoing().map(Frame::from).collect();
         if !frames.is_empty() {
             self.writer
-                .write_frames(&self.socket, frames, 0, SendMode::Wait)?;
+                .write_frames(&mut Wire::plain(&self.socket), frames, 0, SendMode::Wait)?;
         }
         Ok(())
     }
