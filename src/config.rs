@@ -88,6 +88,8 @@ pub struct Config {
     pub api_token: Option<ApiToken>,
     /// The API token guards reads too (`-api-read-auth`).
     pub api_read_auth: bool,
+    /// The RTMPS listener and its certificate (`-tls-*`).
+    pub tls: Option<crate::tls::TlsSettings>,
     /// Where Enhanced RTMP clients asked to reconnect should go
     /// (`-reconnect-url`); `None`: where they are.
     pub reconnect_url: Option<String>,
@@ -136,6 +138,7 @@ impl Default for Config {
             api_read_auth: false,
             http_cors: Some("*".to_owned()),
             reconnect_url: None,
+            tls: None,
             history_limit: 100,
             log_redact_keys: false,
             relays: RelayTargets::default(),

@@ -23,6 +23,7 @@ mod connections;
 pub mod hooks;
 pub mod http;
 pub mod hub;
+mod listener;
 pub mod media;
 pub mod metrics;
 pub mod proc_stats;

@@ -5,13 +5,11 @@
 //! and graceful shutdown.
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
-
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::auth::{self, Authenticator, Denial};
 use crate::config::Config;
@@ -21,15 +19,15 @@ use crate::hub::events::{Event, Events};
 use crate::hub::history::EndReason;
 use crate::hub::registry::Registry;
 use crate::hub::stream_key;
+use crate::listener;
 use crate::metrics::{self, Metrics};
 use crate::record::{self, RecorderBoard};
 use crate::relay;
 use crate::relay::status::{RelayBoard, RelayStatus};
-use crate::rtmp::connection;
-use crate::rtmp::transport::Transport;
 use crate::rtmp::writer_pool::{PoolSettings, WriterPool};
 use crate::source::board::{SourceView, SwitchError};
 use crate::source::{self, SourceBoard};
+use crate::tls::TlsAcceptor;
 
 /// Stack of a connection's reader thread (only the pages it touches are
 /// resident).
@@ -43,19 +41,6 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(1);
 const RECORDERS_AT_SHUTDOWN: Duration = Duration::from_secs(3);
 /// Longest wait at shutdown for hooks still running or queued.
 const HOOKS_AT_SHUTDOWN: Duration = Duration::from_secs(2);
-
-/// Pending connections the kernel may queue before `accept` (as nginx; std's
-/// 128 makes a burst of players wait a second for a SYN retransmission).
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// Binds the RTMP listener with a deep accept queue.
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
-}
 
 /// State shared by the accept loop and every connection thread.
 pub(crate) struct Shared {
@@ -79,6 +64,8 @@ pub(crate) struct Shared {
     pub shutting_down: AtomicBool,
     /// Every open connection.
     pub connections: ConnectionTable,
+    /// RTMPS certificates, with `-tls-listen`.
+    pub tls: Option<TlsAcceptor>,
 }
 
 impl Shared {
@@ -167,6 +154,9 @@ impl Shared {
 pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The RTMPS listener (until `run` starts its loop) and its address.
+    tls_listener: Option<(TcpListener, SocketAddr)>,
+    tls_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     /// For the last events' hooks at shutdown.
     hooks: Option<HookDrain>,
@@ -176,7 +166,7 @@ pub struct Server {
 #[derive(Clone)]
 pub struct ServerHandle {
     shared: Arc<Shared>,
-    wake_addr: SocketAddr,
+    wake_addrs: Vec<SocketAddr>,
 }
 
 impl ServerHandle {
@@ -184,8 +174,10 @@ impl ServerHandle {
     /// connection; [`Server::run`] then returns.
     pub fn shutdown(&self) {
         if !self.shared.shutting_down.swap(true, Ordering::SeqCst) {
-            // Wake the accept loop.
-            let _ = TcpStream::connect_timeout(&self.wake_addr, Duration::from_secs(1));
+            // Wake the accept loops.
+            for addr in &self.wake_addrs {
+                let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
+            }
         }
     }
 
@@ -297,8 +289,14 @@ impl ServerHandle {
     pub fn reload(&self) {
         match self.shared.auth.reload() {
             Ok(Some(count)) => log::info!("auth file reloaded: {count} stream patterns"),
-            Ok(None) => log::info!("nothing to reload"),
+            Ok(None) => {}
             Err(e) => log::warn!("auth file not reloaded, the old tokens stay: {e}"),
+        }
+        if let Some(tls) = &self.shared.tls {
+            match tls.reload() {
+                Ok(()) => log::info!("TLS certificate and key reloaded"),
+                Err(e) => log::warn!("TLS certificate not reloaded, the old one stays: {e}"),
+            }
         }
     }
 
@@ -310,8 +308,19 @@ impl ServerHandle {
 impl Server {
     pub fn bind(config: Config) -> io::Result<Server> {
         stream_key::set_log_redaction(config.log_redact_keys);
-        let listener = listen(config.listen)?;
+        let listener = listener::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
+        let (tls, tls_listener) = match &config.tls {
+            Some(settings) => {
+                let acceptor =
+                    TlsAcceptor::new(settings.files.clone()).map_err(io::Error::other)?;
+                let bound = listener::bind(settings.listen)?;
+                let addr = bound.local_addr()?;
+                (Some(acceptor), Some((bound, addr)))
+            }
+            None => (None, None),
+        };
+        let tls_addr = tls_listener.as_ref().map(|(_, addr)| *addr);
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
         let events = Arc::new(Events::new(Arc::clone(&metrics)));
@@ -334,6 +343,7 @@ impl Server {
             listen_addr: local_addr,
             shutting_down: AtomicBool::new(false),
             connections: ConnectionTable::new(config.max_connections),
+            tls,
             config,
         });
         relay::start(&shared)?;
@@ -348,6 +358,8 @@ impl Server {
         Ok(Server {
             listener,
             local_addr,
+            tls_listener,
+            tls_addr,
             shared,
             hooks,
         })
@@ -357,36 +369,37 @@ impl Server {
         self.local_addr
     }
 
+    /// The RTMPS listener's address, with `-tls-listen`.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
     pub fn handle(&self) -> ServerHandle {
-        let mut wake_addr = self.local_addr;
-        if wake_addr.ip().is_unspecified() {
-            wake_addr.set_ip(match wake_addr {
-                SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-            });
-        }
+        let listening = std::iter::once(self.local_addr).chain(self.tls_addr);
         ServerHandle {
             shared: Arc::clone(&self.shared),
-            wake_addr,
+            wake_addrs: listening.map(listener::wake_addr).collect(),
         }
     }
 
     /// Accepts connections until shut down, then closes them all.
-    pub fn run(self) -> io::Result<()> {
+    pub fn run(mut self) -> io::Result<()> {
         log::info!("RTMP server listening on {}", self.local_addr);
-        let mut refusals = (None, 0);
-        for incoming in self.listener.incoming() {
-            if self.shared.shutting_down.load(Ordering::SeqCst) {
-                break;
+        let tls_loop = match self.tls_listener.take() {
+            Some((listener, addr)) => {
+                log::info!("RTMPS listening on {addr}");
+                let shared = Arc::clone(&self.shared);
+                Some(
+                    thread::Builder::new()
+                        .name("accept-tls".into())
+                        .spawn(move || listener::accept_loop(&shared, &listener, true))?,
+                )
             }
-            match incoming {
-                Ok(socket) => self.spawn_connection(socket, &mut refusals),
-                Err(e) => {
-                    log::warn!("accept failed: {e}");
-                    // Out of descriptors and the like: do not spin.
-                    thread::sleep(Duration::from_millis(50));
-                }
-            }
+            None => None,
+        };
+        listener::accept_loop(&self.shared, &self.listener, false);
+        if let Some(tls_loop) = tls_loop {
+            let _ = tls_loop.join();
         }
         self.close_all();
         // Every recording is finished (each recorder does when its
@@ -397,43 +410,6 @@ impl Server {
             hooks.wait_idle(self.shared.config.hooks.timeout.min(HOOKS_AT_SHUTDOWN));
         }
         Ok(())
-    }
-
-    /// Refuses a connection over `-max-connections`; logs at most once a
-    /// second how many were refused since the last log line.
-    fn refuse(&self, peer: SocketAddr, last_log: &mut Option<Instant>, unlogged: &mut u64) {
-        metrics::add(&self.shared.metrics.connections_rejected, 1);
-        *unlogged += 1;
-        if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-            log::warn!(
-                "{} connection(s) refused, last from {peer}: -max-connections {} reached",
-                unlogged,
-                self.shared.config.max_connections
-            );
-            *last_log = Some(Instant::now());
-            *unlogged = 0;
-        }
-    }
-
-    fn spawn_connection(&self, socket: TcpStream, refusals: &mut (Option<Instant>, u64)) {
-        let Ok(peer) = socket.peer_addr() else {
-            return;
-        };
-        let _ = socket.set_nodelay(true);
-        let transport = Arc::new(Transport::new(socket));
-        let closing = Arc::clone(&transport);
-        let Some((id, kicked)) = self
-            .shared
-            .admit(peer, Box::new(move || closing.shutdown()))
-        else {
-            // Dropping the socket closes it.
-            self.refuse(peer, &mut refusals.0, &mut refusals.1);
-            return;
-        };
-        let shared = Arc::clone(&self.shared);
-        self.shared.spawn(id, peer, move || {
-            connection::serve(shared, transport, id, peer, kicked)
-        });
     }
 
     fn close_all(&self) {
@@ -465,6 +441,7 @@ impl Drop for Server {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtmp::transport::Transport;
 
     #[test]
     fn a_panic_is_contained_to_its_connection() {

@@ -12,6 +12,14 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+/// The RTMPS listener and its certificate (`-tls-listen`, `-tls-cert`,
+/// `-tls-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub listen: std::net::SocketAddr,
+    pub files: TlsFiles,
+}
+
 /// Where the certificate chain and its key are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {

@@ -12,12 +12,14 @@ mod access;
 mod hooks;
 mod record;
 mod sources;
+mod tls;
 mod values;
 
 use access::{AuthFlags, api_token, auth_settings};
 use hooks::{HookFlags, hook_settings};
 use record::{RecordFlags, record_settings};
 use sources::{SourceFlags, source_settings};
+use tls::{TlsFlags, tls_settings};
 
 use values::{
     invalid, parse_addr, parse_bool, parse_bool_word, parse_chunk_size, parse_coalesce,
@@ -93,6 +95,18 @@ struct Flags {
     /// metrics and status HTTP address, e.g. :8080 (default off)
     #[argh(option)]
     metrics_addr: Option<String>,
+
+    /// RTMPS address, e.g. :1936 (needs -tls-cert and -tls-key; default off)
+    #[argh(option)]
+    tls_listen: Option<String>,
+
+    /// RTMPS certificate chain, PEM (default none)
+    #[argh(option)]
+    tls_cert: Option<String>,
+
+    /// RTMPS private key, PEM (default none)
+    #[argh(option)]
+    tls_key: Option<String>,
 
     /// send Enhanced RTMP clients asked to reconnect (SIGUSR1) here (default: where they are)
     #[argh(option)]
@@ -404,6 +418,11 @@ pub fn parse_with_env(
         api_token: api_token(flags.api_token, flags.api_token_file, env)?,
         api_read_auth: parse_bool("api-read-auth", &flags.api_read_auth)?,
         http_cors: access::http_cors(&flags.http_cors)?,
+        tls: tls_settings(&TlsFlags {
+            listen: flags.tls_listen.as_deref(),
+            cert: flags.tls_cert.as_deref(),
+            key: flags.tls_key.as_deref(),
+        })?,
         reconnect_url: flags
             .reconnect_url
             .as_deref()

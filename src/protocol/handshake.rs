@@ -49,6 +49,11 @@ pub enum HandshakeError {
 impl fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // 0x16 starts a TLS record: an rtmps:// client.
+            HandshakeError::UnsupportedVersion(0x16) => write!(
+                f,
+                "a TLS handshake on the plain RTMP port: rtmps:// clients go to -tls-listen's port"
+            ),
             HandshakeError::UnsupportedVersion(v) => {
                 write!(f, "unsupported RTMP version {v} (only 3 is served)")
             }

@@ -5,25 +5,24 @@
 //! writer-pool thread (see `player`); this thread keeps blocking in reads,
 //! so what the player sends is handled at once.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+pub use super::connection_error::ConnectionError;
 use super::player::{PlayerEnd, PlayerLink};
 use super::transport::Transport;
 use super::writer::{Frame, SendMode};
 use super::writer_pool::Assignment;
 use crate::hub::history::EndReason;
-use crate::hub::input::{IngestError, Input};
+use crate::hub::input::Input;
 use crate::hub::output::OutputShared;
 use crate::hub::stream::Stream;
 use crate::hub::stream_key::StreamKey;
-use crate::metrics::{self, GaugeGuard, Metrics};
-use crate::protocol::handshake::{HandshakeError, ServerHandshake};
-use crate::protocol::session::SessionError;
+use crate::metrics::{self, GaugeGuard};
+use crate::protocol::handshake::ServerHandshake;
 use crate::protocol::session::server::{ServerConfig, ServerSession};
 use crate::server::Shared;
 
@@ -35,126 +34,6 @@ pub(super) const PUBLISHER_READ_BUFFER_SIZE: usize = 64 * 1024;
 const MAX_REPLY_BACKLOG: usize = 128 * 1024;
 /// How often a connection waiting for its replies to be sent looks.
 const REPLY_BACKLOG_POLL: Duration = Duration::from_millis(10);
-
-/// Why a connection ended.
-#[derive(Debug)]
-pub enum ConnectionError {
-    Io(io::Error),
-    /// The peer closed the connection.
-    Closed,
-    HandshakeTimeout,
-    Handshake(HandshakeError),
-    /// Quiet for too long: no `connect` in time, or nothing to or from it
-    /// for `-idle-timeout`.
-    Idle(&'static str),
-    /// A publisher that sent nothing for `-publisher-timeout`.
-    PublisherTimeout,
-    /// The peer broke the protocol, or a request was refused.
-    Session(SessionError),
-    /// A publisher sent media its stream cannot take.
-    Ingest(IngestError),
-    /// A request the server refused (and told the client why).
-    Rejected(String),
-    /// A player's socket took nothing for `-write-timeout`.
-    WriteTimeout,
-    /// The stream dropped a player too slow for it (`-slow-subscriber
-    /// disconnect`).
-    SlowPlayer,
-    ShuttingDown,
-}
-
-impl fmt::Display for ConnectionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConnectionError::Io(e) => write!(f, "socket error: {e}"),
-            ConnectionError::Closed => write!(f, "closed by peer"),
-            ConnectionError::HandshakeTimeout => write!(f, "handshake timed out"),
-            ConnectionError::Handshake(e) => write!(f, "handshake failed: {e}"),
-            ConnectionError::Idle(why) => write!(f, "{why}"),
-            ConnectionError::PublisherTimeout => write!(f, "publisher sent nothing in time"),
-            ConnectionError::Session(e) => write!(f, "{e}"),
-            ConnectionError::Ingest(e) => write!(f, "{e}"),
-            ConnectionError::Rejected(why) => write!(f, "rejected: {why}"),
-            ConnectionError::WriteTimeout => write!(f, "player took nothing for -write-timeout"),
-            ConnectionError::SlowPlayer => write!(f, "dropped as a slow player"),
-            ConnectionError::ShuttingDown => write!(f, "server shutting down"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectionError {}
-
-impl From<io::Error> for ConnectionError {
-    fn from(e: io::Error) -> Self {
-        match e.kind() {
-            io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::UnexpectedEof => ConnectionError::Closed,
-            _ => ConnectionError::Io(e),
-        }
-    }
-}
-
-impl From<HandshakeError> for ConnectionError {
-    fn from(e: HandshakeError) -> Self {
-        ConnectionError::Handshake(e)
-    }
-}
-
-impl From<SessionError> for ConnectionError {
-    fn from(e: SessionError) -> Self {
-        match e {
-            SessionError::Rejected(why) => ConnectionError::Rejected(why),
-            e => ConnectionError::Session(e),
-        }
-    }
-}
-
-impl From<IngestError> for ConnectionError {
-    fn from(e: IngestError) -> Self {
-        ConnectionError::Ingest(e)
-    }
-}
-
-impl ConnectionError {
-    fn is_protocol_error(&self) -> bool {
-        matches!(
-            self,
-            ConnectionError::Session(_)
-                | ConnectionError::Ingest(
-                    IngestError::Aggregate(_)
-                        | IngestError::Message(_)
-                        | IngestError::PartTooLarge { .. }
-                )
-        )
-    }
-
-    /// How a publish session that ended with this error is recorded.
-    fn end_reason(&self) -> EndReason {
-        match self {
-            ConnectionError::PublisherTimeout | ConnectionError::Idle(_) => {
-                EndReason::PublisherTimeout
-            }
-            ConnectionError::ShuttingDown => EndReason::Shutdown,
-            e if e.is_protocol_error() => EndReason::ProtocolError,
-            _ => EndReason::PublisherClosed,
-        }
-    }
-
-    /// The counter, if any, this way of ending bumps.
-    fn counter(&self) -> Option<fn(&Metrics) -> &AtomicU64> {
-        match self {
-            ConnectionError::HandshakeTimeout | ConnectionError::Handshake(_) => {
-                Some(|m| &m.handshake_failures)
-            }
-            ConnectionError::Idle(_) | ConnectionError::PublisherTimeout => {
-                Some(|m| &m.zombie_connections)
-            }
-            e if e.is_protocol_error() => Some(|m| &m.protocol_errors),
-            _ => None,
-        }
-    }
-}
 
 /// What the connection does now.
 pub(super) enum Role {

@@ -4,6 +4,7 @@
 mod backlog;
 pub mod client;
 pub(crate) mod connection;
+mod connection_error;
 pub mod player;
 mod requests;
 pub mod socket;

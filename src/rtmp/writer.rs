@@ -369,7 +369,12 @@ mod tests {
             message: Message::SetChunkSize(1000).encode(0, 0),
         };
         writer
-            .write_frames(&mut Wire::plain(&socket), [set_chunk_size], 0, SendMode::Wait)
+            .write_frames(
+                &mut Wire::plain(&socket),
+                [set_chunk_size],
+                0,
+                SendMode::Wait,
+            )
             .unwrap();
         // Payloads from one byte to many chunks, past one group's slices,
         // and one with an extended timestamp.
@@ -423,7 +428,8 @@ mod tests {
             .collect();
         let mut next = 0;
         let begun = writer
-            .write_units(&mut Wire::plain(&socket),
+            .write_units(
+                &mut Wire::plain(&socket),
                 packets.iter().map(|p| [Frame::Packet(p)]),
                 1,
                 SendMode::UntilFull,
@@ -442,7 +448,8 @@ mod tests {
             .unwrap();
         // Nothing more begins while the backlog waits.
         let none = writer
-            .write_units(&mut Wire::plain(&socket),
+            .write_units(
+                &mut Wire::plain(&socket),
                 packets[next..].iter().map(|p| [Frame::Packet(p)]),
                 1,
                 SendMode::UntilFull,
@@ -452,7 +459,8 @@ mod tests {
         let reader = std::thread::spawn(move || read_messages(&mut client, 401));
         while next < packets.len() {
             next += writer
-                .write_units(&mut Wire::plain(&socket),
+                .write_units(
+                    &mut Wire::plain(&socket),
                     packets[next..].iter().map(|p| [Frame::Packet(p)]),
                     1,
                     SendMode::UntilFull,
@@ -460,7 +468,10 @@ mod tests {
                 .unwrap();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        while !writer.flush_backlog(&mut Wire::plain(&socket), SendMode::UntilFull).unwrap() {
+        while !writer
+            .flush_backlog(&mut Wire::plain(&socket), SendMode::UntilFull)
+            .unwrap()
+        {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let got = reader.join().unwrap();

@@ -45,9 +45,12 @@ impl Client {
     pub fn send_packet(&mut self, packet: &Packet) -> Result<(), ClientError> {
         let stream_id = self.stream_id();
         let frame = Client::frame_for(packet, stream_id);
-        Ok(self
-            .writer
-            .write_frames(&mut Wire::plain(&self.socket), [frame], stream_id, SendMode::Wait)?)
+        Ok(self.writer.write_frames(
+            &mut Wire::plain(&self.socket),
+            [frame],
+            stream_id,
+            SendMode::Wait,
+        )?)
     }
 
     /// Publishes a stream's output until the stream ends, the stream lets
@@ -63,8 +66,12 @@ impl Client {
     ) -> Result<PublishEnd, ClientError> {
         let stream_id = self.stream_id();
         let frames = catch_up.iter().map(|p| Client::frame_for(p, stream_id));
-        self.writer
-            .write_frames(&mut Wire::plain(&self.socket), frames, stream_id, SendMode::Wait)?;
+        self.writer.write_frames(
+            &mut Wire::plain(&self.socket),
+            frames,
+            stream_id,
+            SendMode::Wait,
+        )?;
         queue.record_sent(
             catch_up.len(),
             catch_up.iter().map(|p| p.payload.len()).sum(),
@@ -93,9 +100,12 @@ impl Client {
             let bytes: usize = packets.clone().map(|p| p.payload.len()).sum();
             let last = packets.clone().next_back().map(|p| p.timestamp);
             let frames = packets.map(|p| Client::frame_for(p, stream_id));
-            let written = self
-                .writer
-                .write_frames(&mut Wire::plain(&self.socket), frames, stream_id, SendMode::Wait);
+            let written = self.writer.write_frames(
+                &mut Wire::plain(&self.socket),
+                frames,
+                stream_id,
+                SendMode::Wait,
+            );
             queue.release_queued(bytes);
             batch.clear();
             written?;
@@ -119,20 +129,27 @@ impl Client {
     /// Sends any message on chunk stream `csid` (a Set Chunk Size switches
     /// this client's chunk size).
     pub fn send(&mut self, csid: u32, message: &RawMessage) -> io::Result<()> {
-        self.writer.send(&mut Wire::plain(&self.socket), csid, message.clone())
+        self.writer
+            .send(&mut Wire::plain(&self.socket), csid, message.clone())
     }
 
     pub fn set_chunk_size(&mut self, size: u32) -> io::Result<()> {
         let message = Outgoing::control(Message::SetChunkSize(size));
-        self.writer
-            .send(&mut Wire::plain(&self.socket), message.csid, message.message)
+        self.writer.send(
+            &mut Wire::plain(&self.socket),
+            message.csid,
+            message.message,
+        )
     }
 
     /// Sends a command on NetStream `stream_id` (0: the connection).
     pub fn command(&mut self, stream_id: u32, values: Vec<Value>) -> io::Result<()> {
         let message = Outgoing::command(stream_id, values);
-        self.writer
-            .send(&mut Wire::plain(&self.socket), message.csid, message.message)
+        self.writer.send(
+            &mut Wire::plain(&self.socket),
+            message.csid,
+            message.message,
+        )
     }
 
     /// Sends a video payload (copied into a packet: for tests and tools).
