@@ -3,7 +3,7 @@
 //! requests to the Enhanced RTMP clients that accept them, and closing
 //! them all at shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +26,8 @@ struct Entry {
     kicked: Arc<AtomicBool>,
     /// An RTMP connection whose client accepts reconnect requests.
     reconnects: Option<Arc<Transport>>,
+    /// Its bytes go through TLS (RTMPS).
+    tls: bool,
 }
 
 pub(crate) struct ConnectionTable {
@@ -48,7 +50,7 @@ impl ConnectionTable {
 
     /// Takes a new connection, with a new id and its kicked flag; `None`
     /// (nothing taken) past the maximum.
-    pub fn admit(&self, close: Closer) -> Option<(u64, Arc<AtomicBool>)> {
+    pub fn admit(&self, close: Closer, tls: bool) -> Option<(u64, Arc<AtomicBool>)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kicked = Arc::new(AtomicBool::new(false));
         let mut entries = self.entries.lock();
@@ -59,6 +61,7 @@ impl ConnectionTable {
             close,
             kicked: Arc::clone(&kicked),
             reconnects: None,
+            tls,
         };
         entries.insert(id, entry);
         Some((id, kicked))
@@ -85,6 +88,16 @@ impl ConnectionTable {
             }
             None => false,
         }
+    }
+
+    /// The ids of the connections over TLS.
+    pub fn tls_ids(&self) -> HashSet<u64> {
+        let entries = self.entries.lock();
+        entries
+            .iter()
+            .filter(|(_, e)| e.tls)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Connection `id`'s client accepts reconnect requests, sent on

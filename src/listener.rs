@@ -109,7 +109,7 @@ fn spawn_connection(shared: &Arc<Shared>, socket: TcpStream, tls: bool, refusals
     };
     let transport = Arc::new(transport);
     let closing = Arc::clone(&transport);
-    let Some((id, kicked)) = shared.admit(peer, Box::new(move || closing.shutdown())) else {
+    let Some((id, kicked)) = shared.admit(peer, Box::new(move || closing.shutdown()), tls) else {
         // Dropping the socket closes it.
         refusals.refuse(shared, peer);
         return;

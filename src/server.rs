@@ -71,8 +71,13 @@ pub(crate) struct Shared {
 impl Shared {
     /// Takes a new connection into the table, with a new id and its
     /// kicked flag; `None` (nothing taken) past `-max-connections`.
-    pub(crate) fn admit(&self, peer: SocketAddr, close: Closer) -> Option<(u64, Arc<AtomicBool>)> {
-        let (id, kicked) = self.connections.admit(close)?;
+    pub(crate) fn admit(
+        &self,
+        peer: SocketAddr,
+        close: Closer,
+        tls: bool,
+    ) -> Option<(u64, Arc<AtomicBool>)> {
+        let (id, kicked) = self.connections.admit(close, tls)?;
         log::debug!("conn#{id} {peer} accepted");
         self.events.emit(|| Event::ConnectionAccepted {
             id,
@@ -179,6 +184,11 @@ impl ServerHandle {
                 let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
             }
         }
+    }
+
+    /// The ids of the connections over TLS (RTMPS).
+    pub fn tls_connections(&self) -> std::collections::HashSet<u64> {
+        self.shared.connections.tls_ids()
     }
 
     /// What every part of the running server shares.
@@ -456,7 +466,7 @@ mod tests {
         let transport = Arc::new(Transport::new(socket));
         let (id, _) = shared
             .connections
-            .admit(Box::new(move || transport.shutdown()))
+            .admit(Box::new(move || transport.shutdown()), false)
             .unwrap();
         let worker = Arc::clone(&shared);
         let result = thread::spawn(move || {

@@ -60,7 +60,8 @@ fn ffmpeg_publishes_over_rtmps_and_plays_over_rtmps_and_plain_rtmp() {
     assert!(tool_available("ffmpeg"), "ffmpeg is needed");
     let dir = test_dir("rtmps");
     let (cert, key) = certificate(&dir, "server");
-    let (mut server, rtmp, tls) = start_rtmps(&cert, &key, &[]);
+    let (mut server, rtmp, tls) = start_rtmps(&cert, &key, &["-metrics-addr", "127.0.0.1:0"]);
+    let http = server.metrics_addr();
     let (over_tls, over_plain) = (dir.join("tls.flv"), dir.join("plain.flv"));
     let tls_player = ffmpeg_play_tls(&format!("rtmps://{tls}/live/cam"), &over_tls);
     let plain_player = ffmpeg_play(&format!("rtmp://{rtmp}/live/cam"), &over_plain);
@@ -79,6 +80,19 @@ fn ffmpeg_publishes_over_rtmps_and_plays_over_rtmps_and_plain_rtmp() {
             &format!("rtmps://{tls}/live/cam"),
         ],
     );
+    // The API says which connections are over TLS.
+    let shown = wait_for(Duration::from_secs(10), || {
+        let stream = http_json(http, "/api/streams/live/cam");
+        let mut players: Vec<bool> = stream["subscribers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| p["tls"] == true)
+            .collect();
+        players.sort();
+        stream["publisher"]["tls"] == true && players == [false, true]
+    });
+    assert!(shown, "{}", http_json(http, "/api/streams/live/cam"));
     let published = finish(publisher, Duration::from_secs(30), "the RTMPS publisher");
     assert!(
         published.status.success(),

@@ -4,6 +4,7 @@
 //! no command line, no tokens, no query strings (stream keys never carry
 //! them).
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
@@ -91,6 +92,7 @@ pub fn stream(
     relays: &[RelayStatus],
     recording: Option<RecordingStatus>,
     source: Option<&SourceView>,
+    tls: &HashSet<u64>,
 ) -> Value {
     let media = &s.media;
     let relays: Vec<Value> = relays
@@ -102,6 +104,7 @@ pub fn stream(
         "key": s.key,
         "publisher": s.input.as_ref().map(|p| json!({
             "id": p.id,
+            "tls": tls.contains(&p.id),
             "remote_addr": p.remote_addr.map(|a| a.to_string()),
             "connected_at": rfc3339(p.connected_at),
             "uptime_ms": p.uptime.as_millis() as u64,
@@ -152,6 +155,7 @@ pub fn stream(
         "subscribers": s.players.iter().map(|sub| json!({
             "id": sub.stats.id,
             "protocol": sub.stats.kind.protocol(),
+            "tls": tls.contains(&sub.stats.id),
             "remote_addr": sub.stats.remote_addr.map(|a| a.to_string()),
             "connected_at": rfc3339(sub.stats.connected_at),
             "bytes_sent": sub.stats.bytes_sent,

@@ -221,6 +221,7 @@ impl Endpoint {
                             &snapshot.relays,
                             snapshot.recording(&s.key),
                             snapshot.source(&s.key),
+                            &snapshot.tls,
                         )
                     })
                     .collect();
@@ -234,6 +235,7 @@ impl Endpoint {
                         &self.server.relays(),
                         self.server.recording(&key),
                         self.server.source(&key).as_ref(),
+                        &self.server.tls_connections(),
                     ),
                 ),
                 None => (404, json::error("no such stream")),

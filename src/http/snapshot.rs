@@ -5,6 +5,7 @@
 use crate::record::RecordingStatus;
 use crate::relay::status::RelayStatus;
 use crate::source::board::SourceView;
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
@@ -296,6 +297,8 @@ pub struct Snapshot {
     pub recordings: Vec<(String, RecordingStatus)>,
     /// Each `-source` stream's inputs and choice, by key.
     pub sources: Vec<(String, SourceView)>,
+    /// The connections over TLS (RTMPS).
+    pub tls: HashSet<u64>,
 }
 
 impl Snapshot {
@@ -343,6 +346,7 @@ impl Snapshot {
                 .collect(),
             streams,
             relays: server.relays(),
+            tls: server.tls_connections(),
             sources: server.sources(),
         }
     }

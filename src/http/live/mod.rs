@@ -24,7 +24,7 @@ pub fn open(shared: &Arc<Shared>, request: Request, live: LiveRequest, cors: Opt
         .copied()
         .unwrap_or(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
     // A viewer looks at its kicked flag and the server's shutdown itself.
-    let Some((id, kicked)) = shared.admit(peer, Box::new(|| {})) else {
+    let Some((id, kicked)) = shared.admit(peer, Box::new(|| {}), false) else {
         metrics::add(&shared.metrics.connections_rejected, 1);
         log::debug!(
             "{peer} refused: -max-connections {} reached",
