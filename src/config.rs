@@ -90,6 +90,9 @@ pub struct Config {
     pub api_read_auth: bool,
     /// The RTMPS listener and its certificate (`-tls-*`).
     pub tls: Option<crate::tls::TlsSettings>,
+    /// Relays and pulls to `rtmps://` take any certificate
+    /// (`-tls-insecure-upstream`).
+    pub tls_insecure_upstream: bool,
     /// Where Enhanced RTMP clients asked to reconnect should go
     /// (`-reconnect-url`); `None`: where they are.
     pub reconnect_url: Option<String>,
@@ -139,6 +142,7 @@ impl Default for Config {
             http_cors: Some("*".to_owned()),
             reconnect_url: None,
             tls: None,
+            tls_insecure_upstream: false,
             history_limit: 100,
             log_redact_keys: false,
             relays: RelayTargets::default(),

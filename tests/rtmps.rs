@@ -283,3 +283,89 @@ fn dripping_tls_handshakes_are_closed_at_the_deadline_while_rtmps_works() {
     );
     server.wait_line("handshake timed out");
 }
+
+#[test]
+fn relays_and_pulls_reach_an_rtmps_server_and_check_its_certificate() {
+    assert!(tool_available("ffmpeg"), "ffmpeg is needed");
+    let dir = test_dir("rtmps-upstream");
+    let (cert, key) = certificate(&dir, "edge");
+    let (mut edge, edge_rtmp, edge_tls) = start_rtmps(&cert, &key, &[]);
+    // Relayed over RTMPS to the edge (its certificate is self-signed).
+    let relay_to = format!("rtmps://{edge_tls}/live");
+    let mut origin = ServerProcess::start(&[
+        "-listen",
+        "127.0.0.1:0",
+        "-relay-to",
+        &relay_to,
+        "-tls-insecure-upstream",
+    ]);
+    let origin_rtmp = origin.listen_addr();
+    // Without -tls-insecure-upstream the certificate is refused.
+    let (mut strict, strict_rtmp, strict_http) =
+        ServerProcess::start_with_http(&["-relay-to", &format!("rtmps://{edge_tls}/strict")]);
+    let relayed = dir.join("relayed.flv");
+    let player = ffmpeg_play(&format!("rtmp://{edge_rtmp}/live/cam"), &relayed);
+    edge.wait_line("playing live/cam");
+    let publisher = ffmpeg_encoder(
+        "320x240",
+        440,
+        8,
+        25,
+        &["-f", "flv", &format!("rtmp://{origin_rtmp}/live/cam")],
+    );
+    origin.wait_line("relay of live/cam to rtmps://");
+    // A pull of the edge's stream over RTMPS.
+    let pulled = dir.join("pulled.flv");
+    let source = format!("live/pulled=rtmps://{edge_tls}/live/cam");
+    let mut puller = ServerProcess::start(&[
+        "-listen",
+        "127.0.0.1:0",
+        "-source",
+        &source,
+        "-tls-insecure-upstream",
+    ]);
+    let puller_rtmp = puller.listen_addr();
+    let pull_player = ffmpeg_play(&format!("rtmp://{puller_rtmp}/live/pulled"), &pulled);
+    let mut strict_publisher = ffmpeg_encoder(
+        "320x240",
+        440,
+        20,
+        25,
+        &["-f", "flv", &format!("rtmp://{strict_rtmp}/live/cam")],
+    );
+    // The strict relay says why it cannot reach the edge.
+    let refused = wait_for(Duration::from_secs(10), || {
+        let (_, body) = http_get(strict_http, "/api/streams/live/cam", None);
+        let stream: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        stream["relays"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("certificate"))
+    });
+    let _ = strict_publisher.kill();
+    let _ = strict_publisher.wait();
+    assert!(
+        refused,
+        "the self-signed certificate is refused without -tls-insecure-upstream: {}",
+        http_get(strict_http, "/api/streams/live/cam", None).1
+    );
+    assert!(
+        finish(publisher, Duration::from_secs(30), "the publisher")
+            .status
+            .success()
+    );
+    finish(player, Duration::from_secs(20), "the edge's player");
+    let got = probe(&relayed);
+    assert_eq!(got.codecs, ["aac", "h264"]);
+    assert!(got.video_frames >= 175, "relayed over RTMPS: {got:?}");
+    assert_eq!(decode_errors(&relayed), "");
+    let mut pull_player = pull_player;
+    let _ = pull_player.kill();
+    let _ = pull_player.wait();
+    let pulled_got = probe(&pulled);
+    assert!(
+        pulled_got.video_frames >= 25,
+        "pulled over RTMPS: {pulled_got:?}"
+    );
+    assert!(first_video_frame_is_key(&pulled));
+    let _ = (&mut strict, &mut puller);
+}

@@ -108,6 +108,10 @@ struct Flags {
     #[argh(option)]
     tls_key: Option<String>,
 
+    /// rtmps:// relays and pulls take any certificate, e.g. a LAN camera's self-signed one (default false)
+    #[argh(option, default = "String::from(\"false\")")]
+    tls_insecure_upstream: String,
+
     /// send Enhanced RTMP clients asked to reconnect (SIGUSR1) here (default: where they are)
     #[argh(option)]
     reconnect_url: Option<String>,
@@ -262,6 +266,7 @@ const BOOL_FLAGS: &[&str] = &[
     "api-read-auth",
     "auth-play",
     "record-all",
+    "tls-insecure-upstream",
 ];
 
 /// The environment variable that may hold the API token.
@@ -423,6 +428,7 @@ pub fn parse_with_env(
             cert: flags.tls_cert.as_deref(),
             key: flags.tls_key.as_deref(),
         })?,
+        tls_insecure_upstream: parse_bool("tls-insecure-upstream", &flags.tls_insecure_upstream)?,
         reconnect_url: flags
             .reconnect_url
             .as_deref()

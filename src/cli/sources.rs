@@ -128,7 +128,7 @@ mod tests {
     fn bad_values_name_the_flag() {
         for (list, says) in [
             (&["-source", "live/show"][..], "-source"),
-            (&["-source", "live/show=rtmps://h/live/x"], "-source"),
+            (&["-source", "live/show=ftp://h/live/x"], "-source"),
             (
                 &["-source", "live/a=live/x", "-source", "live/a=live/y"],
                 "-source",

@@ -140,10 +140,7 @@ pub(super) fn parse_duration(flag: &str, value: &str) -> Result<Duration, UsageE
 /// tcUrl (`rtmp://host[:port]/app`, or `rtmps://`). The error never
 /// repeats the value: its query may hold a token.
 pub(super) fn reconnect_url(value: &str) -> Result<String, UsageError> {
-    let plain = value
-        .strip_prefix("rtmps://")
-        .map(|rest| format!("rtmp://{rest}"));
-    crate::protocol::url::RtmpUrl::parse(plain.as_deref().unwrap_or(value))
+    crate::protocol::url::RtmpUrl::parse(value)
         .map(|_| value.to_owned())
         .map_err(|e| {
             UsageError(format!(

@@ -14,10 +14,8 @@ use std::fmt;
 /// Why a string is not a usable RTMP URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    /// Not `rtmp://...`.
+    /// Not `rtmp://...` nor `rtmps://...`.
     Scheme(String),
-    /// `rtmps://`: RTMP over TLS is not built yet.
-    TlsNotSupported,
     MissingHost,
     /// Not a host name or address (an IPv6 address needs brackets).
     BadHost,
@@ -35,9 +33,8 @@ impl fmt::Display for UrlError {
                 write!(f, "not a URL: want rtmp://host[:port]/app")
             }
             UrlError::Scheme(scheme) => {
-                write!(f, "unsupported scheme {scheme:?}: want rtmp://")
+                write!(f, "unsupported scheme {scheme:?}: want rtmp:// or rtmps://")
             }
-            UrlError::TlsNotSupported => write!(f, "rtmps:// is not supported yet: use rtmp://"),
             UrlError::MissingHost => write!(f, "no host in the URL"),
             UrlError::BadHost => write!(
                 f,
@@ -57,6 +54,8 @@ impl std::error::Error for UrlError {}
 /// A parsed `rtmp://` URL.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
+    /// `rtmps://`: RTMP over TLS.
+    pub tls: bool,
     /// Host name or address (an IPv6 address without its brackets).
     pub host: String,
     pub port: u16,
@@ -71,6 +70,8 @@ pub struct RtmpUrl {
 }
 
 pub const DEFAULT_PORT: u16 = 1935;
+/// The port of `rtmps://` without one (as ffmpeg and the services use).
+pub const DEFAULT_TLS_PORT: u16 = 443;
 
 impl RtmpUrl {
     pub fn parse(url: &str) -> Result<RtmpUrl, UrlError> {
@@ -78,11 +79,11 @@ impl RtmpUrl {
             .split_once("://")
             // Without a scheme nothing is repeated: it may be a stream key.
             .ok_or(UrlError::Scheme(String::new()))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "rtmp" => {}
-            "rtmps" => return Err(UrlError::TlsNotSupported),
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => false,
+            "rtmps" => true,
             other => return Err(UrlError::Scheme(other.to_owned())),
-        }
+        };
         // The authority ends at the path or, without one, at the query.
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
@@ -113,8 +114,9 @@ impl RtmpUrl {
             None => (path.to_owned(), None, query),
         };
         Ok(RtmpUrl {
+            tls,
             host: host.to_owned(),
-            port: port.unwrap_or(DEFAULT_PORT),
+            port: port.unwrap_or(if tls { DEFAULT_TLS_PORT } else { DEFAULT_PORT }),
             explicit_port: port.is_some(),
             app,
             app_query,
@@ -133,7 +135,24 @@ impl RtmpUrl {
 
     /// The URL without the stream name, as `connect`'s `tcUrl`.
     pub fn tc_url(&self) -> String {
-        format!("rtmp://{}/{}", self.authority(), self.connect_app())
+        format!(
+            "{}://{}/{}",
+            self.scheme(),
+            self.authority(),
+            self.connect_app()
+        )
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls { "rtmps" } else { "rtmp" }
+    }
+
+    fn default_port(&self) -> u16 {
+        if self.tls {
+            DEFAULT_TLS_PORT
+        } else {
+            DEFAULT_PORT
+        }
     }
 
     /// `host:port` for connecting (IPv6 in brackets).
@@ -143,7 +162,7 @@ impl RtmpUrl {
         } else {
             self.host.clone()
         };
-        if self.explicit_port || self.port != DEFAULT_PORT {
+        if self.explicit_port || self.port != self.default_port() {
             format!("{host}:{}", self.port)
         } else {
             host
@@ -153,7 +172,7 @@ impl RtmpUrl {
     /// The whole URL but its query (the API shows a pulled source so):
     /// `rtmp://host[:port]/app/name`.
     pub fn without_query(&self) -> String {
-        let mut shown = format!("rtmp://{}/{}", self.authority(), self.app);
+        let mut shown = format!("{}://{}/{}", self.scheme(), self.authority(), self.app);
         if let Some(name) = &self.name {
             shown.push('/');
             shown.push_str(name.split('?').next().unwrap_or_default());
@@ -174,7 +193,7 @@ impl RtmpUrl {
 impl fmt::Display for RtmpUrl {
     /// `rtmp://host[:port]/app/abc***`: no query, the name cut short.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rtmp://{}/{}", self.authority(), self.app)?;
+        write!(f, "{}://{}/{}", self.scheme(), self.authority(), self.app)?;
         if let Some(name) = &self.name {
             let name = name.split('?').next().unwrap_or_default();
             write!(f, "/{}", redact_name(name))?;
@@ -286,10 +305,22 @@ mod tests {
     }
 
     #[test]
+    fn rtmps_urls_default_to_port_443_and_keep_their_scheme() {
+        let url = RtmpUrl::parse("rtmps://live-api-s.facebook.com/rtmp/KEY?s=1").unwrap();
+        assert!(url.tls);
+        assert_eq!(url.port, 443);
+        assert_eq!(url.tc_url(), "rtmps://live-api-s.facebook.com/rtmp");
+        assert_eq!(url.to_string(), "rtmps://live-api-s.facebook.com/rtmp/***");
+        let own = RtmpUrl::parse("RTMPS://host:1936/live/cam").unwrap();
+        assert_eq!((own.tls, own.port), (true, 1936));
+        assert_eq!(own.without_query(), "rtmps://host:1936/live/cam");
+        assert!(!RtmpUrl::parse("rtmp://host/live/cam").unwrap().tls);
+    }
+
+    #[test]
     fn bad_urls_say_why() {
         for (url, error) in [
             ("http://host/live/x", UrlError::Scheme("http".into())),
-            ("rtmps://host/live/x", UrlError::TlsNotSupported),
             ("rtmp:///live/x", UrlError::MissingHost),
             ("rtmp://host", UrlError::MissingApp),
             ("rtmp://host/", UrlError::MissingApp),

@@ -151,7 +151,11 @@ impl Relay {
     /// Connects and publishes, unless the relay was stopped meanwhile (a
     /// relay of an ended session must not publish into the next one).
     fn connect(&self) -> Result<Option<Client>, ClientError> {
-        let mut client = Client::connect(&self.url, &ClientOptions::default())?;
+        let options = ClientOptions {
+            verify_tls: !self.shared.config.tls_insecure_upstream,
+            ..ClientOptions::default()
+        };
+        let mut client = Client::connect(&self.url, &options)?;
         if self.stopped() {
             return Ok(None);
         }

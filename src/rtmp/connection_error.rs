@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::sync::atomic::AtomicU64;
 
-use super::transport::TlsFailure;
+use super::tls_stream::TlsFailure;
 use crate::hub::history::EndReason;
 use crate::hub::input::IngestError;
 use crate::metrics::Metrics;

@@ -8,6 +8,7 @@ mod connection_error;
 pub mod player;
 mod requests;
 pub mod socket;
+pub mod tls_stream;
 pub mod transport;
 pub mod wire;
 pub mod writer;

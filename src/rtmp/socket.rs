@@ -1,9 +1,10 @@
 //! Reading a connection's socket without waiting, a bounded amount at a
-//! time: what a peer has sent is taken in pieces of at most
+//! time (through `read`, which may decrypt TLS): what a peer has sent is
+//! taken in pieces of at most
 //! [`READ_AVAILABLE_LIMIT`] bytes, decoded and answered, before more is
 //! read, so a peer flooding a connection cannot make us hold its flood.
 
-use std::io::{self, Read};
+use std::io;
 use std::net::TcpStream;
 
 /// Most bytes one call to [`read_available`] takes.
@@ -16,6 +17,7 @@ pub fn read_available(
     socket: &TcpStream,
     buffer: &mut [u8],
     limit: usize,
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
     mut take: impl FnMut(&[u8]),
 ) -> io::Result<usize> {
     socket.set_nonblocking(true)?;
@@ -28,7 +30,7 @@ pub fn read_available(
         let Some(piece) = buffer.get_mut(..room) else {
             break Ok(());
         };
-        match (&*socket).read(piece) {
+        match read(piece) {
             Ok(0) => break Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => {
                 total += n;
@@ -50,7 +52,7 @@ pub fn read_available(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     #[test]
@@ -61,19 +63,34 @@ mod tests {
         let mut buffer = [0u8; 1000];
         let mut taken = Vec::new();
         assert_eq!(
-            read_available(&socket, &mut buffer, 10_000, |b| taken.extend_from_slice(b)).unwrap(),
+            read_available(
+                &socket,
+                &mut buffer,
+                10_000,
+                |b| (&socket).read(b),
+                |b| taken.extend_from_slice(b)
+            )
+            .unwrap(),
             0
         );
         peer.write_all(&[7; 25_000]).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let n =
-            read_available(&socket, &mut buffer, 10_000, |b| taken.extend_from_slice(b)).unwrap();
+        let n = read_available(
+            &socket,
+            &mut buffer,
+            10_000,
+            |b| (&socket).read(b),
+            |b| taken.extend_from_slice(b),
+        )
+        .unwrap();
         assert_eq!((n, taken.len()), (10_000, 10_000));
-        let rest = read_available(&socket, &mut buffer, 100_000, |_| {}).unwrap();
+        let rest =
+            read_available(&socket, &mut buffer, 100_000, |b| (&socket).read(b), |_| {}).unwrap();
         assert_eq!(rest, 15_000);
         drop(peer);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let closed = read_available(&socket, &mut buffer, 10, |_| {}).unwrap_err();
+        let closed =
+            read_available(&socket, &mut buffer, 10, |b| (&socket).read(b), |_| {}).unwrap_err();
         assert_eq!(closed.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -22,11 +22,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::wire::{TLS_BUFFER_LIMIT, Wire};
+use super::tls_stream::{TLS_READ_SIZE, TlsStream};
+use super::wire::Wire;
 use super::writer::{ChunkWriter, Frame, SendMode};
-
-/// Ciphertext read from the socket at a time (a TLS record at most).
-const TLS_READ_SIZE: usize = 16 * 1024 + 256;
 
 pub struct Transport {
     socket: TcpStream,
@@ -38,16 +36,7 @@ pub struct Transport {
 /// The sending half, and TLS (both directions) for an RTMPS connection.
 pub struct Sending {
     writer: ChunkWriter,
-    tls: Option<Tls>,
-}
-
-struct Tls {
-    connection: rustls::Connection,
-    /// Plaintext decrypted and not yet read.
-    plaintext: Vec<u8>,
-    taken: usize,
-    /// The peer ended TLS (`close_notify`).
-    closed: bool,
+    tls: Option<TlsStream>,
 }
 
 /// The sending half of a transport, held.
@@ -60,7 +49,7 @@ impl SendingGuard<'_> {
     /// The chunk writer and the way out it writes to.
     pub fn parts(&mut self) -> (&mut ChunkWriter, Wire<'_>) {
         let Sending { writer, tls } = &mut *self.guard;
-        let wire = Wire::new(self.socket, tls.as_mut().map(|t| &mut t.connection));
+        let wire = Wire::new(self.socket, tls.as_mut().map(TlsStream::connection));
         (writer, wire)
     }
 }
@@ -80,19 +69,12 @@ impl Transport {
     /// A transport whose bytes go through TLS (RTMPS): `connection`'s
     /// handshake runs as the first bytes are read.
     pub fn with_tls(socket: TcpStream, connection: impl Into<rustls::Connection>) -> Transport {
-        let mut connection = connection.into();
-        connection.set_buffer_limit(Some(TLS_BUFFER_LIMIT));
         Transport {
             socket,
             tls: true,
             sending: Mutex::new(Sending {
                 writer: ChunkWriter::default(),
-                tls: Some(Tls {
-                    connection,
-                    plaintext: Vec::new(),
-                    taken: 0,
-                    closed: false,
-                }),
+                tls: Some(TlsStream::new(connection)),
             }),
         }
     }
@@ -122,25 +104,7 @@ impl Transport {
         let Some(tls) = sending.tls.as_mut() else {
             return Ok(0);
         };
-        let mut input = &ciphertext[..n];
-        while !input.is_empty() {
-            tls.connection.read_tls(&mut input)?;
-            let state = tls
-                .connection
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, TlsFailure(e)))?;
-            let mut more = vec![0u8; state.plaintext_bytes_to_read()];
-            io::Read::read_exact(&mut tls.connection.reader(), &mut more)?;
-            if tls.taken == tls.plaintext.len() {
-                tls.plaintext.clear();
-                tls.taken = 0;
-            }
-            tls.plaintext.extend_from_slice(&more);
-            tls.closed |= state.peer_has_closed();
-        }
-        // Handshake messages and alerts go out now.
-        let socket = &self.socket;
-        Wire::new(socket, Some(&mut tls.connection)).flush_pending(true)?;
+        tls.feed(&ciphertext[..n], &self.socket)?;
         drop(sending);
         match self.take_plaintext(buffer) {
             Some(n) => Ok(n),
@@ -151,16 +115,7 @@ impl Transport {
     /// Plaintext already decrypted, if this is TLS and there is some:
     /// `Some(0)` once the peer closed TLS (`close_notify`).
     fn take_plaintext(&self, buffer: &mut [u8]) -> Option<usize> {
-        let mut sending = self.sending.lock();
-        let tls = sending.tls.as_mut()?;
-        let waiting = tls.plaintext.get(tls.taken..).unwrap_or_default();
-        if waiting.is_empty() {
-            return tls.closed.then_some(0);
-        }
-        let n = waiting.len().min(buffer.len());
-        buffer[..n].copy_from_slice(&waiting[..n]);
-        tls.taken += n;
-        Some(n)
+        self.sending.lock().tls.as_mut()?.take(buffer)
     }
 
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -220,16 +175,3 @@ impl Transport {
         let _ = self.socket.shutdown(Shutdown::Both);
     }
 }
-
-/// Why TLS failed: what rustls said (a peer speaking plain RTMP to the
-/// RTMPS port gets "received corrupt message").
-#[derive(Debug)]
-pub struct TlsFailure(pub rustls::Error);
-
-impl std::fmt::Display for TlsFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TLS: {}", self.0)
-    }
-}
-
-impl std::error::Error for TlsFailure {}

@@ -340,6 +340,7 @@ impl Feed {
             metrics: Arc::clone(&shared.metrics),
             input_timeout: shared.config.sources.input_timeout,
             max_message_size: shared.config.max_message_size,
+            verify_tls: !shared.config.tls_insecure_upstream,
             source: source.to_owned(),
             slot,
         };

@@ -107,6 +107,9 @@ pub struct Pull {
     pub metrics: Arc<Metrics>,
     pub input_timeout: Duration,
     pub max_message_size: usize,
+    /// Check an `rtmps://` upstream's certificate (not with
+    /// `-tls-insecure-upstream`).
+    pub verify_tls: bool,
     /// The source's stream, for logs.
     pub source: String,
     /// Its place among `-max-pulls`, given back when the thread ends.
@@ -171,6 +174,7 @@ impl Pull {
             connect_timeout: REQUEST_TIMEOUT,
             read_timeout: REQUEST_TIMEOUT,
             max_message_size: self.max_message_size,
+            verify_tls: self.verify_tls,
             ..ClientOptions::default()
         };
         let mut client = Client::connect(&self.url, &options)?;

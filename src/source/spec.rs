@@ -202,7 +202,6 @@ mod tests {
             ("live/show=live/show", "its own input"),
             ("live/show=live/a,live/a", "listed twice"),
             ("live/show=rtmp://host/live", "names no stream"),
-            ("live/show=rtmps://host/live/a", "rtmps"),
             ("live/show=http://host/live/a", "scheme"),
             ("live/show?x=1=live/a", "no ?query"),
         ] {

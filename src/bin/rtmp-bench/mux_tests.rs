@@ -99,6 +99,7 @@ fn carries_over_the_set_up_state_records_media_answers_and_notes_a_close() {
         socket: Arc::new(client),
         session: Some(session),
         pending,
+        tls: None,
     };
     let log = PlayerLog {
         connect_started: Some(Instant::now()),

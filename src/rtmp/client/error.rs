@@ -6,6 +6,7 @@ use std::io;
 use crate::protocol::handshake::HandshakeError;
 use crate::protocol::session::SessionError;
 use crate::protocol::url::UrlError;
+use crate::rtmp::tls_stream::TlsFailure;
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -23,6 +24,9 @@ pub enum ClientError {
     },
     /// The server closed the connection.
     Closed,
+    /// TLS could not be set up or failed (`rtmps://`): a certificate not
+    /// trusted, say.
+    Tls(String),
 }
 
 impl fmt::Display for ClientError {
@@ -40,6 +44,7 @@ impl fmt::Display for ClientError {
                 write!(f, "refused: {code} ({description})")
             }
             ClientError::Closed => write!(f, "connection closed"),
+            ClientError::Tls(why) => write!(f, "TLS: {why}"),
         }
     }
 }
@@ -48,7 +53,10 @@ impl std::error::Error for ClientError {}
 
 impl From<io::Error> for ClientError {
     fn from(e: io::Error) -> Self {
-        ClientError::Io(e)
+        match e.get_ref().and_then(|e| e.downcast_ref::<TlsFailure>()) {
+            Some(TlsFailure(tls)) => ClientError::Tls(tls.to_string()),
+            None => ClientError::Io(e),
+        }
     }
 }
 

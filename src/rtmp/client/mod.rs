@@ -7,15 +7,16 @@
 //! an error status. [`Client::publish_output`] publishes a stream's output
 //! queue (bounded, like every output's) until the stream ends.
 
-use crate::rtmp::wire::Wire;
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::socket::{READ_AVAILABLE_LIMIT, read_available};
+use super::tls_stream::{TLS_READ_SIZE, TlsStream};
+use super::wire::Wire;
 use super::writer::{ChunkWriter, Frame, SendMode};
 use crate::protocol::chunk_decoder::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::protocol::handshake::ClientHandshake;
@@ -49,6 +50,9 @@ pub struct ClientOptions {
     /// Enhanced RTMP v2 `capsEx` to declare in `connect` (`Some(1)`: it
     /// reconnects when asked to); `None` declares nothing.
     pub caps_ex: Option<u32>,
+    /// `rtmps://`: check the server's certificate against the system's
+    /// roots (`false`: `-tls-insecure-upstream`).
+    pub verify_tls: bool,
 }
 
 impl Default for ClientOptions {
@@ -65,6 +69,7 @@ impl Default for ClientOptions {
             ),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             caps_ex: None,
+            verify_tls: true,
         }
     }
 }
@@ -83,6 +88,7 @@ pub enum PublishEnd {
 mod error;
 pub mod retry;
 mod send;
+mod tls;
 
 pub use error::ClientError;
 
@@ -96,11 +102,15 @@ pub struct ClientParts {
     /// Messages received while waiting for a reply and not read yet, in
     /// order (they were read before anything the session still holds).
     pub pending: VecDeque<Incoming>,
+    /// `rtmps://`: the TLS the connection's bytes go through.
+    pub tls: Option<TlsStream>,
 }
 
 pub struct Client {
     socket: Arc<TcpStream>,
     writer: ChunkWriter,
+    /// `rtmps://`: the TLS both directions go through.
+    tls: Option<TlsStream>,
     session: Option<ClientSession>,
     options: ClientOptions,
     read_buffer: Vec<u8>,
@@ -132,6 +142,34 @@ impl Deadline {
         }
         Ok(left)
     }
+}
+
+/// A client's way out: the socket, through TLS if it has it.
+fn wire<'a>(socket: &'a TcpStream, tls: &'a mut Option<TlsStream>) -> Wire<'a> {
+    Wire::new(socket, tls.as_mut().map(TlsStream::connection))
+}
+
+/// One read of plaintext from the server; through TLS, `Interrupted` when
+/// what was read decrypts to none yet (the caller reads again).
+fn read_some(
+    socket: &TcpStream,
+    tls: &mut Option<TlsStream>,
+    buffer: &mut [u8],
+) -> io::Result<usize> {
+    let Some(tls) = tls else {
+        return (&*socket).read(buffer);
+    };
+    if let Some(n) = tls.take(buffer) {
+        return Ok(n);
+    }
+    let mut ciphertext = vec![0u8; TLS_READ_SIZE];
+    let n = (&*socket).read(&mut ciphertext)?;
+    if n == 0 {
+        return Ok(0);
+    }
+    tls.feed(ciphertext.get(..n).unwrap_or_default(), socket)?;
+    tls.take(buffer)
+        .ok_or_else(|| io::ErrorKind::Interrupted.into())
 }
 
 /// The addresses of `host`, resolved within `timeout` (a DNS lookup that
@@ -182,7 +220,7 @@ impl Client {
     /// answered; no reply counts as a failure.
     pub fn handshake(addr: SocketAddr, options: &ClientOptions) -> Result<Client, ClientError> {
         let socket = TcpStream::connect_timeout(&addr, options.connect_timeout)?;
-        let mut client = Client::handshake_on(socket, options)?;
+        let mut client = Client::handshake_on(socket, None, options)?;
         let mut session = ClientSession::passive(options.max_message_size);
         session.feed(&std::mem::take(&mut client.early));
         client.session = Some(session);
@@ -196,7 +234,16 @@ impl Client {
         let mut last_error = None;
         for addr in resolve(&url.host, url.port, options.connect_timeout)? {
             match TcpStream::connect_timeout(&addr, deadline.left()?) {
-                Ok(socket) => return Client::handshake_on(socket, options),
+                Ok(socket) => {
+                    let tls = match url.tls {
+                        true => Some(TlsStream::new(tls::connection(
+                            &url.host,
+                            options.verify_tls,
+                        )?)),
+                        false => None,
+                    };
+                    return Client::handshake_on(socket, tls, options);
+                }
                 Err(e) => last_error = Some(e),
             }
         }
@@ -207,17 +254,24 @@ impl Client {
     }
 
     /// The handshake, done within `read_timeout` in all.
-    fn handshake_on(socket: TcpStream, options: &ClientOptions) -> Result<Client, ClientError> {
+    fn handshake_on(
+        socket: TcpStream,
+        mut tls: Option<TlsStream>,
+        options: &ClientOptions,
+    ) -> Result<Client, ClientError> {
         let deadline = Deadline::after(options.read_timeout);
         socket.set_write_timeout(Some(options.write_timeout))?;
         socket.set_nodelay(true)?;
         let mut handshake = ClientHandshake::new(options.digest_handshake);
-        (&socket).write_all(&handshake.take_output())?;
+        wire(&socket, &mut tls).send_all(&mut [IoSlice::new(&handshake.take_output())])?;
         let mut buffer = vec![0u8; 64 * 1024];
         let mut early = Vec::new();
         while !handshake.is_done() {
             socket.set_read_timeout(Some(deadline.left()?))?;
-            let n = (&socket).read(&mut buffer)?;
+            let n = match read_some(&socket, &mut tls, &mut buffer) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => read?,
+            };
             let read = buffer.get(..n).unwrap_or_default();
             if read.is_empty() {
                 return Err(ClientError::Closed);
@@ -225,11 +279,12 @@ impl Client {
             let used = handshake.feed(read)?;
             early.extend_from_slice(read.get(used..).unwrap_or_default());
         }
-        (&socket).write_all(&handshake.take_output())?;
+        wire(&socket, &mut tls).send_all(&mut [IoSlice::new(&handshake.take_output())])?;
         socket.set_read_timeout(Some(options.read_timeout))?;
         let socket = Arc::new(socket);
         Ok(Client {
             writer: ChunkWriter::default(),
+            tls,
             socket,
             session: None,
             options: options.clone(),
@@ -266,6 +321,7 @@ impl Client {
             socket: self.socket,
             session: self.session,
             pending: self.pending,
+            tls: self.tls,
         }
     }
 
@@ -287,8 +343,12 @@ impl Client {
         };
         let frames: Vec<Frame<'static>> = session.take_outgoing().map(Frame::from).collect();
         if !frames.is_empty() {
-            self.writer
-                .write_frames(&mut Wire::plain(&self.socket), frames, 0, SendMode::Wait)?;
+            self.writer.write_frames(
+                &mut wire(&self.socket, &mut self.tls),
+                frames,
+                0,
+                SendMode::Wait,
+            )?;
         }
         Ok(())
     }
@@ -383,7 +443,10 @@ impl Client {
                 self.socket.set_read_timeout(timeout)?;
                 self.read_timeout = timeout;
             }
-            let n = (&*self.socket).read(&mut self.read_buffer)?;
+            let n = match read_some(&self.socket, &mut self.tls, &mut self.read_buffer) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                read => read?,
+            };
             if n == 0 {
                 return Err(ClientError::Closed);
             }
@@ -406,12 +469,14 @@ impl Client {
             socket,
             session,
             read_buffer,
+            tls,
             ..
         } = self;
         let Some(session) = session.as_mut() else {
             return Ok(());
         };
-        read_available(socket, read_buffer, READ_AVAILABLE_LIMIT, |bytes| {
+        let read = |buffer: &mut [u8]| read_some(socket, tls, buffer);
+        read_available(socket, read_buffer, READ_AVAILABLE_LIMIT, read, |bytes| {
             session.feed(bytes)
         })
         .map_err(|e| match e.kind() {

@@ -2,8 +2,7 @@
 //! copied; metadata with its `@setDataFrame` back), a stream's output queue
 //! in batches, and, for tests and tools, raw messages and payloads.
 
-use crate::rtmp::wire::Wire;
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -46,7 +45,7 @@ impl Client {
         let stream_id = self.stream_id();
         let frame = Client::frame_for(packet, stream_id);
         Ok(self.writer.write_frames(
-            &mut Wire::plain(&self.socket),
+            &mut super::wire(&self.socket, &mut self.tls),
             [frame],
             stream_id,
             SendMode::Wait,
@@ -67,7 +66,7 @@ impl Client {
         let stream_id = self.stream_id();
         let frames = catch_up.iter().map(|p| Client::frame_for(p, stream_id));
         self.writer.write_frames(
-            &mut Wire::plain(&self.socket),
+            &mut super::wire(&self.socket, &mut self.tls),
             frames,
             stream_id,
             SendMode::Wait,
@@ -101,7 +100,7 @@ impl Client {
             let last = packets.clone().next_back().map(|p| p.timestamp);
             let frames = packets.map(|p| Client::frame_for(p, stream_id));
             let written = self.writer.write_frames(
-                &mut Wire::plain(&self.socket),
+                &mut super::wire(&self.socket, &mut self.tls),
                 frames,
                 stream_id,
                 SendMode::Wait,
@@ -123,20 +122,23 @@ impl Client {
 
     /// Writes raw bytes (for protocol tests).
     pub fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (&*self.socket).write_all(bytes)
+        super::wire(&self.socket, &mut self.tls).send_all(&mut [io::IoSlice::new(bytes)])
     }
 
     /// Sends any message on chunk stream `csid` (a Set Chunk Size switches
     /// this client's chunk size).
     pub fn send(&mut self, csid: u32, message: &RawMessage) -> io::Result<()> {
-        self.writer
-            .send(&mut Wire::plain(&self.socket), csid, message.clone())
+        self.writer.send(
+            &mut super::wire(&self.socket, &mut self.tls),
+            csid,
+            message.clone(),
+        )
     }
 
     pub fn set_chunk_size(&mut self, size: u32) -> io::Result<()> {
         let message = Outgoing::control(Message::SetChunkSize(size));
         self.writer.send(
-            &mut Wire::plain(&self.socket),
+            &mut super::wire(&self.socket, &mut self.tls),
             message.csid,
             message.message,
         )
@@ -146,7 +148,7 @@ impl Client {
     pub fn command(&mut self, stream_id: u32, values: Vec<Value>) -> io::Result<()> {
         let message = Outgoing::command(stream_id, values);
         self.writer.send(
-            &mut Wire::plain(&self.socket),
+            &mut super::wire(&self.socket, &mut self.tls),
             message.csid,
             message.message,
         )
