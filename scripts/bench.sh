@@ -27,6 +27,10 @@
 #                         delay/CPU trade; empty skips it)
 #   MBPS=N                the publisher's video bitrate in Mbps (default
 #                         2; each bitrate's FLV is made once and cached)
+#   RTMPS=1               also runs our server with its players and
+#                         publisher over RTMPS (-tls-listen, a self-signed
+#                         certificate made once), labelled "ours rtmps",
+#                         and reports it against ours over plain RTMP
 #   CARGO_TARGET_DIR      where the binaries are built (default target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +44,7 @@ idle=${IDLE:-1000}
 ours_flags=${OURS_FLAGS:-}
 ours_also=${OURS_ALSO--write-coalesce 0}
 mbps=${MBPS:-2}
+rtmps=${RTMPS:-}
 case $mbps in
   '' | *[!0-9]*) echo "MBPS: want a whole number of Mbps" >&2; exit 2 ;;
 esac
@@ -95,6 +100,15 @@ worker_connections=$((connections > 4096 ? connections : 4096))
 results="$work/results-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 ours_port=19351
 nginx_port=19352
+tls_port=19353
+tls_flags=()
+if [ -n "$rtmps" ]; then
+  if [ ! -s "$work/bench.key" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
+      -keyout "$work/bench.key" -out "$work/bench.crt" 2>/dev/null
+  fi
+  tls_flags=(-tls-listen "127.0.0.1:$tls_port" -tls-cert "$work/bench.crt" -tls-key "$work/bench.key")
+fi
 nginx_dir=$(mktemp -d)
 cat > "$nginx_dir/nginx.conf" <<CONF
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
@@ -136,7 +150,11 @@ wait_port() {
 start_server() { # label
   if [ "${1%% *}" = ours ]; then
     local extra=""
-    [ "$1" = ours ] || extra=$ours_also
+    case $1 in
+      ours) ;;
+      "ours rtmps") extra="${tls_flags[*]}" ;;
+      *) extra=$ours_also ;;
+    esac
     # shellcheck disable=SC2086 # flags are words
     "$bin/rtmp-server" -listen "127.0.0.1:$ours_port" -log-level warn "${conn_flags[@]}" $ours_flags $extra &
     server_pid=$!
@@ -152,9 +170,17 @@ port_of() { # label
   if [ "${1%% *}" = ours ]; then echo $ours_port; else echo $nginx_port; fi
 }
 
+url_of() { # label
+  if [ "$1" = "ours rtmps" ]; then
+    echo "rtmps://127.0.0.1:$tls_port"
+  else
+    echo "rtmp://127.0.0.1:$(port_of "$1")"
+  fi
+}
+
 bench() { # label players mode
   start_server "$1"
-  "$bin/rtmp-bench" run --label "$1" --url "rtmp://127.0.0.1:$(port_of "$1")/live/bench" \
+  "$bin/rtmp-bench" run --label "$1" --url "$(url_of "$1")/live/bench" \
     --flv "$flv" --players "$2" --client-mode "$3" --client-threads "$client_threads" \
     --window "$window" --server-pid "$server_pid" | tee -a "$results"
   stop_server
@@ -170,6 +196,7 @@ bench_idle() { # label
 command="MBPS=$mbps WINDOW=$window CLIENT_MODES=\"${modes[*]}\" CLIENT_THREADS=$client_threads IDLE=$idle"
 [ -z "$ours_flags" ] || command+=" OURS_FLAGS=\"$ours_flags\""
 command+=" OURS_ALSO=\"$ours_also\""
+[ -z "$rtmps" ] || command+=" RTMPS=$rtmps"
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
 echo "nginx: $(nginx -v 2>&1 | cut -d/ -f2)"
@@ -179,6 +206,7 @@ for n in "${counts[@]}"; do
   for mode in "${modes[@]}"; do
     bench ours "$n" "$mode"
     [ -z "$ours_also" ] || bench "ours $ours_also" "$n" "$mode"
+    [ -z "$rtmps" ] || bench "ours rtmps" "$n" "$mode"
     bench nginx-rtmp "$n" "$mode"
   done
 done
@@ -192,4 +220,9 @@ if [ -n "$ours_also" ]; then
   echo
   echo "With $ours_also:"
   "$bin/rtmp-bench" report "$results" --ours "ours $ours_also" --peer nginx-rtmp | sed -n '/^Ratios/,$p'
+fi
+if [ -n "$rtmps" ]; then
+  echo
+  echo "RTMPS against plain RTMP (ours):"
+  "$bin/rtmp-bench" report "$results" --ours "ours rtmps" --peer ours | sed -n '/^Ratios/,$p'
 fi

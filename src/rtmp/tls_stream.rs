@@ -64,8 +64,9 @@ impl TlsStream {
     }
 
     /// Decrypts `ciphertext` read from `socket`, then sends what the TLS
-    /// handshake (or an alert) answers, waiting for room.
-    pub fn feed(&mut self, mut ciphertext: &[u8], socket: &TcpStream) -> io::Result<()> {
+    /// handshake (or an alert) answers: waiting for room when `wait`, else
+    /// what the socket takes now (the rest goes with the next write).
+    pub fn feed(&mut self, mut ciphertext: &[u8], socket: &TcpStream, wait: bool) -> io::Result<()> {
         while !ciphertext.is_empty() {
             self.connection.read_tls(&mut ciphertext)?;
             let state = self
@@ -82,7 +83,7 @@ impl TlsStream {
             self.closed |= state.peer_has_closed();
         }
         Wire::new(socket, Some(&mut self.connection))
-            .flush_pending(true)
+            .flush_pending(wait)
             .map(drop)
     }
 }

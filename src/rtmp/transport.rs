@@ -104,7 +104,7 @@ impl Transport {
         let Some(tls) = sending.tls.as_mut() else {
             return Ok(0);
         };
-        tls.feed(&ciphertext[..n], &self.socket)?;
+        tls.feed(&ciphertext[..n], &self.socket, true)?;
         drop(sending);
         match self.take_plaintext(buffer) {
             Some(n) => Ok(n),

@@ -25,6 +25,7 @@ use crate::load::{Logs, PlayerLog, player_options};
 use rtmp_server::protocol::session::client::ClientSession;
 use rtmp_server::protocol::url::RtmpUrl;
 use rtmp_server::rtmp::client::{Client, ClientParts};
+use rtmp_server::rtmp::tls_stream::TlsStream;
 use rtmp_server::rtmp::wire::Wire;
 use rtmp_server::rtmp::writer::{ChunkWriter, Frame, SendMode};
 
@@ -184,10 +185,17 @@ fn store(logs: &Logs, index: usize, mut log: PlayerLog, error: Option<String>) {
     }
 }
 
+/// A player's way out: its socket, through TLS if it has it.
+fn wire<'a>(socket: &'a TcpStream, tls: &'a mut Option<TlsStream>) -> Wire<'a> {
+    Wire::new(socket, tls.as_mut().map(TlsStream::connection))
+}
+
 /// One playing connection, driven without blocking.
 struct Player {
     index: usize,
     socket: Arc<TcpStream>,
+    /// `rtmps://`: the TLS its bytes go through.
+    tls: Option<TlsStream>,
     session: ClientSession,
     /// Encodes what the session sends (a fresh encoder starts each chunk
     /// stream with a full header, which any server decodes) and keeps what
@@ -219,6 +227,7 @@ impl Player {
         Ok(Player {
             index,
             socket: parts.socket,
+            tls: parts.tls,
             session,
             writer: ChunkWriter::default(),
             wants_write: false,
@@ -249,7 +258,7 @@ impl Player {
     fn queue_outgoing(&mut self) -> Result<(), String> {
         let frames = self.session.take_outgoing().map(Frame::from);
         self.writer
-            .write_frames(&mut Wire::plain(&self.socket), frames, 0, SendMode::Backlog)
+            .write_frames(&mut wire(&self.socket, &mut self.tls), frames, 0, SendMode::Backlog)
             .map_err(|e| e.to_string())?;
         if self.writer.backlog_len() > MAX_UNSENT {
             return Err("the server reads nothing we send".into());
@@ -257,11 +266,30 @@ impl Player {
         Ok(())
     }
 
+
+    /// One read without waiting: plaintext (decrypted, through TLS);
+    /// `Interrupted` when TLS yielded none yet.
+    fn read_some(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return (&*self.socket).read(buffer);
+        };
+        if let Some(n) = tls.take(buffer) {
+            return Ok(n);
+        }
+        let n = (&*self.socket).read(buffer)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        tls.feed(buffer.get(..n).unwrap_or_default(), &self.socket, false)?;
+        tls.take(buffer)
+            .ok_or_else(|| io::ErrorKind::Interrupted.into())
+    }
+
     /// Reads what is there (up to a bound), decoding as it goes.
     fn read(&mut self, buffer: &mut [u8]) -> Result<(), String> {
         let mut total = 0;
         while total < MAX_READ_PER_EVENT {
-            match (&*self.socket).read(buffer) {
+            match self.read_some(buffer) {
                 Ok(0) => return Err("connection closed by the server".into()),
                 Ok(n) => {
                     let at = Instant::now();
@@ -284,14 +312,15 @@ impl Player {
     /// Writes what is waiting, as much as the socket takes.
     fn write(&mut self) -> Result<(), String> {
         self.writer
-            .flush_backlog(&mut Wire::plain(&self.socket), SendMode::UntilFull)
+            .flush_backlog(&mut wire(&self.socket, &mut self.tls), SendMode::UntilFull)
             .map(drop)
             .map_err(|e| e.to_string())
     }
 
     /// Watches for room to write while bytes wait, and only then.
     fn update_interest(&mut self, poller: &Poller, key: usize) -> Result<(), String> {
-        let wants_write = self.writer.has_backlog();
+        let tls_waits = self.tls.as_mut().is_some_and(|t| t.connection().wants_write());
+        let wants_write = self.writer.has_backlog() || tls_waits;
         if wants_write != self.wants_write {
             poller
                 .modify_with_mode(

@@ -167,7 +167,7 @@ fn read_some(
     if n == 0 {
         return Ok(0);
     }
-    tls.feed(ciphertext.get(..n).unwrap_or_default(), socket)?;
+    tls.feed(ciphertext.get(..n).unwrap_or_default(), socket, true)?;
     tls.take(buffer)
         .ok_or_else(|| io::ErrorKind::Interrupted.into())
 }
