@@ -171,3 +171,134 @@ fn sigusr1_asks_clients_to_reconnect() {
     server.wait_line("asked 1 client(s) to reconnect, to where they are");
     assert!(server.is_alive(), "SIGUSR1 does not stop the server");
 }
+
+/// Whether the first video frame (not a sequence header, nor a command
+/// or metadata frame such as ffmpeg's `colorInfo`) of an FLV file is a
+/// keyframe, read with the server's own FLV and codec parsers.
+fn first_video_frame_is_key(file: &std::path::Path) -> bool {
+    use rtmp_server::media::{codec, flv};
+    let bytes = bytes::Bytes::from(std::fs::read(file).unwrap());
+    flv::parse(&bytes)
+        .unwrap()
+        .iter()
+        .filter(|m| m.type_id == 9)
+        .filter(|m| m.payload.first().is_some_and(|b| (b >> 4) & 0x07 != 5))
+        .filter_map(|m| codec::inspect_video(&m.payload))
+        .find(|info| !info.sequence_header)
+        .is_some_and(|info| info.keyframe)
+}
+
+#[test]
+fn a_modern_ffmpeg_publishes_and_plays_hevc_av1_and_vp9_over_enhanced_rtmp() {
+    let ffmpeg = modern_ffmpeg();
+    let dir = test_dir("enhanced-play");
+    for (name, video, audio, codecs) in [
+        (
+            "hevc",
+            &[
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-x265-params",
+                "log-level=error",
+            ][..],
+            &["-c:a", "aac"][..],
+            ("H265", "AAC"),
+        ),
+        (
+            "av1",
+            &[
+                "-c:v",
+                "libsvtav1",
+                "-preset",
+                "12",
+                "-svtav1-params",
+                "log-level=0",
+            ][..],
+            &["-c:a", "libopus"][..],
+            ("AV1", "Opus"),
+        ),
+        (
+            "vp9",
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ][..],
+            &["-c:a", "libopus"][..],
+            ("VP9", "Opus"),
+        ),
+    ] {
+        let (mut server, rtmp, http) = ServerProcess::start_with_http(&[]);
+        let out = dir.join(format!("{name}.flv"));
+        let player = std::process::Command::new(&ffmpeg)
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-rw_timeout",
+                "20000000",
+                "-i",
+            ])
+            .arg(format!("rtmp://{rtmp}/live/{name}"))
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(&out)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        server.wait_line(&format!("playing live/{name}"));
+        let publisher = modern_encoder(
+            3,
+            video,
+            audio,
+            &["-f", "flv", &format!("rtmp://{rtmp}/live/{name}")],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let shown = wait_for(Duration::from_secs(20), || {
+            let (_, body) = http_get(http, &format!("/api/streams/live/{name}"), None);
+            let s: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            s["video"]["codec"]["name"] == codecs.0 && s["audio"]["codec"]["name"] == codecs.1
+        });
+        assert!(
+            shown,
+            "{name}: {}",
+            http_get(http, &format!("/api/streams/live/{name}"), None).1
+        );
+        let published = finish(publisher, Duration::from_secs(60), "the publisher");
+        assert!(
+            published.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&published.stderr)
+        );
+        let played = finish(player, Duration::from_secs(30), "the player");
+        assert!(
+            played.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&played.stderr)
+        );
+        let mut counts = modern_packet_counts(&out);
+        counts.sort();
+        assert_eq!(counts.len(), 2, "{name}: video and audio played");
+        assert_eq!(
+            counts[0], 75,
+            "{name}: every video frame of 3 s at 25 fps: {counts:?}"
+        );
+        assert!(first_video_frame_is_key(&out), "{name}: keyframe first");
+        assert_eq!(
+            common::probe::decode_errors_with(&ffmpeg, &out),
+            "",
+            "{name}"
+        );
+    }
+}

@@ -66,7 +66,12 @@ impl TlsStream {
     /// Decrypts `ciphertext` read from `socket`, then sends what the TLS
     /// handshake (or an alert) answers: waiting for room when `wait`, else
     /// what the socket takes now (the rest goes with the next write).
-    pub fn feed(&mut self, mut ciphertext: &[u8], socket: &TcpStream, wait: bool) -> io::Result<()> {
+    pub fn feed(
+        &mut self,
+        mut ciphertext: &[u8],
+        socket: &TcpStream,
+        wait: bool,
+    ) -> io::Result<()> {
         while !ciphertext.is_empty() {
             self.connection.read_tls(&mut ciphertext)?;
             let state = self

@@ -258,14 +258,18 @@ impl Player {
     fn queue_outgoing(&mut self) -> Result<(), String> {
         let frames = self.session.take_outgoing().map(Frame::from);
         self.writer
-            .write_frames(&mut wire(&self.socket, &mut self.tls), frames, 0, SendMode::Backlog)
+            .write_frames(
+                &mut wire(&self.socket, &mut self.tls),
+                frames,
+                0,
+                SendMode::Backlog,
+            )
             .map_err(|e| e.to_string())?;
         if self.writer.backlog_len() > MAX_UNSENT {
             return Err("the server reads nothing we send".into());
         }
         Ok(())
     }
-
 
     /// One read without waiting: plaintext (decrypted, through TLS);
     /// `Interrupted` when TLS yielded none yet.
@@ -319,7 +323,10 @@ impl Player {
 
     /// Watches for room to write while bytes wait, and only then.
     fn update_interest(&mut self, poller: &Poller, key: usize) -> Result<(), String> {
-        let tls_waits = self.tls.as_mut().is_some_and(|t| t.connection().wants_write());
+        let tls_waits = self
+            .tls
+            .as_mut()
+            .is_some_and(|t| t.connection().wants_write());
         let wants_write = self.writer.has_backlog() || tls_waits;
         if wants_write != self.wants_write {
             poller
