@@ -369,3 +369,65 @@ fn relays_and_pulls_reach_an_rtmps_server_and_check_its_certificate() {
     assert!(first_video_frame_is_key(&pulled));
     let _ = (&mut strict, &mut puller);
 }
+
+#[test]
+fn an_rtmps_player_that_reads_nothing_is_skipped_then_dropped_while_others_play() {
+    use rtmp_server::rtmp::client::{Client, ClientOptions};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = test_dir("rtmps-slow");
+    let (cert, key) = certificate(&dir, "server");
+    let server = TestServer::with_http(None, |c| {
+        c.write_timeout = Duration::from_secs(2);
+        c.tls = Some(rtmp_server::tls::TlsSettings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            files: rtmp_server::tls::TlsFiles { cert, key },
+        });
+    });
+    let (http, tls) = (server.http.unwrap(), server.tls.unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    // 100 kB frames at 25 fps: 20 Mbps, enough to fill any socket buffer.
+    let sender = publish_paced(
+        publisher(server.addr, "cam"),
+        100_000,
+        Arc::clone(&stop),
+        Arc::default(),
+    );
+    let options = ClientOptions {
+        verify_tls: false,
+        ..test_options()
+    };
+    let url = rtmp_server::protocol::url::RtmpUrl::parse(&format!("rtmps://{tls}/live")).unwrap();
+    let mut reader = Client::connect(&url, &options).unwrap();
+    reader.play("cam").unwrap();
+    let mut stuck = Client::connect(&url, &options).unwrap();
+    stuck.play("cam").unwrap();
+    // The RTMPS player that reads keeps real time while the other reads nothing.
+    read_media(&mut reader, 10).unwrap();
+    let started = Instant::now();
+    read_media(&mut reader, 2 * 125).unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(5600),
+        "125 frames (5 s) took {took:?}"
+    );
+    let dropped = wait_for(Duration::from_secs(15), || {
+        let (_, body) = http_get(http, "/api/streams/live/cam", None);
+        let stream: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        stream["subscribers"]
+            .as_array()
+            .is_some_and(|s| s.len() == 1)
+    });
+    assert!(
+        dropped,
+        "the stuck RTMPS player was dropped at -write-timeout"
+    );
+    assert!(
+        prometheus_value(http, "rtmp_subscriber_drops_total") > 0,
+        "it was skipped first"
+    );
+    read_media(&mut reader, 25).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    drop(sender.join().unwrap());
+    drop(stuck);
+}

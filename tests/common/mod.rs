@@ -24,6 +24,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The HTTP endpoint, when started with [`TestServer::with_http`].
     pub http: Option<SocketAddr>,
+    /// The RTMPS listener, when the config has one.
+    pub tls: Option<SocketAddr>,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -41,11 +43,13 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::bind(config).unwrap();
         let addr = server.local_addr();
+        let tls = server.tls_addr();
         let handle = server.handle();
         let thread = std::thread::spawn(move || server.run().unwrap());
         TestServer {
             addr,
             http: None,
+            tls,
             handle,
             thread: Some(thread),
         }
