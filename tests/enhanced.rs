@@ -193,44 +193,16 @@ fn a_modern_ffmpeg_publishes_and_plays_hevc_av1_and_vp9_over_enhanced_rtmp() {
     let ffmpeg = modern_ffmpeg();
     let dir = test_dir("enhanced-play");
     for (name, video, audio, codecs) in [
-        (
-            "hevc",
-            &[
-                "-c:v",
-                "libx265",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-                "-x265-params",
-                "log-level=error",
-            ][..],
-            &["-c:a", "aac"][..],
-            ("H265", "AAC"),
-        ),
+        ("hevc", HEVC_OPTIONS, &["-c:a", "aac"][..], ("H265", "AAC")),
         (
             "av1",
-            &[
-                "-c:v",
-                "libsvtav1",
-                "-preset",
-                "12",
-                "-svtav1-params",
-                "log-level=0",
-            ][..],
+            AV1_OPTIONS,
             &["-c:a", "libopus"][..],
             ("AV1", "Opus"),
         ),
         (
             "vp9",
-            &[
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-            ][..],
+            VP9_OPTIONS,
             &["-c:a", "libopus"][..],
             ("VP9", "Opus"),
         ),

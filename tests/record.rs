@@ -511,17 +511,14 @@ fn hevc_over_enhanced_rtmp_is_recorded_to_mp4_frame_for_frame() {
     let dir = test_dir("record-hevc");
     let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
     let sent = dir.join("sent.flv");
-    let video = [
-        "-c:v",
-        "libx265",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-x265-params",
-        "log-level=error",
-    ];
-    publish_modern(rtmp, "hevc", &sent, 4, &video, &["-c:a", "aac"]);
+    publish_modern(
+        rtmp,
+        "hevc",
+        &sent,
+        4,
+        common::HEVC_OPTIONS,
+        &["-c:a", "aac"],
+    );
     let line = server.wait_line("recorded live/hevc to ");
     let file = file_in(&line);
     // auto: HEVC over Enhanced RTMP goes to MP4.
@@ -567,30 +564,7 @@ fn publish_modern(
 
 #[test]
 fn av1_and_vp9_with_opus_are_recorded_to_mp4_frame_for_frame() {
-    for (name, video) in [
-        (
-            "av1",
-            &[
-                "-c:v",
-                "libsvtav1",
-                "-preset",
-                "12",
-                "-svtav1-params",
-                "log-level=0",
-            ][..],
-        ),
-        (
-            "vp9",
-            &[
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-            ][..],
-        ),
-    ] {
+    for (name, video) in [("av1", common::AV1_OPTIONS), ("vp9", common::VP9_OPTIONS)] {
         let dir = test_dir(&format!("record-{name}"));
         let (mut server, rtmp, _http) = start(&dir, &["-record-all"]);
         let sent = dir.join("sent.flv");

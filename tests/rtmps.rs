@@ -55,6 +55,25 @@ fn ffmpeg_play_tls(url: &str, out: &Path) -> std::process::Child {
     ffmpeg_play_with(&["-rw_timeout", "10000000", "-tls_verify", "0"], url, out)
 }
 
+/// An ffmpeg player and then 2 s of an ffmpeg publisher over RTMPS on
+/// `live/cam`; the video frames the player wrote to `out`.
+fn rtmps_round_trip(server: &mut ServerProcess, tls: SocketAddr, out: &Path) -> u64 {
+    let url = format!("rtmps://{tls}/live/cam");
+    let player = ffmpeg_play_tls(&url, out);
+    server.wait_line("playing live/cam");
+    let publisher = ffmpeg_encoder(
+        "320x240",
+        440,
+        2,
+        25,
+        &["-tls_verify", "0", "-f", "flv", &url],
+    );
+    let published = finish(publisher, Duration::from_secs(30), "the publisher");
+    assert!(published.status.success());
+    finish(player, Duration::from_secs(20), "the player");
+    probe(out).video_frames
+}
+
 #[test]
 fn ffmpeg_publishes_over_rtmps_and_plays_over_rtmps_and_plain_rtmp() {
     assert!(tool_available("ffmpeg"), "ffmpeg is needed");
@@ -204,29 +223,10 @@ fn sighup_rereads_the_certificate_and_a_bad_one_keeps_the_old() {
     std::fs::write(&key, "not a key").unwrap();
     hup(&server);
     server.wait_line("TLS certificate not reloaded, the old one stays");
-    let out = dir.join("after.flv");
-    let player = ffmpeg_play_tls(&format!("rtmps://{tls}/live/cam"), &out);
-    server.wait_line("playing live/cam");
-    let publisher = ffmpeg_encoder(
-        "320x240",
-        440,
-        2,
-        25,
-        &[
-            "-tls_verify",
-            "0",
-            "-f",
-            "flv",
-            &format!("rtmps://{tls}/live/cam"),
-        ],
+    assert_eq!(
+        rtmps_round_trip(&mut server, tls, &dir.join("after.flv")),
+        50
     );
-    assert!(
-        finish(publisher, Duration::from_secs(30), "the publisher")
-            .status
-            .success()
-    );
-    finish(player, Duration::from_secs(20), "the player");
-    assert_eq!(probe(&out).video_frames, 50);
 }
 
 #[test]
@@ -252,29 +252,8 @@ fn dripping_tls_handshakes_are_closed_at_the_deadline_while_rtmps_works() {
         (started.elapsed(), closed, drips.len())
     });
     // Meanwhile a normal RTMPS publish and play.
-    let out = dir.join("meanwhile.flv");
-    let player = ffmpeg_play_tls(&format!("rtmps://{tls}/live/cam"), &out);
-    server.wait_line("playing live/cam");
-    let publisher = ffmpeg_encoder(
-        "320x240",
-        440,
-        2,
-        25,
-        &[
-            "-tls_verify",
-            "0",
-            "-f",
-            "flv",
-            &format!("rtmps://{tls}/live/cam"),
-        ],
-    );
-    assert!(
-        finish(publisher, Duration::from_secs(30), "the publisher")
-            .status
-            .success()
-    );
-    finish(player, Duration::from_secs(20), "the player");
-    assert_eq!(probe(&out).video_frames, 50, "RTMPS works meanwhile");
+    let frames = rtmps_round_trip(&mut server, tls, &dir.join("meanwhile.flv"));
+    assert_eq!(frames, 50, "RTMPS works meanwhile");
     let (took, _, left) = dripping.join().unwrap();
     assert_eq!(left, 0, "every dripping connection was closed");
     assert!(

@@ -209,35 +209,17 @@ fn publish_modern(url: &str, seconds: u32, video: &[&str], audio: &[&str]) -> st
 #[test]
 fn enhanced_rtmp_codecs_play_where_the_browser_can_and_the_page_says_why_not() {
     let (_server, rtmp, http) = ServerProcess::start_with_http(&[]);
-    let av1 = [
-        "-c:v",
-        "libsvtav1",
-        "-preset",
-        "12",
-        "-svtav1-params",
-        "log-level=0",
-    ];
-    let hevc = [
-        "-c:v",
-        "libx265",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-x265-params",
-        "log-level=error",
-    ];
     let mut encoders = [
         publish_modern(
             &format!("rtmp://{rtmp}/live/av1"),
             60,
-            &av1,
+            AV1_OPTIONS,
             &["-c:a", "libopus"],
         ),
         publish_modern(
             &format!("rtmp://{rtmp}/live/hevc"),
             60,
-            &hevc,
+            HEVC_OPTIONS,
             &["-c:a", "aac"],
         ),
     ];

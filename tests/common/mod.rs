@@ -772,6 +772,35 @@ pub fn ffmpeg_encoder(size: &str, tone: u32, seconds: u32, gop: u32, output: &[&
         .expect("start ffmpeg publisher")
 }
 
+/// Modern ffmpeg's video encoder options for HEVC, AV1 and VP9: fast,
+/// quiet.
+pub const HEVC_OPTIONS: &[&str] = &[
+    "-c:v",
+    "libx265",
+    "-preset",
+    "ultrafast",
+    "-pix_fmt",
+    "yuv420p",
+    "-x265-params",
+    "log-level=error",
+];
+pub const AV1_OPTIONS: &[&str] = &[
+    "-c:v",
+    "libsvtav1",
+    "-preset",
+    "12",
+    "-svtav1-params",
+    "log-level=0",
+];
+pub const VP9_OPTIONS: &[&str] = &[
+    "-c:v",
+    "libvpx-vp9",
+    "-deadline",
+    "realtime",
+    "-cpu-used",
+    "8",
+];
+
 /// A modern ffmpeg (see [`modern_ffmpeg`]) set to publish `seconds` of
 /// paced 320x240 test video at 25 fps (`video`: its codec options, a
 /// keyframe a second) and 48 kHz sine audio (`audio`: its codec options)
